@@ -1,0 +1,55 @@
+# protolib: the study of "How Low Can You Go?" as a Snakemake workflow.
+# The embedded default (config.yaml) runs offline in minutes; `--configfile config/X.yaml`
+# replaces it. All logic lives in the protolib package; rules only name files.
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+from protolib import config as protolib_config
+from protolib import pipeline as pl
+from protolib.models.backbones import feature_key
+from protolib.models.base import detector_uses_features
+
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+# Validated (and defaults filled in) before any job runs; a bad value stops here with a message
+# naming the key.
+protolib_config.validate(config, source=", ".join(workflow.overwrite_configfiles) or "config.yaml")
+
+R = config["results"]
+M_VALUES = config["selection"]["M"]
+METHODS = config["selection"]["methods"]
+RUNS = [(r["dataset"], r["model"]) for r in config["runs"]]
+CLASSES = {dataset: pl.classes(config, dataset) for dataset, _ in RUNS}
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/scores.smk"
+include: "workflow/rules/select.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.table1.output,
+        rules.tables.output,
+        rules.fig2.output,
+
+
+onsuccess:
+    print(
+        f"\nprotolib: done. Summary table: {R}/tables/table1.md (also .csv, .tex); "
+        f"per-class tables: {R}/tables/; figures: {R}/figures/\n"
+    )

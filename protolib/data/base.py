@@ -1,0 +1,80 @@
+"""The in-memory dataset every loader returns, and the loader registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from protolib.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """All images of a dataset, indexed by a global integer id (the row).
+
+    ``images`` is uint8, shape (N, H, W) for grey or (N, H, W, C) for colour; ``labels`` are
+    integer class indices into ``class_names``.
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8:
+            raise TypeError(f"{self.name}: images must be uint8, got {self.images.dtype}")
+        if self.images.ndim not in (3, 4):
+            raise ValueError(f"{self.name}: images must be (N, H, W) or (N, H, W, C), got {self.images.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_index(self, cls: int | str) -> int:
+        """Accept a class by index or by name (as written in config)."""
+        if isinstance(cls, str) and cls in self.class_names:
+            return self.class_names.index(cls)
+        try:
+            idx = int(cls)
+        except ValueError:
+            raise KeyError(f"{self.name}: unknown class {cls!r}; classes: {', '.join(self.class_names)}") from None
+        if not 0 <= idx < len(self.class_names):
+            raise KeyError(f"{self.name}: class {idx} out of range 0..{len(self.class_names) - 1}")
+        return idx
+
+
+Loader = Callable[[dict[str, Any]], ImageDataset]
+DATASETS: Registry[Loader] = Registry("dataset")
+#: class names per registered dataset, known without loading it (the workflow plans from these)
+CLASS_NAMES: dict[str, list[str]] = {}
+
+
+def register_dataset(name: str, class_names: list[str]) -> Callable[[Loader], Loader]:
+    CLASS_NAMES[name] = list(class_names)
+    return DATASETS.register(name)
+
+
+def load_dataset(cfg: dict[str, Any]) -> ImageDataset:
+    """Load a dataset from its config block (``loader`` names the registered loader)."""
+    return DATASETS.get(cfg["loader"])(cfg)
+
+
+def class_list(cfg: dict[str, Any]) -> list[int]:
+    """The normal classes a study runs, as indices (names in config are looked up)."""
+    names = CLASS_NAMES[cfg["loader"]]
+    if cfg.get("classes", "all") == "all":
+        return list(range(len(names)))
+    out = []
+    for c in cfg["classes"]:
+        if isinstance(c, str) and c in names:
+            out.append(names.index(c))
+        elif isinstance(c, int) and 0 <= c < len(names):
+            out.append(c)
+        else:
+            raise KeyError(f"{cfg['loader']}: unknown class {c!r}; classes: {', '.join(names)} (or 0..{len(names) - 1})")
+    return out

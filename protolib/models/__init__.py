@@ -1,0 +1,15 @@
+"""Detectors (by registered name) and the frozen backbones that embed images for them."""
+
+from protolib.models.backbones import BACKBONES, backbone_names, make_backbone
+from protolib.models.base import DETECTORS, Detector, FrozenFeatureDetector, make_detector
+from protolib.models import knn as _knn  # noqa: F401  (registers "knn")
+
+__all__ = [
+    "BACKBONES",
+    "DETECTORS",
+    "Detector",
+    "FrozenFeatureDetector",
+    "backbone_names",
+    "make_backbone",
+    "make_detector",
+]

@@ -1,0 +1,169 @@
+"""Frozen feature extractors: raw pixels, or a torchvision ResNet's pooled features.
+
+Weights: ``imagenet`` uses torchvision's own download and cache (``~/.cache/torch``), a path
+loads a local state_dict, ``none`` keeps random initialisation (tests; numbers made so are
+labelled as such). torch is imported lazily so that the pixel path stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from protolib.registry import Registry
+
+BackboneFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
+BACKBONES: Registry[BackboneFactory] = Registry("backbone")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def backbone_names() -> list[str]:
+    return BACKBONES.names()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks the GPU that is visible (the one SLURM granted), else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def feature_key(model_cfg: dict[str, Any]) -> str:
+    """A file-name-safe key of everything that determines the features (the cache key)."""
+    backbone = model_cfg.get("backbone", "pixels")
+    if backbone == "pixels":
+        return "pixels"
+    weights = model_cfg.get("weights", "none")
+    if weights not in ("none", "imagenet"):
+        weights = "file-" + hashlib.sha256(str(Path(weights).expanduser().resolve()).encode()).hexdigest()[:10]
+    size = model_cfg.get("image_size", 224)
+    return f"{backbone}-{weights}-{size}"
+
+
+@BACKBONES.register("pixels")
+def pixels(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    def embed(images: np.ndarray) -> np.ndarray:
+        return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+    return embed
+
+
+_TORCHVISION_RESNETS = {
+    "resnet18": "ResNet18_Weights",
+    "resnet50": "ResNet50_Weights",
+    "resnet152": "ResNet152_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights",
+}
+
+
+def load_resnet(name: str, weights: str) -> Any:
+    """A torchvision ResNet with the weights config asks for; a clear error if they are missing."""
+    import torchvision
+
+    builder = getattr(torchvision.models, name)
+    if weights == "none":
+        return builder(weights=None)
+    if weights == "imagenet":
+        enum = getattr(torchvision.models, _TORCHVISION_RESNETS[name]).IMAGENET1K_V1
+        try:
+            return builder(weights=enum)
+        except Exception as err:  # network or cache failure
+            raise RuntimeError(
+                f"could not get ImageNet weights for {name} ({err}). Either run once on a machine "
+                f"with the network (torchvision caches {enum.url.rsplit('/', 1)[-1]} under "
+                "~/.cache/torch/hub/checkpoints), or download that file yourself and set the "
+                "model's 'weights' to its path"
+            ) from err
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file {str(path)!r} not found; set 'weights' to an existing state_dict file, "
+            "or to 'imagenet' for torchvision's download/cache"
+        )
+    import torch
+
+    model = builder(weights=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: not a {name} state_dict ({err})") from err
+    return model
+
+
+def to_tensor_batch(images: np.ndarray, image_size: int, resize: int | None = None) -> Any:
+    """uint8 (N,H,W[,C]) -> normalised float (N,3,S,S): grey to 3 channels, resize, centre crop."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    x = x.unsqueeze(1).expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    resize = resize or int(round(image_size * 256 / 224))
+    x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
+    off = (resize - image_size) // 2
+    x = x[:, :, off : off + image_size, off : off + image_size]
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+class ResNetPooled:
+    """Global-average-pooled features of a frozen ResNet (2048-d for ResNet50/152)."""
+
+    def __init__(self, name: str, weights: str, image_size: int, batch_size: int, device: str) -> None:
+        import torch
+
+        self.device = resolve_device(device)
+        model = load_resnet(name, weights)
+        model.fc = torch.nn.Identity()
+        self.model = model.eval().to(self.device)
+        self.image_size = image_size
+        self.batch_size = batch_size
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(images), self.batch_size), desc="embedding", leave=False):
+                batch = to_tensor_batch(images[start : start + self.batch_size], self.image_size)
+                batch = batch.to(self.device).to(memory_format=torch.channels_last)
+                with torch.autocast(device_type="cuda", enabled=self.device.startswith("cuda")):
+                    feats = self.model(batch)
+                out.append(feats.float().cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+
+def _resnet_factory(name: str) -> BackboneFactory:
+    def factory(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> ResNetPooled:
+        cfg = model_cfg or {}
+        return ResNetPooled(
+            name,
+            weights=cfg.get("weights", "none"),
+            image_size=cfg.get("image_size", 224),
+            batch_size=cfg.get("batch_size", 64),
+            device=device,
+        )
+
+    return factory
+
+
+for _name in _TORCHVISION_RESNETS:
+    BACKBONES.register(_name)(_resnet_factory(_name))
+
+
+def make_backbone(model_cfg: dict[str, Any], device: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    return BACKBONES.get(model_cfg.get("backbone", "pixels"))(model_cfg, device=device)

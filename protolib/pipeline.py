@@ -1,0 +1,255 @@
+"""The study's stages, one function per Snakemake rule; rules and scripts only pass paths.
+
+Each function reads its inputs, computes, and writes its outputs atomically with the config
+values they came from (``config`` key of every JSON/NPZ), so any table traces back to them.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protolib import io
+from protolib.data import load_dataset
+from protolib.data.base import class_list
+from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
+from protolib.metrics import auroc, rowwise_auroc
+from protolib.models import FrozenFeatureDetector, make_detector
+from protolib.models.backbones import feature_key, make_backbone
+from protolib.selection import SelectionContext, make_selector
+
+FULL = "full"  # the method name of training on the whole training set (the 100 % row)
+
+
+# ----------------------------------------------------------------------------- naming helpers
+def classes(config: dict[str, Any], dataset: str) -> list[int]:
+    """Class indices a dataset runs (known without loading the data)."""
+    return class_list(config["datasets"][dataset])
+
+
+def n_chunks(config: dict[str, Any], dataset: str) -> int:
+    return math.ceil(config["datasets"][dataset]["candidates"] / config["scores"]["chunk_size"])
+
+
+def seeds(config: dict[str, Any], method: str) -> list[int]:
+    return list(range(make_selector(method, config["selection"]).repeats()))
+
+
+def selection_rng(config: dict[str, Any], cls: int, method: str, M: int, seed: int) -> np.random.Generator:
+    """One independent stream per (study seed, class, method, M, repeat)."""
+    return np.random.default_rng(
+        np.random.SeedSequence([config.get("seed", 0), int(cls), zlib.crc32(method.encode()), int(M), int(seed)])
+    )
+
+
+def provenance(config: dict[str, Any], dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """The config values a result depends on (recorded in every output file)."""
+    out: dict[str, Any] = {"seed": config.get("seed", 0)}
+    if dataset is not None:
+        out["dataset"] = {dataset: config["datasets"][dataset]}
+    if model is not None:
+        out["model"] = {model: config["models"][model]}
+    return out
+
+
+# ----------------------------------------------------------------------------- split
+def make_split(config: dict[str, Any], dataset: str, cls: int, out: str | Path) -> Split:
+    cfg = config["datasets"][dataset]
+    data = load_dataset(cfg)
+    idx = data.class_index(cls)
+    split_cfg = cfg["split"]
+    split = one_vs_rest_split(
+        data.labels,
+        idx,
+        dataset=dataset,
+        class_name=data.class_names[idx],
+        train=split_cfg["train"],
+        anomalies_per_other_class=split_cfg["anomalies_per_other_class"],
+        candidates=cfg["candidates"],
+        seed=split_cfg.get("seed", config.get("seed", 0)),
+    )
+    save_split(split, out, provenance(config, dataset))
+    return split
+
+
+# ----------------------------------------------------------------------------- features
+def make_features(config: dict[str, Any], dataset: str, model: str, out: str | Path, meta_out: str | Path) -> None:
+    """Embed every image of the dataset once with the model's frozen backbone (the cache)."""
+    data = load_dataset(config["datasets"][dataset])
+    model_cfg = config["models"][model]
+    features = np.asarray(make_backbone(model_cfg, device=config.get("device", "auto"))(data.images), dtype=np.float32)
+    check_finite(features, str(out))
+    io.write_npy(out, features)
+    io.write_json(
+        meta_out,
+        {"dataset": dataset, "feature_key": feature_key(model_cfg), "shape": list(features.shape),
+         "config": provenance(config, dataset, model)},
+    )
+
+
+def check_finite(array: np.ndarray, source: str) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{source}: {int(bad.sum())} values are NaN or infinite")
+
+
+@dataclass
+class Inputs:
+    """What a detector is fed: cached features for frozen-feature detectors, else images."""
+
+    images: np.ndarray | None
+    features: np.ndarray | None
+
+    @classmethod
+    def load(cls, config: dict[str, Any], dataset: str, features_path: str | Path | None) -> "Inputs":
+        if features_path:
+            features = np.load(features_path, mmap_mode="r")
+            return cls(images=None, features=features)
+        return cls(images=load_dataset(config["datasets"][dataset]).images, features=None)
+
+
+def _detector_and_inputs(config: dict[str, Any], dataset: str, model: str, features_path: str | Path | None):
+    detector = make_detector(config["models"][model], device=config.get("device", "auto"))
+    uses_features = isinstance(detector, FrozenFeatureDetector)
+    inputs = Inputs.load(config, dataset, features_path if uses_features else None)
+    return detector, inputs
+
+
+def fit_and_score(detector: Any, inputs: Inputs, train_ids: np.ndarray, test_ids: np.ndarray) -> np.ndarray:
+    train_ids = np.asarray(train_ids, dtype=np.int64)
+    test_ids = np.asarray(test_ids, dtype=np.int64)
+    if inputs.features is not None:
+        detector.fit_features(np.asarray(inputs.features[train_ids]))
+        return detector.score_features(np.asarray(inputs.features[test_ids]))
+    detector.fit(inputs.images[train_ids])
+    return detector.score(inputs.images[test_ids])
+
+
+# ----------------------------------------------------------------------------- per-sample scores
+def score_chunk(
+    config: dict[str, Any], dataset: str, model: str, chunk: int,
+    split_path: str | Path, features_path: str | Path | None, out: str | Path,
+) -> None:
+    """Rows ``chunk * chunk_size ...`` of the single-sample score matrix of one class."""
+    split = load_split(split_path)
+    size = config["scores"]["chunk_size"]
+    rows = split.candidates[chunk * size : (chunk + 1) * size]
+    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    if len(rows) == 0:
+        matrix = np.empty((0, len(split.val_ids)))
+    elif inputs.features is not None:
+        matrix = detector.score_matrix_features(
+            np.asarray(inputs.features[rows]), np.asarray(inputs.features[split.val_ids])
+        )
+    else:
+        matrix = detector.score_matrix(inputs.images[rows], inputs.images[split.val_ids])
+    check_finite(matrix, str(out))
+    io.write_npz(out, scores=matrix, candidates=rows,
+                 meta={"chunk": chunk, "config": provenance(config, dataset, model)})
+
+
+def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
+                 chunk_paths: list[str], out: str | Path) -> None:
+    """Join the chunks into the (K, |val|) matrix and the per-sample val AUROC vector."""
+    split = load_split(split_path)
+    parts = [io.read_npz(p) for p in chunk_paths]
+    matrix = np.concatenate([p["scores"] for p in parts]) if parts else np.empty((0, 0))
+    rows = np.concatenate([p["candidates"] for p in parts]).astype(np.int64)
+    for path, part in zip(chunk_paths, parts):
+        if part["scores"].ndim != 2 or part["scores"].shape[1] != len(split.val_ids):
+            raise ValueError(
+                f"{path}: score chunk has shape {part['scores'].shape}, expected (rows, {len(split.val_ids)}) "
+                f"for the val set of {split_path}"
+            )
+    if not np.array_equal(rows, split.candidates):
+        raise ValueError(f"{out}: score chunks cover other candidates than {split_path} lists")
+    io.write_npz(
+        out,
+        scores=matrix,
+        candidates=split.candidates,
+        val_ids=split.val_ids,
+        val_labels=split.val_labels,
+        sample_auroc=rowwise_auroc(matrix, split.val_labels),
+        meta={"config": provenance(config, dataset, model)},
+    )
+
+
+# ----------------------------------------------------------------------------- selection
+def subset_name(M: int, seed: int) -> str:
+    return f"M{M}_seed{seed}"
+
+
+def select_subsets(
+    config: dict[str, Any], dataset: str, model: str, method: str, split_path: str | Path,
+    scores_path: str | Path, features_path: str | Path | None, out_dir: str | Path,
+) -> list[Path]:
+    split = load_split(split_path)
+    scores = io.read_npz(scores_path)
+    features = None
+    if features_path:
+        features = np.asarray(np.load(features_path, mmap_mode="r")[split.train])
+    manual = config["selection"].get("manual", {}).get(dataset, {})
+    manual_ids = manual.get(str(split.normal_class), manual.get(split.class_name))
+    context = SelectionContext(
+        candidates=split.candidates,
+        score_matrix=scores["scores"],
+        val_labels=scores["val_labels"],
+        sample_auroc=scores["sample_auroc"],
+        pool_ids=split.train,
+        pool_features=features,
+        manual_ids=manual_ids,
+        train_ids=split.train,
+    )
+    selector = make_selector(method, config["selection"])
+    written = []
+    for M in config["selection"]["M"]:
+        for seed in seeds(config, method):
+            result = selector.select(context, M, selection_rng(config, split.normal_class, method, M, seed))
+            path = Path(out_dir) / f"{subset_name(M, seed)}.json"
+            io.write_json(path, {
+                "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
+                "model": model, "method": method, "M": M, "seed": seed,
+                "ids": result.ids, "fitness": result.fitness, "info": result.info,
+                "config": {**provenance(config, dataset, model), "selection": {method: config["selection"].get(method, {})}},
+            })
+            written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _result(split: Split, dataset: str, model: str, method: str, M: int, seed: int,
+            ids: list[int], test_auroc: float, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
+        "model": model, "method": method, "M": M, "seed": seed, "n_train": len(ids),
+        "test_auroc": test_auroc, "ids": ids, "config": provenance(config, dataset, model),
+    }
+
+
+def evaluate_subsets(
+    config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
+    features_path: str | Path | None, subset_paths: list[str], out_paths: list[str],
+) -> None:
+    """Fit the detector on each subset and write its test AUROC (one file per subset)."""
+    split = load_split(split_path)
+    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    for subset_path, out in zip(subset_paths, out_paths, strict=True):
+        subset = io.read_json(subset_path)
+        scores = fit_and_score(detector, inputs, subset["ids"], split.test_ids)
+        io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
+                                   subset["ids"], auroc(split.test_labels, scores), config))
+
+
+def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
+                  features_path: str | Path | None, out: str | Path) -> None:
+    split = load_split(split_path)
+    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    scores = fit_and_score(detector, inputs, split.train, split.test_ids)
+    result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
+                     auroc(split.test_labels, scores), config)
+    io.write_json(out, result)

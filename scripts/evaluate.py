@@ -1,0 +1,10 @@
+"""Snakemake entry: test AUROC of the detector fitted on each subset of one method."""
+from protolib import pipeline
+from protolib.config import for_job
+
+smk = snakemake  # noqa: F821
+w = smk.wildcards
+pipeline.evaluate_subsets(
+    for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.features or None,
+    list(smk.input.subsets), list(smk.output),
+)

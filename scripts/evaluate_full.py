@@ -1,0 +1,7 @@
+"""Snakemake entry: test AUROC of the detector fitted on the whole training set (100 %)."""
+from protolib import pipeline
+from protolib.config import for_job
+
+smk = snakemake  # noqa: F821
+w = smk.wildcards
+pipeline.evaluate_full(for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.features or None, smk.output[0])

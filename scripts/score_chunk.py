@@ -1,0 +1,9 @@
+"""Snakemake entry: single-sample scores of one chunk of candidates."""
+from protolib import pipeline
+from protolib.config import for_job
+
+smk = snakemake  # noqa: F821
+w = smk.wildcards
+pipeline.score_chunk(
+    for_job(smk.config), w.dataset, w.model, int(w.chunk), smk.input.split, smk.input.features or None, smk.output[0]
+)

@@ -1,0 +1,49 @@
+# Path helpers shared by the rules (no logic beyond naming files).
+
+
+def split_path(dataset, cls):
+    return f"{R}/splits/{dataset}/{cls}.json"
+
+
+def features_path(dataset, model):
+    return f"{R}/features/{dataset}/{feature_key(config['models'][model])}.npy"
+
+
+def detector_features(wildcards):
+    """The feature cache, for detectors that work on frozen features; nothing otherwise."""
+    if detector_uses_features(config["models"][wildcards.model]):
+        return features_path(wildcards.dataset, wildcards.model)
+    return []
+
+
+def subset_files(dataset, model, cls, method):
+    return [
+        f"{R}/subsets/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, s)}.json"
+        for M in M_VALUES
+        for s in pl.seeds(config, method)
+    ]
+
+
+def eval_files(dataset, model, cls, method):
+    return [
+        f"{R}/eval/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, s)}.json"
+        for M in M_VALUES
+        for s in pl.seeds(config, method)
+    ]
+
+
+def all_eval_files(dataset, model):
+    files = []
+    for cls in CLASSES[dataset]:
+        files.append(f"{R}/eval/{dataset}/{model}/{cls}/{pl.FULL}.json")
+        for method in METHODS:
+            files += eval_files(dataset, model, cls, method)
+    return files
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_]+",
+    cls=r"\d+",
+    chunk=r"\d+",
+    fkey=r"[A-Za-z0-9_.\-]+",

@@ -1,0 +1,35 @@
+# Raw dataset -> seeded one-vs-rest split per class; images -> frozen features (the cache).
+
+FEATURE_MODELS = {}
+for _model, _cfg in config["models"].items():
+    FEATURE_MODELS.setdefault(feature_key(_cfg), _model)
+
+
+rule split:
+    output:
+        f"{R}/splits/{{dataset}}/{{cls}}.json",
+    params:
+        dataset_config=lambda w: config["datasets"][w.dataset],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/protolib.yaml"
+    script:
+        "../../scripts/split.py"
+
+
+rule features:
+    output:
+        features=f"{R}/features/{{dataset}}/{{fkey}}.npy",
+        meta=f"{R}/features/{{dataset}}/{{fkey}}.json",
+    params:
+        model=lambda w: FEATURE_MODELS[w.fkey],
+        model_config=lambda w: config["models"][FEATURE_MODELS[w.fkey]],
+        dataset_config=lambda w: config["datasets"][w.dataset],
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/protolib.yaml"
+    script:
+        "../../scripts/features.py"
