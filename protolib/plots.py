@@ -48,7 +48,7 @@ def auroc_vs_m(frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | N
         if len(rand.groups):
             mean, std = rand.mean() * 100, rand.std(ddof=0).fillna(0) * 100
             ax.plot(mean.index, mean.values, color=PALETTE["random"], marker=".", label="random (mean ± std)")
-            ax.fill_between(mean.index, mean - std, mean + std, color=PALETTE["random"], alpha=0.2, linewidth=0)
+            ax.fill_between(mean.index, (mean - std).clip(upper=100), (mean + std).clip(upper=100), color=PALETTE["random"], alpha=0.2, linewidth=0)
         for method in methods:
             curve = sub[sub.method == method].groupby("M").test_auroc.mean() * 100
             if len(curve):
