@@ -71,6 +71,7 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
 
 def check_semantics(config: dict[str, Any], source: str = "config") -> None:
     from protolib.data import DATASETS
+    from protolib.data.base import class_list
     from protolib.models import DETECTORS, backbone_names
     from protolib.selection import SELECTORS
 
@@ -86,6 +87,12 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
                 f"datasets.{name}.root: folder {ds['root']!r} does not exist (set download: true "
                 "on a machine with the network, or point root at the dataset's official files)"
             )
+        try:
+            class_list(ds)
+        except KeyError as err:
+            problems.append(f"datasets.{name}.classes: {err.args[0]}")
+        except Exception:  # unknown loader, reported above
+            pass
         if max(config["selection"]["M"]) > ds["candidates"]:
             problems.append(
                 f"selection.M: {max(config['selection']['M'])} is larger than "
@@ -129,6 +136,13 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
                     f"selection.manual.{run['dataset']}: method 'manual' needs a list of ids per class "
                     "for every dataset of runs"
                 )
+                continue
+            for cls, ids in manual[run["dataset"]].items():
+                if len(ids) < max(config["selection"]["M"]):
+                    problems.append(
+                        f"selection.manual.{run['dataset']}.{cls}: {len(ids)} ids, fewer than the largest "
+                        f"M = {max(config['selection']['M'])} (subsets take the first M ids of the list)"
+                    )
     report = config.get("report", {}).get("fig2")
     if report:
         if report.get("dataset") and report["dataset"] not in config["datasets"]:

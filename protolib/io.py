@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: unreadable array file ({err})") from err
     if "meta" in out:
         out["meta"] = json.loads(str(out["meta"]))

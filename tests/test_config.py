@@ -1,0 +1,71 @@
+"""Config validation: every bad value is rejected before any job runs, naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from protolib.config import ConfigError, load, validate
+from tests.conftest import REPO, small_config
+
+
+def base(tmp_path):
+    return small_config(tmp_path / "results")
+
+
+def test_shipped_configs_are_valid():
+    for path in [REPO / "config.yaml", *sorted((REPO / "config").glob("*.yaml"))]:
+        if path.name == "paper.yaml":
+            continue  # needs the user's data roots
+        load(path)
+
+
+def test_defaults_are_filled_in(tmp_path):
+    config = validate(base(tmp_path))
+    assert config["selection"]["evolutionary"]["fitness"] == "paper"
+    assert config["datasets"]["digits"]["split"]["anomalies_per_other_class"] == 1.0
+    assert config["models"]["knn"]["weights"] == "none"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c.update(resluts="x"), r"<top level>: Additional properties .*'resluts'"),
+        (lambda c: c["selection"].update(M="5"), r"selection\.M: '5' is not of type 'array'"),
+        (lambda c: c["selection"].update(methods=["greedy", "evolutionry"]), r"selection\.methods: unknown method 'evolutionry'; allowed: .*evolutionary"),
+        (lambda c: c["models"]["knn"].update(detector="pandaa"), r"models\.knn\.detector: unknown detector 'pandaa'"),
+        (lambda c: c["models"]["knn"].update(backbone="vgg"), r"models\.knn\.backbone: unknown backbone 'vgg'"),
+        (lambda c: c["datasets"]["digits"].update(loader="cifar11"), r"datasets\.digits\.loader: unknown dataset 'cifar11'"),
+        (lambda c: c["datasets"]["digits"].update(classes=[]), r"datasets\.digits\.classes"),
+        (lambda c: c["datasets"]["digits"].update(classes=[42]), r"datasets\.digits\.classes: .*42"),
+        (lambda c: c["selection"].update(M=[1, 50]), r"selection\.M: 50 is larger than datasets\.digits\.candidates = 30"),
+        (lambda c: c["runs"].append({"dataset": "mnist", "model": "knn"}), r"runs\[1\]\.dataset: 'mnist' is not a key of datasets"),
+        (lambda c: c["datasets"]["digits"].update(root="/no/such/folder"), r"datasets\.digits\.root: folder '/no/such/folder' does not exist"),
+        (lambda c: c["models"]["knn"].update(weights="/no/such.pth"), r"models\.knn\.weights: file '/no/such.pth' not found"),
+        (lambda c: c["selection"]["evolutionary"].update(population="many"), r"selection\.evolutionary\.population: 'many' is not of type 'integer'"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(tmp_path, mutate, message):
+    config = base(tmp_path)
+    mutate(config)
+    with pytest.raises(ConfigError, match=message):
+        validate(config)
+
+
+def test_config_file_with_a_typo_names_the_file_and_key(tmp_path):
+    config = base(tmp_path)
+    config["selection"]["methods"] = ["greedy", "gmn"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"study\.yaml is invalid:\n  selection\.methods: unknown method 'gmn'"):
+        load(path)
+
+
+def test_manual_needs_ids_for_each_dataset(tmp_path):
+    config = base(tmp_path)
+    config["selection"]["methods"] = ["manual"]
+    with pytest.raises(ConfigError, match=r"selection\.manual\.digits"):
+        validate(copy.deepcopy(config))
+    config["selection"]["manual"] = {"digits": {"0": [1, 2]}}
+    with pytest.raises(ConfigError, match=r"selection\.manual\.digits\.0: 2 ids, fewer than the largest M = 5"):
+        validate(config)

@@ -1,0 +1,37 @@
+"""Atomic writes: a failure mid-write leaves the old file (or none), never a partial one."""
+
+import numpy as np
+import pytest
+
+from protolib import io
+
+
+def test_failed_write_leaves_previous_content_and_no_temp_files(tmp_path):
+    target = tmp_path / "out.json"
+    io.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text('{"a": 2, "trunc')
+            raise RuntimeError("killed mid-write")
+    assert io.read_json(target) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_npz_round_trip_keeps_meta(tmp_path):
+    io.write_npz(tmp_path / "x.npz", scores=np.arange(6.0).reshape(2, 3), meta={"config": {"seed": 3}})
+    back = io.read_npz(tmp_path / "x.npz")
+    assert back["meta"] == {"config": {"seed": 3}} and back["scores"].shape == (2, 3)
+
+
+def test_truncated_npz_is_a_clear_error(tmp_path):
+    io.write_npz(tmp_path / "x.npz", scores=np.zeros((50, 50)))
+    data = (tmp_path / "x.npz").read_bytes()
+    (tmp_path / "x.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="x.npz: unreadable array file"):
+        io.read_npz(tmp_path / "x.npz")
+
+
+def test_json_bytes_are_deterministic(tmp_path):
+    io.write_json(tmp_path / "a.json", {"b": np.float64(0.5), "a": np.arange(3)})
+    io.write_json(tmp_path / "b.json", {"a": [0, 1, 2], "b": 0.5})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()

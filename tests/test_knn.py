@@ -1,0 +1,78 @@
+"""The knn detector: scoring rule, and the per-sample fast path equals its definition."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from protolib.data import load_dataset
+from protolib.models import Detector, make_detector
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset({"loader": "digits"})
+
+
+def test_score_is_sum_of_squared_distances_to_k_nearest():
+    det = make_detector({"detector": "knn", "backbone": "pixels", "k": 2}, device="cpu")
+    train = np.array([[[0]], [[10]], [[30]]], dtype=np.uint8)
+    det.fit(train)
+    x = np.array([[[12]]], dtype=np.uint8)
+    d = (np.array([12.0, 2.0, 18.0]) / 255.0) ** 2  # pixels are scaled to [0, 1]
+    assert det.score(x)[0] == pytest.approx(d[1] + d[0])
+
+
+def test_k_is_capped_by_the_number_of_training_images(digits):
+    det = make_detector({"detector": "knn", "backbone": "pixels", "k": 5}, device="cpu").fit(digits.images[:2])
+    scores = det.score(digits.images[10:20])
+    assert np.isfinite(scores).all() and scores.shape == (10,)
+
+
+def test_score_matrix_fast_path_equals_one_fit_per_sample(digits):
+    det = make_detector({"detector": "knn", "backbone": "pixels", "k": 2}, device="cpu")
+    train, val = digits.images[:25], digits.images[100:160]
+    fast = det.score_matrix(train, val)
+    # the definition: a fresh detector fitted on each training image alone (Detector's default)
+    slow = Detector.score_matrix(det, train, val)
+    by_hand = np.stack([copy.deepcopy(det).fit(train[i : i + 1]).score(val) for i in range(len(train))])
+    assert fast.shape == (25, 60)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast, by_hand, rtol=1e-10, atol=1e-12)
+
+
+def test_resnet_backbone_fast_path_equals_definition(digits):
+    # weights: none (no pretrained weights can be downloaded here); numbers are not meaningful,
+    # the equality of the fast path and the definition is.
+    cfg = {"detector": "knn", "backbone": "resnet18", "weights": "none", "image_size": 32, "batch_size": 8, "k": 2}
+    import torch
+
+    torch.manual_seed(0)
+    det = make_detector(cfg, device="cpu")
+    train, val = digits.images[:4], digits.images[50:56]
+    fast = det.score_matrix(train, val)
+    slow = Detector.score_matrix(det, train, val)
+    assert fast.shape == (4, 6) and np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, slow, rtol=1e-4)  # float32 convs differ by batch size
+    assert det.embed(train).shape == (4, 512)
+
+
+def test_missing_weights_file_names_the_file_and_the_alternatives(tmp_path):
+    cfg = {"detector": "knn", "backbone": "resnet18", "weights": str(tmp_path / "nope.pth")}
+    with pytest.raises(FileNotFoundError, match="nope.pth.*imagenet"):
+        make_detector(cfg, device="cpu")
+
+
+def test_local_weights_file_is_loaded(tmp_path, digits):
+    import torch
+    import torchvision
+
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    cfg = {"detector": "knn", "backbone": "resnet18", "weights": str(tmp_path / "r18.pth"), "image_size": 32}
+    det = make_detector(cfg, device="cpu")
+    for name, tensor in reference.state_dict().items():
+        if name.startswith("fc."):
+            continue
+        assert torch.equal(det.backbone.model.state_dict()[name], tensor), name

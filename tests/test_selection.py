@@ -1,0 +1,127 @@
+"""Each selector's contract, and the evolutionary algorithm's pieces against their definitions."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from protolib.selection import SELECTORS, SelectionContext, make_selector
+from protolib.selection.evolutionary import (
+    AurocFitness,
+    PaperFitness,
+    crossover,
+    evolve,
+    mutate,
+    random_population,
+)
+
+K, V = 40, 120
+
+
+@pytest.fixture
+def context():
+    rng = np.random.default_rng(0)
+    labels = (np.arange(V) % 3 == 0).astype(int)
+    quality = rng.random(K)
+    # anomalies far from every candidate, normals closer to good candidates
+    matrix = rng.random((K, V)) + labels[None, :] * 0.5 - quality[:, None] * (1 - labels[None, :]) * 0.5
+    from protolib.metrics import rowwise_auroc
+
+    candidates = np.arange(1000, 1000 + K)
+    return SelectionContext(
+        candidates=candidates,
+        score_matrix=matrix,
+        val_labels=labels,
+        sample_auroc=rowwise_auroc(matrix, labels),
+        pool_ids=np.arange(1000, 1000 + 2 * K),
+        pool_features=rng.normal(size=(2 * K, 6)),
+        manual_ids=[1003, 1001, 1020, 1007, 1011],
+        train_ids=np.arange(1000, 1000 + 2 * K),
+    )
+
+
+SETTINGS = {"evolutionary": {"population": 30, "generations": 10}, "random": {"repeats": 3}}
+
+
+@pytest.mark.parametrize("method", SELECTORS.names())
+@pytest.mark.parametrize("M", [1, 5])
+def test_selector_contract(context, method, M):
+    selector = make_selector(method, SETTINGS)
+    a = selector.select(context, M, np.random.default_rng(7))
+    b = selector.select(context, M, np.random.default_rng(7))
+    assert len(a.ids) == M and len(set(a.ids)) == M
+    pool = context.train_ids if method in ("gmm", "manual") else context.candidates
+    assert set(a.ids) <= set(pool.tolist())
+    assert a.ids == b.ids, "same seed, same subset"
+
+
+@pytest.mark.parametrize("method", ["greedy", "evolutionary", "gmm", "random", "manual"])
+def test_m_larger_than_pool_is_a_clear_error(context, method):
+    with pytest.raises(ValueError, match="M = 500"):
+        make_selector(method, SETTINGS).select(context, 500, np.random.default_rng(0))
+
+
+def test_greedy_is_top_m_single_sample_auroc(context):
+    ids = make_selector("greedy").select(context, 5, np.random.default_rng(0)).ids
+    best = context.candidates[np.argsort(-context.sample_auroc, kind="stable")[:5]]
+    assert ids == best.tolist()
+
+
+def test_random_differs_between_seeds(context):
+    sel = make_selector("random", SETTINGS)
+    assert sel.repeats() == 3
+    a = sel.select(context, 5, np.random.default_rng(1)).ids
+    b = sel.select(context, 5, np.random.default_rng(2)).ids
+    assert a != b
+
+
+def test_paper_fitness_equals_eq3(context):
+    population = random_population(20, K, 5, np.random.default_rng(0))
+    y = np.where(context.val_labels > 0, 1.0, -1.0)
+    expected = [(y[None, :] * context.score_matrix[s]).max(axis=0).sum() for s in population]
+    got = PaperFitness(context.score_matrix, context.val_labels)(population)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_auroc_fitness_equals_auroc_of_min_aggregated_scores(context):
+    population = random_population(20, K, 5, np.random.default_rng(0))
+    expected = [roc_auc_score(context.val_labels, context.score_matrix[s].min(axis=0)) for s in population]
+    got = AurocFitness(context.score_matrix, context.val_labels)(population)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_crossover_and_mutation_give_valid_subsets():
+    rng = np.random.default_rng(0)
+    a, b = random_population(200, K, 6, rng), random_population(200, K, 6, rng)
+    for child, p, q in zip(crossover(a, b, rng), a, b):
+        assert len(set(child)) == 6 and set(child) <= set(p) | set(q)
+    for child, parent in zip(mutate(a, K, rng), a):
+        assert len(set(child)) == 6 and (child < K).all()
+        assert len(set(child) - set(parent)) == 1  # exactly one member replaced by a non-member
+
+
+@pytest.mark.parametrize("fitness", ["paper", "auroc"])
+def test_evolution_never_falls_below_its_first_generation(context, fitness):
+    fit = {"paper": PaperFitness, "auroc": AurocFitness}[fitness](context.score_matrix, context.val_labels)
+    best, value, history = evolve(fit, K, 5, population=50, generations=30, rng=np.random.default_rng(3))
+    assert np.all(np.diff(history) >= 0)
+    assert value == history[-1] >= history[0]
+    assert value == pytest.approx(fit(best[None, :])[0])
+
+
+def test_evolution_is_deterministic_per_seed(context):
+    fit = PaperFitness(context.score_matrix, context.val_labels)
+    runs = [evolve(fit, K, 5, 40, 10, np.random.default_rng(s))[0].tolist() for s in (1, 1)]
+    assert runs[0] == runs[1]
+
+
+def test_gmm_is_label_free_and_picks_images_near_the_means(context):
+    ctx = SelectionContext(candidates=context.candidates, pool_ids=context.pool_ids,
+                           pool_features=context.pool_features)  # no scores, no labels
+    sel = make_selector("gmm").select(ctx, 3, np.random.default_rng(0))
+    assert len(set(sel.ids)) == 3
+
+
+def test_manual_rejects_ids_outside_the_training_set(context):
+    context.manual_ids = [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="not training images"):
+        make_selector("manual").select(context, 5, np.random.default_rng(0))
