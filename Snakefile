@@ -23,7 +23,7 @@ if not workflow.overwrite_configfiles:
 
 # Validated (and defaults filled in) before any job runs; a bad value stops here with a message
 # naming the key.
-protolib_config.validate(config, source=", ".join(workflow.overwrite_configfiles) or "config.yaml")
+protolib_config.validate(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
 
 R = config["results"]
 M_VALUES = config["selection"]["M"]

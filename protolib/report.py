@@ -24,7 +24,7 @@ def read_evaluation(path: str | Path) -> pd.DataFrame:
 
 
 def _sources(path: str | Path) -> dict[str, Any]:
-    return {"made_from": str(path)}
+    return {"made_from": Path(path).name}
 
 
 def write_table1(evaluation_csv: str | Path, first_output: str | Path) -> None:

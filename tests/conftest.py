@@ -19,12 +19,12 @@ def repo() -> Path:
 
 
 def small_config(results: Path, **overrides: Any) -> dict[str, Any]:
-    """A reduced embedded-default study: three digit classes, small pools, quick selectors."""
+    """A reduced embedded-default study: two digit classes, small pools, quick selectors."""
     config: dict[str, Any] = {
         "results": str(results),
         "seed": 0,
         "device": "cpu",
-        "datasets": {"digits": {"classes": [0, 3, 8], "split": {"train": 0.6667}, "candidates": 30}},
+        "datasets": {"digits": {"classes": [3, 8], "split": {"train": 0.6667}, "candidates": 30}},
         "models": {"knn": {"detector": "knn", "backbone": "pixels", "k": 2}},
         "runs": [{"dataset": "digits", "model": "knn"}],
         "scores": {"chunk_size": 16},

@@ -69,3 +69,18 @@ def test_manual_needs_ids_for_each_dataset(tmp_path):
     config["selection"]["manual"] = {"digits": {"0": [1, 2]}}
     with pytest.raises(ConfigError, match=r"selection\.manual\.digits\.0: 2 ids, fewer than the largest M = 5"):
         validate(config)
+
+
+def test_cli_validates_a_config(tmp_path):
+    import subprocess
+    import sys
+
+    good = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(REPO / "config.yaml")],
+                          capture_output=True, text=True)
+    assert good.returncode == 0 and "valid" in good.stdout
+    config = base(tmp_path)
+    config["selection"]["M"] = [1, 100]
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(config))
+    bad = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "selection.M: 100 is larger than datasets.digits.candidates = 30" in bad.stderr

@@ -1,0 +1,5 @@
+import sys
+
+from protolib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The workflow end to end: the default plans, a reduced study runs, and its tables agree with an
+independent computation from the saved split files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from protolib.data import load_dataset
+from tests.conftest import small_config, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_study_plans(repo, tmp_path):
+    out = snakemake("-n", "--cores", "2", "--config", f"results={tmp_path}/results")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    for rule in ("split", "features", "score_chunk", "select_evolutionary", "select_gmm", "evaluate_random", "table1", "fig2"):
+        assert rule in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    config = small_config(tmp_path / "results")
+    config["selection"]["methods"] = ["greedy", "evolutionry"]
+    path = write_config(tmp_path / "typo.yaml", config)
+    out = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert out.returncode != 0
+    assert "selection.methods: unknown method 'evolutionry'" in out.stderr + out.stdout
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    config = small_config(tmp / "results")
+    path = write_config(tmp / "small.yaml", config)
+    out = snakemake("--cores", "2", "--configfile", str(path))
+    assert out.returncode == 0, out.stderr[-4000:]
+    return tmp / "results", config
+
+
+def test_table1_has_every_row_and_values_in_range(study):
+    results, config = study
+    table = pd.read_csv(results / "tables" / "table1.csv")
+    expected = {"100 %"} | {f"{m} {M}" for m in config["selection"]["methods"] for M in config["selection"]["M"]}
+    assert set(table.row) == expected
+    assert table["mean"].between(0, 100).all()
+    assert (table.n_classes == 2).all()
+    random = table[table.method == "random"]
+    assert random["std"].notna().all()
+    md = (results / "tables" / "table1.md").read_text()
+    assert "random 5" in md and "±" in md
+    assert "\\begin{table}" in (results / "tables" / "table1.tex").read_text()
+
+
+def test_tables_agree_with_an_independent_knn_computation(study):
+    """Recompute test AUROCs from the split files with plain numpy (not protolib's detector)."""
+    results, _ = study
+    digits = load_dataset({"loader": "digits"})
+    x = digits.images.reshape(len(digits.images), -1).astype(np.float64) / 255.0
+
+    def knn_auroc(train_ids, split):
+        test = np.asarray(split["test"]["ids"])
+        d = ((x[test][:, None, :] - x[np.asarray(train_ids)][None, :, :]) ** 2).sum(-1)
+        k = min(2, len(train_ids))
+        scores = np.sort(d, axis=1)[:, :k].sum(1)
+        return roc_auc_score(split["test"]["labels"], scores)
+
+    frame = pd.read_csv(results / "evaluation.csv")
+    checked = 0
+    for cls in (3, 8):
+        split = json.loads((results / "splits" / "digits" / f"{cls}.json").read_text())
+        for row in frame[frame["class"] == cls].itertuples():
+            if row.method == "full":
+                ids = split["train"]
+            else:
+                subset = json.loads((results / "subsets" / "digits" / "knn" / str(cls) / row.method / f"M{row.M}_seed{row.seed}.json").read_text())
+                ids = subset["ids"]
+                assert set(ids) <= set(split["train"])
+            method_dir = "" if row.method == "full" else f"{row.method}/M{row.M}_seed{row.seed}"
+            result = json.loads((results / "eval" / "digits" / "knn" / str(cls) / (method_dir or "full")).with_suffix(".json").read_text())
+            assert result["test_auroc"] == pytest.approx(knn_auroc(ids, split), abs=1e-12)
+            assert row.test_auroc == pytest.approx(result["test_auroc"], abs=1e-8)
+            checked += 1
+    assert checked == 2 * (1 + 2 * (1 + 1 + 1 + 3))
+
+
+def test_per_sample_matrix_matches_the_split(study):
+    results, _ = study
+    from protolib import io
+
+    split = json.loads((results / "splits" / "digits" / "3.json").read_text())
+    scores = io.read_npz(results / "scores" / "digits" / "knn" / "3" / "matrix.npz")
+    assert scores["scores"].shape == (30, len(split["val"]["ids"]))
+    assert scores["candidates"].tolist() == split["candidates"]
+    assert scores["meta"]["config"]["seed"] == 0
+
+
+def test_results_carry_their_config(study):
+    results, _ = study
+    subset = json.loads((results / "subsets" / "digits" / "knn" / "3" / "evolutionary" / "M5_seed0.json").read_text())
+    assert subset["config"]["selection"]["evolutionary"]["population"] == 40
+    assert subset["config"]["model"]["knn"]["backbone"] == "pixels"
+    assert len(subset["info"]["best_per_generation"]) == 16
+
+
+def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
+    results, config = study
+    path = write_config(tmp_path / "small.yaml", config)
+    for name in ("table1", "fig2"):
+        for f in (results / "tables").glob("table1.*"):
+            f.unlink()
+        out = snakemake(name, "--cores", "2", "--configfile", str(path))  # --configfile takes several values: target first
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert (results / "tables" / "table1.csv").exists()
+    png = results / "figures" / "fig2_digits_knn.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert (results / "figures" / "fig2_digits_knn.pdf").read_bytes()[:5] == b"%PDF-"
+    # nothing left to do afterwards
+    out = snakemake("-n", "--cores", "2", "--configfile", str(path))
+    assert "Nothing to be done" in out.stdout + out.stderr
