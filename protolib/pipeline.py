@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from protolib import io
-from protolib.data import load_dataset
-from protolib.data.base import class_list
+from protolib.data import ImageDataset, load_dataset
+from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
 from protolib.metrics import auroc, rowwise_auroc
 from protolib.models import FrozenFeatureDetector, make_detector
@@ -57,13 +57,34 @@ def provenance(config: dict[str, Any], dataset: str | None = None, model: str | 
     return out
 
 
+# ----------------------------------------------------------------------------- prepare
+def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path) -> None:
+    """Read the dataset's official files once into the compact array file later rules use."""
+    data = load_dataset(config["datasets"][dataset])
+    if len(data) == 0:
+        raise ValueError(f"datasets.{dataset}: the loader found no images")
+    data.save(out, provenance(config, dataset))
+
+
 # ----------------------------------------------------------------------------- split
-def make_split(config: dict[str, Any], dataset: str, cls: int, out: str | Path) -> Split:
+def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path) -> Split:
     cfg = config["datasets"][dataset]
-    data = load_dataset(cfg)
+    data = ImageDataset.load(data_path)
     idx = data.class_index(cls)
+    seed = cfg["split"].get("seed", config.get("seed", 0))
+    protocol = SPLIT_PROTOCOLS.get(cfg["loader"])
+    if protocol is not None:
+        split = protocol(data, idx, cfg, seed, dataset)
+    else:
+        split = _one_vs_rest(data, idx, cfg, seed, dataset)
+    split.check(f"{dataset}/{data.class_names[idx]}")
+    save_split(split, out, provenance(config, dataset))
+    return split
+
+
+def _one_vs_rest(data: ImageDataset, idx: int, cfg: dict[str, Any], seed: int, dataset: str) -> Split:
     split_cfg = cfg["split"]
-    split = one_vs_rest_split(
+    return one_vs_rest_split(
         data.labels,
         idx,
         dataset=dataset,
@@ -71,16 +92,15 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, out: str | Path) 
         train=split_cfg["train"],
         anomalies_per_other_class=split_cfg["anomalies_per_other_class"],
         candidates=cfg["candidates"],
-        seed=split_cfg.get("seed", config.get("seed", 0)),
+        seed=seed,
     )
-    save_split(split, out, provenance(config, dataset))
-    return split
 
 
 # ----------------------------------------------------------------------------- features
-def make_features(config: dict[str, Any], dataset: str, model: str, out: str | Path, meta_out: str | Path) -> None:
+def make_features(config: dict[str, Any], dataset: str, model: str, data_path: str | Path,
+                  out: str | Path, meta_out: str | Path) -> None:
     """Embed every image of the dataset once with the model's frozen backbone (the cache)."""
-    data = load_dataset(config["datasets"][dataset])
+    data = ImageDataset.load(data_path)
     model_cfg = config["models"][model]
     features = np.asarray(make_backbone(model_cfg, device=config.get("device", "auto"))(data.images), dtype=np.float32)
     check_finite(features, str(out))
@@ -106,17 +126,19 @@ class Inputs:
     features: np.ndarray | None
 
     @classmethod
-    def load(cls, config: dict[str, Any], dataset: str, features_path: str | Path | None) -> "Inputs":
+    def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> "Inputs":
         if features_path:
-            features = np.load(features_path, mmap_mode="r")
-            return cls(images=None, features=features)
-        return cls(images=load_dataset(config["datasets"][dataset]).images, features=None)
+            return cls(images=None, features=np.load(features_path, mmap_mode="r"))
+        if data_path is None:
+            raise ValueError("a detector that works on images needs the prepared dataset file")
+        return cls(images=ImageDataset.load(data_path).images, features=None)
 
 
-def _detector_and_inputs(config: dict[str, Any], dataset: str, model: str, features_path: str | Path | None):
+def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Path | None,
+                         features_path: str | Path | None):
     detector = make_detector(config["models"][model], device=config.get("device", "auto"))
     uses_features = isinstance(detector, FrozenFeatureDetector)
-    inputs = Inputs.load(config, dataset, features_path if uses_features else None)
+    inputs = Inputs.load(data_path, features_path if uses_features else None)
     return detector, inputs
 
 
@@ -132,14 +154,14 @@ def fit_and_score(detector: Any, inputs: Inputs, train_ids: np.ndarray, test_ids
 
 # ----------------------------------------------------------------------------- per-sample scores
 def score_chunk(
-    config: dict[str, Any], dataset: str, model: str, chunk: int,
-    split_path: str | Path, features_path: str | Path | None, out: str | Path,
+    config: dict[str, Any], dataset: str, model: str, chunk: int, split_path: str | Path,
+    data_path: str | Path | None, features_path: str | Path | None, out: str | Path,
 ) -> None:
     """Rows ``chunk * chunk_size ...`` of the single-sample score matrix of one class."""
     split = load_split(split_path)
     size = config["scores"]["chunk_size"]
     rows = split.candidates[chunk * size : (chunk + 1) * size]
-    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     if len(rows) == 0:
         matrix = np.empty((0, len(split.val_ids)))
     elif inputs.features is not None:
@@ -232,12 +254,12 @@ def _result(split: Split, dataset: str, model: str, method: str, M: int, seed: i
 
 
 def evaluate_subsets(
-    config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
+    config: dict[str, Any], dataset: str, model: str, split_path: str | Path, data_path: str | Path | None,
     features_path: str | Path | None, subset_paths: list[str], out_paths: list[str],
 ) -> None:
     """Fit the detector on each subset and write its test AUROC (one file per subset)."""
     split = load_split(split_path)
-    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     for subset_path, out in zip(subset_paths, out_paths, strict=True):
         subset = io.read_json(subset_path)
         scores = fit_and_score(detector, inputs, subset["ids"], split.test_ids)
@@ -246,9 +268,9 @@ def evaluate_subsets(
 
 
 def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
-                  features_path: str | Path | None, out: str | Path) -> None:
+                  data_path: str | Path | None, features_path: str | Path | None, out: str | Path) -> None:
     split = load_split(split_path)
-    detector, inputs = _detector_and_inputs(config, dataset, model, features_path)
+    detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     scores = fit_and_score(detector, inputs, split.train, split.test_ids)
     result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
                      auroc(split.test_labels, scores), config)

@@ -5,6 +5,6 @@ from protolib.config import for_job
 smk = snakemake  # noqa: F821
 w = smk.wildcards
 pipeline.evaluate_subsets(
-    for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.features or None,
+    for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.data or None, smk.input.features or None,
     list(smk.input.subsets), list(smk.output),
 )

@@ -4,4 +4,4 @@ from protolib.config import for_job
 
 smk = snakemake  # noqa: F821
 w = smk.wildcards
-pipeline.evaluate_full(for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.features or None, smk.output[0])
+pipeline.evaluate_full(for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.data or None, smk.input.features or None, smk.output[0])

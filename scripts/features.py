@@ -3,4 +3,4 @@ from protolib import pipeline
 from protolib.config import for_job
 
 smk = snakemake  # noqa: F821
-pipeline.make_features(for_job(smk.config), smk.wildcards.dataset, smk.params.model, smk.output.features, smk.output.meta)
+pipeline.make_features(for_job(smk.config), smk.wildcards.dataset, smk.params.model, smk.input.data, smk.output.features, smk.output.meta)

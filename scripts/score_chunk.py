@@ -5,5 +5,5 @@ from protolib.config import for_job
 smk = snakemake  # noqa: F821
 w = smk.wildcards
 pipeline.score_chunk(
-    for_job(smk.config), w.dataset, w.model, int(w.chunk), smk.input.split, smk.input.features or None, smk.output[0]
+    for_job(smk.config), w.dataset, w.model, int(w.chunk), smk.input.split, smk.input.data or None, smk.input.features or None, smk.output[0]
 )

@@ -3,4 +3,4 @@ from protolib import pipeline
 from protolib.config import for_job
 
 w = snakemake.wildcards  # noqa: F821
-pipeline.make_split(for_job(snakemake.config), w.dataset, int(w.cls), snakemake.output[0])  # noqa: F821
+pipeline.make_split(for_job(snakemake.config), w.dataset, int(w.cls), snakemake.input.data, snakemake.output[0])  # noqa: F821

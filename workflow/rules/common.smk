@@ -1,6 +1,10 @@
 # Path helpers shared by the rules (no logic beyond naming files).
 
 
+def data_path(dataset):
+    return f"{R}/data/{dataset}.npz"
+
+
 def split_path(dataset, cls):
     return f"{R}/splits/{dataset}/{cls}.json"
 
@@ -14,6 +18,13 @@ def detector_features(wildcards):
     if detector_uses_features(config["models"][wildcards.model]):
         return features_path(wildcards.dataset, wildcards.model)
     return []
+
+
+def detector_images(wildcards):
+    """The prepared images, for detectors that work on images; nothing otherwise."""
+    if detector_uses_features(config["models"][wildcards.model]):
+        return []
+    return data_path(wildcards.dataset)
 
 
 def subset_files(dataset, model, cls, method):

@@ -1,11 +1,26 @@
-# Raw dataset -> seeded one-vs-rest split per class; images -> frozen features (the cache).
+# Official files -> prepared array file; -> seeded split per class; images -> frozen features.
 
 FEATURE_MODELS = {}
 for _model, _cfg in config["models"].items():
     FEATURE_MODELS.setdefault(feature_key(_cfg), _model)
 
 
+rule prepare:
+    output:
+        f"{R}/data/{{dataset}}.npz",
+    params:
+        dataset_config=lambda w: config["datasets"][w.dataset],
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/protolib.yaml"
+    script:
+        "../../scripts/prepare.py"
+
+
 rule split:
+    input:
+        data=lambda w: data_path(w.dataset),
     output:
         f"{R}/splits/{{dataset}}/{{cls}}.json",
     params:
@@ -20,6 +35,8 @@ rule split:
 
 
 rule features:
+    input:
+        data=lambda w: data_path(w.dataset),
     output:
         features=f"{R}/features/{{dataset}}/{{fkey}}.npy",
         meta=f"{R}/features/{{dataset}}/{{fkey}}.json",

@@ -7,6 +7,7 @@ for _method in METHODS:
             f"evaluate_{_method}"
         input:
             split=lambda w: split_path(w.dataset, w.cls),
+            data=detector_images,
             features=detector_features,
             subsets=[
                 f"{R}/subsets/{{dataset}}/{{model}}/{{cls}}/{_method}/{pl.subset_name(M, s)}.json"
@@ -32,6 +33,7 @@ for _method in METHODS:
 rule evaluate_full:
     input:
         split=lambda w: split_path(w.dataset, w.cls),
+        data=detector_images,
         features=detector_features,
     output:
         f"{R}/eval/{{dataset}}/{{model}}/{{cls}}/{pl.FULL}.json",

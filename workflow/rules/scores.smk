@@ -5,6 +5,7 @@
 rule score_chunk:
     input:
         split=lambda w: split_path(w.dataset, w.cls),
+        data=detector_images,
         features=detector_features,
     output:
         f"{R}/scores/{{dataset}}/{{model}}/{{cls}}/chunk{{chunk}}.npz",
