@@ -180,14 +180,15 @@ def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: s
     """Join the chunks into the (K, |val|) matrix and the per-sample val AUROC vector."""
     split = load_split(split_path)
     parts = [io.read_npz(p) for p in chunk_paths]
-    matrix = np.concatenate([p["scores"] for p in parts]) if parts else np.empty((0, 0))
-    rows = np.concatenate([p["candidates"] for p in parts]).astype(np.int64)
     for path, part in zip(chunk_paths, parts):
         if part["scores"].ndim != 2 or part["scores"].shape[1] != len(split.val_ids):
             raise ValueError(
                 f"{path}: score chunk has shape {part['scores'].shape}, expected (rows, {len(split.val_ids)}) "
                 f"for the val set of {split_path}"
             )
+        check_finite(part["scores"], str(path))
+    matrix = np.concatenate([p["scores"] for p in parts])
+    rows = np.concatenate([p["candidates"] for p in parts]).astype(np.int64)
     if not np.array_equal(rows, split.candidates):
         raise ValueError(f"{out}: score chunks cover other candidates than {split_path} lists")
     io.write_npz(

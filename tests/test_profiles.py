@@ -1,0 +1,249 @@
+"""The Snakemake profiles (workflow/profiles/{local,slurm}): they parse, they plan the default
+study, and on SLURM the GPU rules are submitted with a GPU request and the CPU rules without.
+
+The SLURM run uses stand-in sbatch/sacct/... scripts that only log their arguments, so no job
+really runs: the test checks what would have been submitted. Every run works in tmp_path
+(--directory), so nothing is written to the repository.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = REPO / "workflow" / "profiles"
+METHODS = ["greedy", "evolutionary", "gmm", "random", "manual"]
+GPU_RULES = {"features", "score_chunk", "evaluate_full", *(f"evaluate_{m}" for m in METHODS)}
+CPU_RULES = {"prepare", "split", "merge_scores", *(f"select_{m}" for m in METHODS)}
+CPU_RULES |= {"evaluation_table", "table1", "tables", "fig2"}
+
+needs_slurm_plugin = pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="snakemake-executor-plugin-slurm is not installed",
+)
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+
+
+def clean_env(extra_path: Path | None = None) -> dict[str, str]:
+    """The environment without any real SLURM commands on PATH (and no user profile)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAKEMAKE_PROFILE", "SLURM_"))}
+    dirs = [d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "sbatch").exists()]
+    env["PATH"] = os.pathsep.join(([str(extra_path)] if extra_path else []) + dirs)
+    return env
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_resources(log: str) -> dict[str, list[dict[str, str]]]:
+    """rule -> the `resources:` of each of its jobs in a dry run's listing."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for m in re.finditer(r"^\s*rule (\w+):\n(?:\s+\w+:.*\n)*?\s+resources: (.*)$", log, re.M):
+        out.setdefault(m.group(1), []).append(dict(kv.split("=", 1) for kv in m.group(2).split(", ")))
+    return out
+
+
+# ----------------------------------------------------------------------------- the YAML itself
+@pytest.mark.parametrize("name", ["local", "slurm"])
+def test_profile_parses_and_asks_gpu_for_gpu_rules_only(name):
+    prof = load(name)
+    assert prof["scheduler"] == "greedy"
+    assert not prof.get("use-conda") and prof.get("software-deployment-method") in (None, [], "")
+    res = prof["set-resources"]
+    for rule in GPU_RULES:
+        assert res[rule]["gpu"] == 1, rule
+    for rule, values in res.items():
+        if rule not in GPU_RULES:
+            assert "gpu" not in values and "gres" not in values, rule
+    assert not GPU_RULES & set(prof.get("groups", {})), "GPU rules must stay out of CPU groups"
+
+
+def test_slurm_profile_keys():
+    prof = load("slurm")
+    assert prof["executor"] == "slurm"
+    assert prof["jobs"] > 0 and prof["latency-wait"] > 0 and prof["retries"] >= 1
+    assert "attempt" in str(prof["default-resources"]["mem_mb"])
+    assert set(prof["groups"]) <= CPU_RULES
+    assert set(prof["groups"].values()) <= set(prof["group-components"])
+    # the plugin rejects these inside slurm_extra; they must come from resources
+    for values in [prof["default-resources"], *prof["set-resources"].values()]:
+        assert not re.search(r"--(gres|gpus|mem|partition)\b", str(values.get("slurm_extra", "")))
+
+
+def test_local_profile_limits_gpu_jobs():
+    prof = load("local")
+    assert prof["resources"] == {"gpu": 1}
+    assert "executor" not in prof
+
+
+# ----------------------------------------------------------------------------- dry runs
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["local", pytest.param("slurm", marks=needs_slurm_plugin)])
+def test_profile_plans_default_study(name, tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(PROFILES / name),
+        "--cores",
+        "2",
+        "--config",
+        f"results={tmp_path / 'results'}",
+        env=clean_env(),
+        timeout=120,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "This was a dry-run" in log
+    planned = planned_resources(log)
+    assert {"features", "score_chunk", "evaluate_full", "split", "merge_scores"} <= set(planned), sorted(planned)
+    for rule, jobs in planned.items():
+        for res in jobs:
+            if rule in GPU_RULES:
+                assert res.get("gpu") == "1", (rule, res)
+            else:
+                assert "gpu" not in res, (rule, res)
+    if name == "slurm":
+        assert "Group job selection" in log and "Group job splits" in log
+        assert planned["score_chunk"][0]["mem_mb"] == "8000"  # "8000 * attempt" at attempt 1
+
+
+# ----------------------------------------------------------------------------- stand-in SLURM
+FAKE_SLURM = '''#!{python}
+"""Stand-in for a SLURM command: logs its arguments; sbatch hands out job ids, sacct calls
+every job of the run COMPLETED (the outputs never appear, so Snakemake fails the jobs)."""
+import fcntl, json, os, sys
+from pathlib import Path
+
+d = Path(os.environ["FAKE_SLURM_DIR"])
+tool = Path(sys.argv[0]).name
+with open(d / "calls.jsonl", "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.write(json.dumps({{"tool": tool, "args": sys.argv[1:]}}) + "\\n")
+if tool == "sbatch":
+    with open(d / "jobids", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        jobid = 1000 + len(f.read().split()) + 1
+        f.write(f"{{jobid}}\\n")
+    print(jobid)  # the plugin calls sbatch --parsable: "<id>" or "<id>;<cluster>"
+elif tool == "sacct" and "--name" in sys.argv:  # status query: JobIdRaw|State
+    ids = (d / "jobids").read_text().split() if (d / "jobids").exists() else []
+    print("\\n".join(f"{{i}}|COMPLETED" for i in ids))
+elif tool == "sinfo":
+    print("PARTITION\\nmain*")
+'''
+
+TINY = {
+    "results": "results",
+    "seed": 0,
+    "device": "cpu",
+    "datasets": {
+        "digits": {"classes": [0], "split": {"train": 0.6667, "anomalies_per_other_class": 1.0}, "candidates": 10}
+    },
+    "models": {"knn": {"detector": "knn", "backbone": "pixels", "k": 2}},
+    "runs": [{"dataset": "digits", "model": "knn"}],
+    "scores": {"chunk_size": 10},
+    "selection": {"M": [1], "methods": ["greedy"], "random": {"repeats": 1}},
+    "report": {"fig2": {"dataset": "digits", "model": "knn"}},
+}
+
+
+def sbatch_calls(fake_dir: Path) -> list[list[str]]:
+    calls = [json.loads(line) for line in (fake_dir / "calls.jsonl").read_text().splitlines()]
+    return [c["args"] for c in calls if c["tool"] == "sbatch"]
+
+
+def opt(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.slow
+@needs_slurm_plugin
+def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
+    fake = tmp_path / "fake_slurm"
+    bin_dir = fake / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ["sbatch", "sacct", "squeue", "scontrol", "sinfo", "sshare", "sacctmgr", "scancel"]:
+        script = bin_dir / tool
+        script.write_text(FAKE_SLURM.format(python=sys.executable))
+        script.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
+    # `features` (GPU) and the `splits` group (CPU).
+    (work / "results" / "data").mkdir(parents=True)
+    (work / "results" / "data" / "digits.npz").touch()
+    env = clean_env(bin_dir)
+    env["FAKE_SLURM_DIR"] = str(fake)
+
+    # Stand-in SLURM runs nothing, so each job fails for missing outputs and is retried once.
+    proc = snakemake(
+        work,
+        "--profile",
+        str(PROFILES / "slurm"),
+        "--jobs",
+        "2",
+        "--retries",
+        "1",
+        "--latency-wait",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--slurm-logdir",
+        str(tmp_path / "slurm_logs"),
+        env=env,
+        timeout=120,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0  # expected: the stand-in never writes outputs
+    assert "has been submitted with SLURM jobid" in log, log[-3000:]
+    assert "Exception in run_job" not in log, log[-3000:]
+
+    calls = sbatch_calls(fake)
+    by_rule: dict[str, list[list[str]]] = {}
+    for args in calls:
+        assert "--parsable" in args
+        comment = opt(args, "--comment")  # rule_<rule>_wildcards_... or rule_<group>_<rules>
+        by_rule.setdefault(comment.split("_wildcards_")[0].removeprefix("rule_"), []).append(args)
+
+    gpu_request = re.compile(r"^--(gpus=(\w+:)?1|gres=gpu(:\w+)?:1)$")
+    assert set(by_rule) == {"features", "splits_split"}, sorted(by_rule)
+    for args in by_rule["features"]:
+        assert any(gpu_request.match(a) for a in args), args
+        assert "--cpus-per-gpu=4" in args
+    for args in by_rule["splits_split"]:
+        assert not any(a.startswith(("--gpus", "--gres")) for a in args), args
+        assert "--ntasks=1" in args and "--cpus-per-task=1" in args
+
+    # more memory (and time) on the retry: mem_mb "8000 * attempt", runtime "120 * attempt"
+    assert [opt(a, "--mem") for a in by_rule["features"]] == ["8000", "16000"]
+    assert [opt(a, "-t") for a in by_rule["features"]] == ["120", "240"]
+    assert [opt(a, "--mem") for a in by_rule["splits_split"]] == ["4000", "8000"]
+    assert all(opt(a, "-p") == "main" for a in calls)  # sinfo's default partition
+
+    # status is polled with sacct under the run's job name
+    run_names = {opt(a, "--job-name") for a in calls}
+    assert len(run_names) == 1
+    calls_all = [json.loads(line) for line in (fake / "calls.jsonl").read_text().splitlines()]
+    sacct = [c["args"] for c in calls_all if c["tool"] == "sacct"]
+    assert any("--name" in a and opt(a, "--name") in run_names for a in sacct)
