@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,14 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Run the workflow as a user would (``python -m snakemake``), capturing its output."""
+def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run the workflow as a user would (``python -m snakemake``), capturing its output.
+
+    ``workdir`` holds Snakemake's own state (.snakemake: locks, metadata), so tests never share
+    locks with each other or with a user's run in the checkout; by default a fresh temp folder.
+    """
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="snakemake-"))
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )

@@ -1,0 +1,292 @@
+"""``protolib rank``: rank a folder of real images without labels.
+
+The main folder holds 100 real "0" scans of scikit-learn's digits written as 32x32 PNGs, three
+pure-noise images and one heavily corrupted "0" (30 % of its pixels inverted); those four must
+surface as the most atypical. The val path runs on real faces (scikit-image's LFW subset: 60
+faces to rank, 40 other faces as val normals, 40 non-face patches as val anomalies), where the
+single-sample AUROCs are spread out (on digits "0" against the rest nearly all are 1.0).
+Exit codes are checked through the real command line (``python -m protolib rank``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from protolib.imagefolder import read_folder
+from protolib.rank import RankError, rank_folder
+
+NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
+CORRUPTED = "zero_corrupted.png"
+N_ZEROS = 100
+SIZE = 32
+
+
+def _save(image: np.ndarray, path: Path) -> None:
+    Image.fromarray(image).save(path)
+
+
+def _digit(image: np.ndarray) -> np.ndarray:
+    """An 8x8 digits scan (0..16) as a 32x32 uint8 image."""
+    small = Image.fromarray(np.rint(image * 255.0 / 16.0).astype(np.uint8))
+    return np.asarray(small.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("rank")
+    train = root / "train"
+    train.mkdir()
+    zeros = digits.images[digits.target == 0]
+    for i, image in enumerate(zeros[:N_ZEROS]):
+        _save(_digit(image), train / f"zero_{i:03d}.png")
+    for name in NOISE:
+        _save(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8), train / name)
+    corrupted = _digit(zeros[5]).copy()
+    flip = rng.random(corrupted.shape) < 0.3
+    corrupted[flip] = 255 - corrupted[flip]
+    _save(corrupted, train / CORRUPTED)
+
+    # the same images plus a truncated PNG, for the on-error tests
+    with_broken = root / "with_broken"
+    with_broken.mkdir()
+    for path in sorted(train.iterdir())[:30]:
+        (with_broken / path.name).write_bytes(path.read_bytes())
+    (with_broken / "broken.png").write_bytes((train / "zero_000.png").read_bytes()[:120])
+    (with_broken / "README.txt").write_text("not an image: ignored")
+
+    empty = root / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    return {"train": train, "with_broken": with_broken, "empty": empty, "root": root}
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> dict[str, Path]:
+    """scikit-image's 200 LFW crops (25x25): the first 100 are faces, the last 100 are not."""
+    import skimage
+
+    crops = np.load(Path(skimage.__file__).parent / "data" / "lfw_subset.npy")
+    crops = np.rint(crops * 255.0).astype(np.uint8)
+    root = tmp_path_factory.mktemp("faces")
+    parts = {"train": range(0, 60), "val_normal": range(60, 100), "val_anomalous": range(100, 140)}
+    for name, ids in parts.items():
+        (root / name).mkdir()
+        for i in ids:
+            _save(crops[i], root / name / f"lfw_{i:03d}.png")
+    return {name: root / name for name in parts} | {"root": root}
+
+
+@pytest.fixture(scope="module")
+def ranked(folders):
+    out = folders["root"] / "out"
+    result = rank_folder(folders["train"], out, image_size=SIZE, M=5, n_atypical=10, seed=0, progress=False, log=None)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def ranked_with_val(faces):
+    out = faces["root"] / "out"
+    result = rank_folder(
+        faces["train"], out, image_size=SIZE, M=5, n_atypical=5, val_normal=faces["val_normal"],
+        val_anomalous=faces["val_anomalous"], population=30, generations=10, seed=0, progress=False, log=None,
+    )
+    return result, out
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "protolib", "rank", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+# ----------------------------------------------------------------------------- ranking
+def test_noise_and_corrupted_images_are_the_most_atypical(ranked):
+    result, _ = ranked
+    assert set(NOISE) <= set(result.atypical[:5])
+    assert CORRUPTED in result.atypical[:5]
+    bottom = result.table.sort_values("rank").file.tolist()[-4:]
+    assert set(bottom) == set(NOISE) | {CORRUPTED}
+
+
+def test_csv_lists_every_readable_image_exactly_once(ranked, folders):
+    result, out = ranked
+    table = pd.read_csv(out / "ranking.csv")
+    written = sorted(p.name for p in folders["train"].iterdir())
+    assert sorted(table.file) == written and table.file.is_unique
+    assert table["rank"].tolist() == list(range(1, len(written) + 1))  # most prototypical first
+    assert np.isfinite(table[["knn_sqdist", "core_sqdist"]].to_numpy()).all()
+    assert table.atypical.sum() == 10 and table.coreset.sum() == 5
+
+
+def test_coreset_has_M_distinct_typical_images(ranked):
+    result, out = ranked
+    core = pd.read_csv(out / "coreset.csv")
+    assert core.file.tolist() == result.coreset and core.file.is_unique and len(core) == 5
+    assert (core.core_sqdist == 0).all()
+    assert not set(result.coreset) & (set(NOISE) | {CORRUPTED})
+    assert json.loads((out / "coreset.json").read_text())["files"] == result.coreset
+    atypical = pd.read_csv(out / "atypical.csv")
+    assert atypical.file.tolist() == result.atypical
+
+
+def test_contact_sheet_is_a_real_png(ranked):
+    _, out = ranked
+    sheet = out / "contact_sheet.png"
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sheet.stat().st_size > 20_000
+    with Image.open(sheet) as image:
+        assert image.width > 500 and image.height > 300
+
+
+def test_same_seed_same_outputs(ranked, folders, tmp_path):
+    result, out = ranked
+    again = rank_folder(folders["train"], tmp_path, image_size=SIZE, M=5, n_atypical=10, seed=0, progress=False,
+                        log=None, contact_sheet=False)
+    assert (tmp_path / "ranking.csv").read_bytes() == (out / "ranking.csv").read_bytes()
+    assert again.coreset == result.coreset
+
+
+# ----------------------------------------------------------------------------- with val folders
+def test_val_path_writes_greedy_and_evolutionary_subsets(ranked_with_val):
+    result, out = ranked_with_val
+    table = pd.read_csv(out / "ranking.csv")
+    for method in ("greedy", "evolutionary"):
+        subset = json.loads((out / "subsets" / f"{method}.json").read_text())
+        assert len(subset["files"]) == 5 and len(set(subset["files"])) == 5
+        assert set(subset["files"]) <= set(table.file)
+        assert 0.0 <= subset["val_auroc"] <= 1.0
+        assert pd.read_csv(out / "subsets" / f"{method}.csv").file.tolist() == subset["files"]
+        assert table[method].sum() == 5
+    aurocs = pd.read_csv(out / "val_auroc.csv").set_index("method").val_auroc
+    assert set(aurocs.index) == {"greedy", "evolutionary", "gmm", "all"}
+    assert ((aurocs >= 0) & (aurocs <= 1)).all()
+    # greedy = the M images of best single-sample val AUROC
+    chosen = table.greedy.to_numpy()
+    assert table.val_auroc[chosen].min() >= table.val_auroc[~chosen].max()
+    assert table.val_auroc.between(0, 1).all() and table.val_auroc.nunique() > 10
+    # chosen on val, both beat the detector fitted on all 60 faces (on val)
+    assert aurocs["greedy"] > aurocs["all"] and aurocs["evolutionary"] > aurocs["all"]
+
+
+def test_val_auroc_equals_a_detector_fitted_on_the_subset(ranked_with_val, faces):
+    from protolib.metrics import auroc
+    from protolib.models import make_detector
+
+    result, _ = ranked_with_val
+    subset = read_folder(faces["train"], SIZE, progress=False)
+    keep = [subset.names.index(f) for f in result.subsets["evolutionary"]]
+    normal = read_folder(faces["val_normal"], SIZE, progress=False).images
+    anomalous = read_folder(faces["val_anomalous"], SIZE, progress=False).images
+    detector = make_detector({"detector": "knn", "backbone": "pixels", "k": 2}, device="cpu")
+    scores = detector.fit(subset.images[keep]).score(np.concatenate([normal, anomalous]))
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+    assert result.val_auroc["evolutionary"] == pytest.approx(auroc(labels, scores))
+
+
+# ----------------------------------------------------------------------------- image reading
+def test_mixed_formats_modes_and_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 40), dtype=np.uint8)).save(tmp_path / "a_grey.png")
+    Image.fromarray(rng.integers(0, 256, (50, 20, 3), dtype=np.uint8)).save(tmp_path / "b_colour.jpg")
+    Image.fromarray(rng.integers(0, 65535, (20, 20), dtype=np.uint16)).save(tmp_path / "c_16bit.tif")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)).save(tmp_path / "d_rgba.png")
+    (tmp_path / "e_notes.txt").write_text("ignored")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "sub" / "not_read.png")
+    data = read_folder(tmp_path, 16, progress=False)
+    assert data.mode == "RGB" and data.images.shape == (4, 16, 16, 3) and data.images.dtype == np.uint8
+    assert data.names == ["a_grey.png", "b_colour.jpg", "c_16bit.tif", "d_rgba.png"]
+    assert [p.name for p in data.ignored] == ["e_notes.txt"]
+    # a grey image becomes three equal channels; all-grey folders stay single-channel
+    assert np.array_equal(data.images[0, ..., 0], data.images[0, ..., 2])
+    (tmp_path / "b_colour.jpg").unlink()
+    (tmp_path / "d_rgba.png").unlink()
+    grey = read_folder(tmp_path, 16, progress=False)
+    assert grey.mode == "L" and grey.images.shape == (2, 16, 16)
+    result = rank_folder(tmp_path, tmp_path / "out", M=1, n_atypical=1, progress=False, log=None)
+    assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif"]
+
+
+def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
+    with pytest.raises(RankError, match="M = 200 is larger than the 104 readable images"):
+        rank_folder(folders["train"], tmp_path, M=200, progress=False, log=None)
+    with pytest.raises(RankError, match="both --val-normal and --val-anomalous"):
+        rank_folder(folders["train"], tmp_path, val_normal=folders["train"], progress=False, log=None)
+
+
+def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces, tmp_path):
+    """Models other than knn: typicality from make_backbone, selection by per-image fits."""
+    from protolib.models import DETECTORS, Detector, make_backbone
+
+    class MeanImage(Detector):
+        name = "test_mean_image"
+
+        def __init__(self, cfg):
+            self.embed = make_backbone(cfg)
+
+        def fit(self, images):
+            self.centre = self.embed(images).mean(axis=0)
+            return self
+
+        def score(self, images):
+            return ((self.embed(images) - self.centre) ** 2).sum(axis=1)
+
+    if "test_mean_image" not in DETECTORS:
+        DETECTORS.register("test_mean_image")(lambda cfg, device="auto": MeanImage(cfg))
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted(folders["train"].glob("zero_0*.png"))[:12] + [folders["train"] / NOISE[0]]:
+        (few / path.name).write_bytes(path.read_bytes())
+    result = rank_folder(few, tmp_path / "out", model="test_mean_image", backbone="pixels", image_size=SIZE, M=2,
+                         n_atypical=3, val_normal=faces["val_normal"], val_anomalous=faces["val_anomalous"],
+                         population=6, generations=3, progress=False, log=None, contact_sheet=False)
+    assert result.atypical[0] == NOISE[0]
+    assert len(result.subsets["greedy"]) == 2 and 0 <= result.val_auroc["evolutionary"] <= 1
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_skips_a_truncated_png_and_names_it(folders, tmp_path):
+    run = _cli(folders["with_broken"], "--out", tmp_path, "-M", "3", "--image-size", SIZE, "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "broken.png" in run.stderr and "broken.png" in run.stdout  # warned, and in the summary
+    table = pd.read_csv(tmp_path / "ranking.csv")
+    assert len(table) == 30 and "broken.png" not in set(table.file)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [Path(s["file"]).name for s in summary["skipped"]] == ["broken.png"]
+    for what in ("ranking.csv", "coreset.csv", "atypical.csv", "contact_sheet.png"):
+        assert str(tmp_path / what) in run.stdout
+
+
+def test_cli_fails_on_a_truncated_png_with_on_error_fail(folders, tmp_path):
+    run = _cli(folders["with_broken"], "--out", tmp_path, "--on-error", "fail")
+    assert run.returncode == 2
+    assert "broken.png" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "ranking.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["empty", "missing", "M_too_large", "one_val_folder"])
+def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, tmp_path):
+    args = {
+        "empty": ([folders["empty"]], [str(folders["empty"]), "no PNG, JPEG or TIFF"]),
+        "missing": ([folders["root"] / "nope"], [str(folders["root"] / "nope"), "does not exist"]),
+        "M_too_large": ([folders["with_broken"], "-M", "31"], ["M = 31", "30 readable images",
+                                                              str(folders["with_broken"])]),
+        "one_val_folder": ([folders["train"], "--val-normal", folders["train"]], ["--val-anomalous"]),
+    }[case]
+    run = _cli(*args[0], "--out", tmp_path / "out")
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    for text in args[1]:
+        assert text in run.stderr
+    assert not (tmp_path / "out").exists()
