@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_default_study_plans(repo, tmp_path):
-    out = snakemake("-n", "--cores", "2", "--config", f"results={tmp_path}/results")
+    out = snakemake("-n", "--cores", "2", "--configfile", str(repo / "config.yaml"),
+                    "--config", f"results={tmp_path}/results", workdir=tmp_path)
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr
     for rule in ("split", "features", "score_chunk", "select_evolutionary", "select_gmm", "evaluate_random", "table1", "fig2"):
@@ -29,7 +30,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     config = small_config(tmp_path / "results")
     config["selection"]["methods"] = ["greedy", "evolutionry"]
     path = write_config(tmp_path / "typo.yaml", config)
-    out = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    out = snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=tmp_path)
     assert out.returncode != 0
     assert "selection.methods: unknown method 'evolutionry'" in out.stderr + out.stdout
 
@@ -39,7 +40,7 @@ def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     config = small_config(tmp / "results")
     path = write_config(tmp / "small.yaml", config)
-    out = snakemake("--cores", "2", "--configfile", str(path))
+    out = snakemake("--cores", "2", "--configfile", str(path), workdir=tmp)
     assert out.returncode == 0, out.stderr[-4000:]
     return tmp / "results", config
 
@@ -114,14 +115,15 @@ def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
     path = write_config(tmp_path / "small.yaml", config)
     for f in [*(results / "tables").glob("table1.*"), *(results / "figures").glob("fig2_*")]:
         f.unlink()
-    out = snakemake("table1", "--cores", "2", "--configfile", str(path))  # target first: --configfile takes several values
+    workdir = results.parent
+    out = snakemake("table1", "--cores", "2", "--configfile", str(path), workdir=workdir)  # target first: --configfile takes several values
     assert out.returncode == 0, out.stderr[-3000:]
     assert (results / "tables" / "table1.csv").exists()
     assert not (results / "figures" / "fig2_digits_knn.png").exists(), "table1 built more than it needs"
-    out = snakemake("fig2", "--cores", "2", "--configfile", str(path))
+    out = snakemake("fig2", "--cores", "2", "--configfile", str(path), workdir=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     png = results / "figures" / "fig2_digits_knn.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert (results / "figures" / "fig2_digits_knn.pdf").read_bytes()[:5] == b"%PDF-"
-    out = snakemake("-n", "--cores", "2", "--configfile", str(path))
+    out = snakemake("-n", "--cores", "2", "--configfile", str(path), workdir=workdir)
     assert "Nothing to be done" in out.stdout + out.stderr
