@@ -37,6 +37,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/scores.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -44,12 +45,21 @@ rule all:
     default_target: True
     input:
         rules.table1.output,
+        rules.table2.output,
         rules.tables.output,
+        rules.fig1.output,
         rules.fig2.output,
+        rules.fig3.output,
+        rules.fig4.output,
+        rules.fig5.output,
+        rules.fig6.output,
+        rules.fig7.output,
+        rules.transfer.output,
 
 
 onsuccess:
     print(
-        f"\nprotolib: done. Summary table: {R}/tables/table1.md (also .csv, .tex); "
-        f"per-class tables: {R}/tables/; figures: {R}/figures/\n"
+        f"\nprotolib: done. Summary table: {R}/tables/table1.md (also .csv, .tex, .html); "
+        f"Table 2 and per-class tables: {R}/tables/; figures 1-7: {R}/figures/ (PNG, PDF). "
+        "Browsable report with captions: snakemake --report report.html\n"
     )

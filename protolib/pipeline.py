@@ -276,3 +276,133 @@ def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: 
     result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
                      auroc(split.test_labels, scores), config)
     io.write_json(out, result)
+
+
+# ============================================================================= transfer
+# Subsets found with one (dataset, model) -- the source -- evaluated with another -- the target:
+# model transfer on one dataset (RD -> FAE on RSNA) and dataset transfer (RSNA -> CheXpert).
+# The target's detector is fitted on the selected source images and scored on the target's test
+# split. A frozen-feature detector reads the source dataset's feature cache (computed with the
+# target model's backbone) for the training ids and the target dataset's cache for the test
+# ids; an image detector reads the prepared images of each dataset. Besides the subsets, every
+# class pair is also evaluated with the source's whole training set (method "full").
+# Config: ``transfer: [{name, source: {dataset, model}, target: {dataset, model}, methods}]``.
+def transfer_name(entry: dict[str, Any]) -> str:
+    src, tgt = entry["source"], entry["target"]
+    return entry.get("name") or f"{src['dataset']}_{src['model']}_to_{tgt['dataset']}_{tgt['model']}"
+
+
+def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dataset: str) -> list[tuple[int, int]]:
+    """(source class, target class): class c with class c where both datasets run class c;
+    otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
+    src, tgt = classes(config, source_dataset), classes(config, target_dataset)
+    common = [c for c in src if c in tgt]
+    return [(c, c) for c in common] if common else list(zip(src, tgt))
+
+
+def transfer_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configured transfer experiments with names, methods and class pairs filled in;
+    raises ConfigError naming the key for unknown datasets, models, methods or duplicate names."""
+    from protolib.config import ConfigError
+
+    entries, problems, seen = [], [], set()
+    methods_run = list(config["selection"]["methods"])
+    for i, raw in enumerate(config.get("transfer") or []):
+        key = f"transfer[{i}]"
+        bad = False
+        for side in ("source", "target"):
+            if raw[side]["dataset"] not in config["datasets"]:
+                problems.append(f"{key}.{side}.dataset: {raw[side]['dataset']!r} is not a key of datasets "
+                                f"({', '.join(config['datasets'])})")
+                bad = True
+            if raw[side]["model"] not in config["models"]:
+                problems.append(f"{key}.{side}.model: {raw[side]['model']!r} is not a key of models "
+                                f"({', '.join(config['models'])})")
+                bad = True
+        name = transfer_name(raw)
+        if name in seen:
+            problems.append(f"{key}.name: {name!r} is used by two transfer entries")
+        seen.add(name)
+        methods = list(raw.get("methods") or methods_run)
+        unknown = [m for m in methods if m not in methods_run]
+        if unknown:
+            problems.append(f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
+                            f"({', '.join(methods_run)}); transfer evaluates subsets the study selects")
+        if bad:
+            continue
+        pairs = transfer_class_pairs(config, raw["source"]["dataset"], raw["target"]["dataset"])
+        if not pairs:
+            problems.append(f"{key}: no classes to pair between {raw['source']['dataset']!r} and {raw['target']['dataset']!r}")
+        entries.append({
+            "name": name, "source": dict(raw["source"]), "target": dict(raw["target"]),
+            "methods": [m for m in methods_run if m in methods], "pairs": pairs,
+        })
+    if problems:
+        raise ConfigError("config is invalid:\n  " + "\n  ".join(problems))
+    return entries
+
+
+def transfer_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    for entry in transfer_entries(config):
+        if entry["name"] == name:
+            return entry
+    raise KeyError(f"no transfer entry named {name!r}")
+
+
+def _transfer_inputs(config: dict[str, Any], model: str, source_data: str | Path | None,
+                     source_features: str | Path | None, target_data: str | Path | None,
+                     target_features: str | Path | None):
+    detector, train = _detector_and_inputs(config, model, source_data, source_features)
+    uses_features = train.features is not None
+    same = (source_features == target_features) if uses_features else (source_data == target_data)
+    test = train if same else Inputs.load(target_data, target_features if uses_features else None)
+    a, b = (train.features, test.features) if uses_features else (train.images, test.images)
+    if a.shape[1:] != b.shape[1:]:
+        what = "features" if uses_features else "images"
+        raise ValueError(f"transfer with model {model!r}: source {what} have shape {a.shape[1:]}, target {what} "
+                         f"{b.shape[1:]}; prepare both datasets at the same image size and channels")
+    return detector, train, test
+
+
+def fit_and_score_across(detector: Any, train: Inputs, train_ids: Any, test: Inputs, test_ids: Any) -> np.ndarray:
+    """Fit on ``train_ids`` of one dataset's inputs, score ``test_ids`` of another's."""
+    train_ids = np.asarray(train_ids, dtype=np.int64)
+    test_ids = np.asarray(test_ids, dtype=np.int64)
+    if train.features is not None:
+        detector.fit_features(np.asarray(train.features[train_ids]))
+        return detector.score_features(np.asarray(test.features[test_ids]))
+    detector.fit(train.images[train_ids])
+    return detector.score(test.images[test_ids])
+
+
+def evaluate_transfer(
+    config: dict[str, Any], name: str, source_split_path: str | Path, target_split_path: str | Path,
+    source_data: str | Path | None, source_features: str | Path | None,
+    target_data: str | Path | None, target_features: str | Path | None,
+    subset_paths: list[str], out_paths: list[str], full_out: str | Path | None = None,
+) -> None:
+    """Test AUROC on the target of the target's detector fitted on each source subset (one
+    output per subset) and, with ``full_out``, on the source's whole training set (method "full")."""
+    entry = transfer_entry(config, name)
+    src_split, tgt_split = load_split(source_split_path), load_split(target_split_path)
+    detector, train, test = _transfer_inputs(config, entry["target"]["model"], source_data, source_features,
+                                             target_data, target_features)
+    jobs = [(io.read_json(p), out) for p, out in zip(subset_paths, out_paths, strict=True)]
+    if full_out is not None:
+        jobs.append(({"method": FULL, "M": len(src_split.train), "seed": 0, "ids": src_split.train.tolist()}, full_out))
+    for subset, out in jobs:
+        ids = [int(i) for i in subset["ids"]]
+        outside = sorted(set(ids) - set(src_split.train.tolist()))
+        if outside:
+            raise ValueError(f"{out}: subset ids {outside[:5]} are not training images of {source_split_path}")
+        scores = fit_and_score_across(detector, train, ids, test, tgt_split.test_ids)
+        io.write_json(out, {
+            "name": name, "method": subset["method"], "M": subset["M"], "seed": subset["seed"],
+            "n_train": len(ids), "ids": ids, "test_auroc": auroc(tgt_split.test_labels, scores),
+            "source": {**entry["source"], "class": src_split.normal_class, "class_name": src_split.class_name},
+            "target": {**entry["target"], "class": tgt_split.normal_class, "class_name": tgt_split.class_name},
+            "config": {
+                "source": provenance(config, entry["source"]["dataset"], entry["source"]["model"]),
+                "target": provenance(config, entry["target"]["dataset"], entry["target"]["model"]),
+            },
+        })

@@ -1,0 +1,6 @@
+"""The paper's figures: which data each shows (``choices``) and the image figures (``images``).
+
+Line plots (Figs. 1, 2, 6) live in :mod:`protolib.plots`; the image figures (Figs. 3, 4, 5, 7)
+in :mod:`protolib.figures.images`. Every figure is written as PNG and PDF; the image figures
+also write a sidecar JSON listing the dataset ids of every image shown.
+"""
