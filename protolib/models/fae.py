@@ -1,0 +1,172 @@
+"""``fae``: the Structural Feature-Autoencoder (Meissen et al.; reference FeliMe/feature-autoencoder).
+
+- Features: a frozen ResNet18 (``backbone``), the outputs of ``layers`` (layer1-3) each resized
+  (bilinear, align_corners=True) to ``image_size // 4`` (layer1's grid) and concatenated
+  (64 + 128 + 256 = 448 channels for ResNet18). Input: the image resized to ``image_size`` (128),
+  grey repeated to 3 channels, values in [0, 1] like the reference (``imagenet_norm: false``).
+- Autoencoder (reference ``vanilla_feature_encoder/decoder``): per hidden dim a 5x5 stride-2 conv
+  (no bias) + BatchNorm + LeakyReLU + Dropout2d(``dropout`` 0.1); the decoder mirrors it with 6x6
+  stride-2 transposed convs, then a 1x1 conv back to the feature channels. ``hidden_dims``
+  [50, 100] as in the paper.
+- Loss: 1 - SSIM between the feature maps and their reconstruction (Gaussian window 11, sigma
+  1.5, as the reference's ``pytorch_ssim``; ``ssim_window``/``ssim_sigma``). Note: iolag/UPD_study
+  (Lagogiannis et al., the paper's ref. [23]) uses window 5 and layers 1-2 instead.
+- Adam, lr 2e-4, no weight decay, ``steps`` 500, minibatches of ``train_batch_size`` 64.
+- Anomaly map: 1 - SSIM map averaged over channels, upsampled (bilinear, align_corners=True) to
+  ``image_size``; image score: the mean of its top ``top_fraction`` (10 %) values.
+
+Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above
+the 0.9 quantile; here the whole map is used (datasets of this study have no masks) and the top
+10 % by count. BatchNorm is kept (``norm: batch``) as a vmap-safe re-implementation with the
+same training/evaluation behaviour (see ``vmap_training``); ``norm: group|instance|none`` exist
+as alternatives. Dropout masks are drawn from a generator seeded by ``seed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from protolib.models.base import DETECTORS
+from protolib.models.feature_maps import ResNetFeatureMaps, extract_maps, seeded
+from protolib.models.ssim import ssim_loss, ssim_map, top_fraction_mean
+from protolib.models.vmap_training import Features, TrainedMapDetector, adam, make_norm
+
+
+class FeatureAutoencoder(nn.Module):
+    """The FAE reference's conv autoencoder; dropout is applied with externally drawn masks."""
+
+    def __init__(self, in_channels: int, hidden_dims: list[int], norm: str = "batch", dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = float(dropout)
+        self.enc = nn.ModuleList()
+        c = in_channels
+        for h in hidden_dims:
+            self.enc.append(nn.Sequential(
+                nn.Conv2d(c, h, 5, stride=2, padding=2, bias=False), make_norm(norm, h), nn.LeakyReLU(),
+            ))
+            c = h
+        dims = [in_channels, *hidden_dims]
+        self.dec = nn.ModuleList()
+        for i in range(len(dims) - 1, 0, -1):
+            self.dec.append(nn.Sequential(
+                nn.ConvTranspose2d(dims[i], dims[i - 1], 6, stride=2, padding=2, bias=False),
+                make_norm(norm, dims[i - 1]), nn.LeakyReLU(),
+            ))
+        self.final = nn.Conv2d(in_channels, in_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        for i, layer in enumerate([*self.enc, *self.dec]):
+            x = layer(x)
+            if masks is not None:
+                x = x * masks[i]
+        # the 1x1 conv as a channel matmul (the same numbers; under vmap a batched matmul)
+        return torch.einsum("oc,nchw->nohw", self.final.weight[:, :, 0, 0], x)
+
+
+
+def mask_channels(in_channels: int, hidden_dims: list[int]) -> list[int]:
+    """Channels after each encoder and decoder layer (where the reference applies Dropout2d)."""
+    return [*hidden_dims, *[in_channels, *hidden_dims][-2::-1]]
+
+
+def sample_masks(channels: list[int], p: float, batch: int, generator: torch.Generator,
+                 device: str | torch.device) -> list[torch.Tensor]:
+    """Dropout2d masks (batch, C, 1, 1): each channel zeroed with probability p, else 1 / (1 - p)."""
+    return [((torch.rand(batch, c, 1, 1, generator=generator) >= p).float() / (1.0 - p)).to(device) for c in channels]
+
+
+class FAEDetector(TrainedMapDetector):
+    name = "fae"
+    default_steps = 500
+    default_train_batch_size = 64
+    default_parallel_models = 64
+
+    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
+        super().__init__(cfg, device)
+        self.backbone_name = cfg.get("backbone", "resnet18")
+        self.layers = list(cfg.get("layers", ["layer1", "layer2", "layer3"]))
+        self.image_size = int(cfg.get("image_size", 128))
+        self.imagenet_norm = bool(cfg.get("imagenet_norm", False))
+        self.hidden_dims = [int(h) for h in cfg.get("hidden_dims", [50, 100])]
+        self.dropout = float(cfg.get("dropout", 0.1))
+        self.norm = cfg.get("norm", "batch")
+        self.lr = float(cfg.get("lr", 2e-4))
+        self.weight_decay = float(cfg.get("weight_decay", 0.0))
+        self.betas = tuple(float(b) for b in cfg.get("betas", (0.9, 0.999)))
+        self.ssim_window = int(cfg.get("ssim_window", 11))
+        self.ssim_sigma = float(cfg.get("ssim_sigma", 1.5))
+        self.top_fraction = float(cfg.get("top_fraction", 0.1))
+        self.feature_size = self.image_size // 4
+        if self.feature_size % (2 ** len(self.hidden_dims)):
+            raise ValueError(
+                f"fae: image_size // 4 = {self.feature_size} must be divisible by 2**len(hidden_dims) = "
+                f"{2 ** len(self.hidden_dims)}"
+            )
+        extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"), self.layers)
+        self.extractor = extractor.to(self.device, self.dtype)
+        self.in_channels = sum(self.extractor.channels)
+
+    # ------------------------------------------------------------------ hooks
+    def features(self, images: np.ndarray) -> Features:
+        size = self.feature_size
+
+        def post(maps: list[torch.Tensor]) -> torch.Tensor:
+            resized = [F.interpolate(m, size=(size, size), mode="bilinear", align_corners=True) for m in maps]
+            return torch.cat(resized, 1)
+
+        (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
+                                imagenet_norm=self.imagenet_norm, device=self.device,
+                                batch_size=self.batch_size, post=post, dtype=self.dtype)
+        return (feats.contiguous(),)
+
+    def new_net(self) -> FeatureAutoencoder:
+        with seeded(self.seed):
+            net = FeatureAutoencoder(self.in_channels, self.hidden_dims, self.norm, self.dropout)
+        return net.to(self.device, self.dtype)
+
+    def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:
+        (feats,) = batch
+        return ssim_loss(net(feats, noise), feats, self.ssim_window, self.ssim_sigma)
+
+    def outputs(self, net: nn.Module, feats: Features) -> torch.Tensor:
+        return net(feats[0])
+
+    def maps_from(self, outputs: torch.Tensor, feats: Features) -> torch.Tensor:
+        residual = 1.0 - ssim_map(outputs, feats[0], self.ssim_window, self.ssim_sigma).mean(1, keepdim=True)
+        residual = F.interpolate(residual, size=(self.image_size, self.image_size), mode="bilinear", align_corners=True)
+        return residual.squeeze(1)
+
+    def reduce(self, maps: torch.Tensor) -> torch.Tensor:
+        return top_fraction_mean(maps, self.top_fraction)
+
+    def optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        return adam(params, self.lr, self.betas, self.weight_decay)
+
+    def noise_fn(self):
+        """Dropout masks from a generator seeded by ``seed`` (the same draws in every fit)."""
+        if self.dropout <= 0:
+            return None
+        channels = mask_channels(self.in_channels, self.hidden_dims)
+        generator = torch.Generator().manual_seed(self.seed + 1)
+
+        def noise(step: int, batch: int) -> list[torch.Tensor]:
+            masks = sample_masks(channels, self.dropout, batch, generator, self.device)
+            return [m.to(self.dtype) for m in masks]
+
+        return noise
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        return self.extractor.state_dict()
+
+    def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.extractor.load_state_dict(state)
+
+
+@DETECTORS.register("fae")
+def make_fae(model_cfg: dict[str, Any], device: str = "auto") -> FAEDetector:
+    return FAEDetector(model_cfg, device=device)

@@ -1,0 +1,174 @@
+"""Shared pieces of the image-based detectors: input tensors, frozen multi-layer ResNet feature
+maps, devices and mixed precision, and saving a fitted detector.
+
+Inputs are the pipeline's uint8 images, (N, H, W) grey or (N, H, W, C) colour. Grey images are
+repeated to three channels. ``prepare_images`` either resizes to ``resize`` and centre-crops
+``image_size`` (the PANDA / PatchCore transform: resize 256, crop 224) or, with
+``resize == image_size``, simply resizes (FAE, RD).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from protolib.models.backbones import IMAGENET_MEAN, IMAGENET_STD, load_resnet
+
+RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+
+
+def prepare_images(images: np.ndarray, image_size: int, resize: int | None = None,
+                   imagenet_norm: bool = True) -> torch.Tensor:
+    """uint8 (N,H,W[,C]) -> float (N,3,S,S) on the CPU: grey to 3 channels, resize, centre crop,
+    optional ImageNet normalisation (else values in [0, 1]). ``resize`` None: S * 256 / 224."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4:
+        x = x.permute(0, 3, 1, 2)
+    else:
+        raise ValueError(f"images must be (N,H,W) or (N,H,W,C) uint8, got shape {tuple(images.shape)}")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    elif x.shape[1] != 3:
+        raise ValueError(f"images must have 1 or 3 channels, got {x.shape[1]}")
+    resize = resize or int(round(image_size * 256 / 224))
+    if x.shape[-2:] != (resize, resize):
+        x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
+    off = (resize - image_size) // 2
+    x = x[:, :, off : off + image_size, off : off + image_size]
+    if imagenet_norm:
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    return x.contiguous()
+
+
+def autocast(device: str, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA (frozen feature extraction); a no-op on the CPU."""
+    if enabled and str(device).startswith("cuda"):
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+class ResNetFeatureMaps(nn.Module):
+    """The named layers' outputs of a frozen torchvision ResNet (eval mode, no gradients).
+
+    Only the stem and the layers up to the deepest requested one are kept. ``channels`` lists
+    each requested layer's channel count, ``strides`` its stride w.r.t. the input.
+    """
+
+    def __init__(self, name: str, weights: str, layers: Sequence[str]) -> None:
+        super().__init__()
+        layers = tuple(layers)
+        bad = [layer for layer in layers if layer not in RESNET_LAYERS]
+        if bad or not layers:
+            raise ValueError(f"feature layers must be among {RESNET_LAYERS}, got {list(layers)}")
+        net = load_resnet(name, weights)
+        self.name = name
+        self.layers = tuple(sorted(layers, key=RESNET_LAYERS.index))
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        deepest = RESNET_LAYERS.index(self.layers[-1])
+        for layer in RESNET_LAYERS[: deepest + 1]:
+            self.add_module(layer, getattr(net, layer))
+        self.block_type = type(net.layer1[0]).__name__  # "BasicBlock" or "Bottleneck"
+        self.base_width = int(getattr(net, "base_width", 64))
+        self.requires_grad_(False)
+        self.eval()
+        self.channels = [self._out_channels(layer) for layer in self.layers]
+        self.strides = [4 * 2 ** RESNET_LAYERS.index(layer) for layer in self.layers]
+
+    def _out_channels(self, layer: str) -> int:
+        last = getattr(self, layer)[-1]
+        bn = last.bn3 if hasattr(last, "bn3") else last.bn2
+        return int(bn.num_features)
+
+    def train(self, mode: bool = True) -> "ResNetFeatureMaps":
+        return super().train(False)  # always frozen: BatchNorm keeps its running statistics
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        x = self.stem(x)
+        for layer in RESNET_LAYERS:
+            if not hasattr(self, layer):
+                break
+            x = getattr(self, layer)(x)
+            if layer in self.layers:
+                out.append(x)
+        return out
+
+
+def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray, *, image_size: int, resize: int | None,
+                 imagenet_norm: bool, device: str, batch_size: int = 32,
+                 post: Any = None, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """Frozen feature maps of all images, ``dtype`` on ``device``: one tensor per layer, or what
+    ``post(maps)`` returns per batch (a tensor or list of tensors), concatenated.
+
+    Runs under inference mode, channels_last and (on CUDA, float32) fp16 autocast. The extractor
+    must already be in ``dtype``.
+    """
+    outs: list[list[torch.Tensor]] = []
+    with torch.inference_mode():
+        for sl in batches(len(images), batch_size):
+            x = prepare_images(images[sl], image_size, resize, imagenet_norm)
+            x = x.to(device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            with autocast(device, enabled=dtype == torch.float32):
+                maps = extractor(x)
+            maps = [m.to(dtype).contiguous() for m in maps]
+            if post is not None:
+                maps = post(maps)
+                maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
+            outs.append(maps)
+    if not outs:
+        raise ValueError("no images to embed")
+    return [torch.cat([o[i] for o in outs]).clone() for i in range(len(outs[0]))]
+
+
+def seeded(seed: int) -> contextlib.AbstractContextManager:
+    """Run a block (module construction) with the CPU RNG seeded, restoring the RNG after."""
+
+    @contextlib.contextmanager
+    def ctx():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+
+    return ctx()
+
+
+def save_detector(path: str | Path, name: str, cfg: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write {detector, config, state} with torch.save (tensors moved to the CPU), atomically."""
+    def cpu(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().cpu()
+        if isinstance(obj, dict):
+            return {k: cpu(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(cpu(v) for v in obj)
+        return obj
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"detector": name, "config": dict(cfg), "state": cpu(state)}, tmp)
+    tmp.replace(path)
+
+
+def read_saved(path: str | Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("detector") != name:
+        found = blob.get("detector") if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: not a saved {name!r} detector (found {found!r})")
+    return blob["config"], blob["state"]

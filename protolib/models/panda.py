@@ -1,0 +1,173 @@
+"""``panda``: PANDA (Reiss et al.; reference talreiss/PANDA), the paper's model for the one-vs-rest
+data sets.
+
+- Network psi: an ImageNet ResNet (``backbone``, resnet152), features = the 2048-d global average
+  pool (not normalised). Input: resize ``image_size`` * 256 / 224, centre crop ``image_size``
+  (224), ImageNet normalisation, grey images repeated to 3 channels.
+- Training: only layer3 and layer4 are trained (the reference's ``freeze_parameters``; their
+  BatchNorm affine parameters train too, as there), the whole net stays in eval mode (BatchNorm
+  uses its ImageNet running statistics). Centre c = mean training feature of the untrained net,
+  fixed. Loss: the reference's ``CompactnessLoss``, mean over the batch of ||psi(x) - c||^2 / d
+  (d = feature dimension). SGD lr 1e-2 (``lr``), momentum 0.9, weight decay 5e-5, gradient norm
+  clipped to 1e-3 (``grad_clip``, as the reference), shuffled batches of ``train_batch_size``
+  32, a constant ``steps`` 2355 (the paper).
+- Score: sum of squared L2 distances to the k (``k`` 2) nearest training features of the
+  trained net (k capped at the number of training images).
+
+Single-sample detectors: with one training image c = psi0(x), so the loss and its gradient are
+zero from the first step (the paper: "training has no effect"); ``fit`` then skips the loop
+(``train_single: false``), which makes the detector exactly the ``knn`` detector on the same
+backbone, and ``score_matrix`` is one feature pass: squared distances from the candidates' to the
+val images' psi0 features. (Literal SGD would still shrink layer3/4 by weight decay, by about
+lr * wd per step; ``train_single: true`` runs it.) ``score_matrix`` falls back to the definition
+when ``train_single`` is true.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from protolib.models.backbones import load_resnet, resolve_device
+from protolib.models.base import DETECTORS, Detector
+from protolib.models.feature_maps import autocast, batches, prepare_images, read_saved, save_detector
+from protolib.models.neighbours import knn_score, squared_distances
+from protolib.models.vmap_training import minibatch_stream
+
+TRAINED_LAYERS = ("layer3", "layer4")
+
+
+class PandaDetector(Detector):
+    name = "panda"
+
+    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
+        self.cfg = dict(cfg)
+        self.device = resolve_device(device)
+        self.backbone_name = cfg.get("backbone", "resnet152")
+        self.image_size = int(cfg.get("image_size", 224))
+        self.batch_size = int(cfg.get("batch_size", 64))
+        self.k = int(cfg.get("k", 2))
+        self.steps = int(cfg.get("steps", 2355))
+        self.lr = float(cfg.get("lr", 1e-2))
+        self.momentum = float(cfg.get("momentum", 0.9))
+        self.weight_decay = float(cfg.get("weight_decay", 5e-5))
+        self.grad_clip = float(cfg.get("grad_clip", 1e-3))
+        self.train_batch_size = int(cfg.get("train_batch_size", 32))
+        self.train_single = bool(cfg.get("train_single", False))
+        self.seed = int(cfg.get("seed", 0))
+        net = load_resnet(self.backbone_name, cfg.get("weights", "none"))
+        net.fc = torch.nn.Identity()
+        self.net = net.to(self.device).eval()
+        # the untrained net psi0: every fit starts from it (the pipeline refits one detector)
+        self.pretrained = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+        self.bank: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Back to the untrained net psi0, unfitted."""
+        self.net.load_state_dict(self.pretrained)
+        self.net.eval()
+        self.bank = None
+
+    # ------------------------------------------------------------------ features
+    def _inputs(self, images: np.ndarray) -> torch.Tensor:
+        return prepare_images(images, self.image_size, resize=None, imagenet_norm=True)
+
+    def embed(self, images: np.ndarray, amp: bool = True) -> np.ndarray:
+        """(N, d) pooled features of the current net, float32 (fp16 autocast on CUDA if ``amp``)."""
+        net = self.net
+        net.eval()
+        out = []
+        with torch.inference_mode():
+            for sl in batches(len(images), self.batch_size):
+                x = self._inputs(images[sl]).to(self.device).contiguous(memory_format=torch.channels_last)
+                with autocast(self.device, enabled=amp):
+                    out.append(net(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ training
+    def _train(self, images: np.ndarray) -> None:
+        net = self.net
+        net.eval()  # BatchNorm keeps its running statistics throughout (the reference)
+        params = []
+        for name, p in net.named_parameters():
+            trained = name.split(".")[0] in TRAINED_LAYERS
+            p.requires_grad_(trained)
+            if trained:
+                params.append(p)
+        # in full precision, like the training forward passes it is compared with
+        center = torch.from_numpy(self.embed(images, amp=False).mean(0)).to(self.device)
+        inputs = self._inputs(images)
+        optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        stream = minibatch_stream(len(inputs), self.train_batch_size, torch.Generator().manual_seed(self.seed))
+        for _ in range(self.steps):
+            x = inputs[next(stream)].to(self.device).contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            feats = net(x)
+            loss = ((feats - center) ** 2).sum(1).div(feats.shape[1]).mean()
+            loss.backward()
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            optimizer.step()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        net.eval()
+
+    def fit(self, images: np.ndarray) -> "PandaDetector":
+        if len(images) == 0:
+            raise ValueError("panda: cannot fit on zero training images")
+        self.reset()
+        if len(images) > 1 or self.train_single:
+            self._train(images)
+        self.bank = self.embed(images).astype(np.float64)
+        return self
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        if self.bank is None:
+            raise RuntimeError("panda: score called before fit")
+        return knn_score(self.bank, self.embed(images), self.k, device=self.device)
+
+    def score_matrix(self, train_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
+        """Row i: squared distances of the val features to candidate i's feature (untrained net)."""
+        if self.train_single:
+            return Detector.score_matrix(self, train_images, val_images)
+        if len(train_images) == 0:
+            return np.empty((0, len(val_images)))
+        self.reset()
+        return squared_distances(self.embed(train_images), self.embed(val_images), device=self.device)
+
+    def __deepcopy__(self, memo: dict) -> "PandaDetector":
+        new = copy.copy(self)
+        new.net = copy.deepcopy(self.net, memo)
+        new.bank = None if self.bank is None else self.bank.copy()
+        new.cfg = dict(self.cfg)
+        return new
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        if self.bank is None:
+            raise RuntimeError("panda: save called before fit")
+        pristine = {k: v for k, v in self.pretrained.items() if k.split(".")[0] in TRAINED_LAYERS}
+        save_detector(path, self.name, self.cfg, {"net": self.net.state_dict(), "pretrained_trained_layers": pristine,
+                                                   "bank": torch.from_numpy(self.bank)})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "PandaDetector":
+        cfg, state = read_saved(path, cls.name)
+        det = cls({**cfg, "weights": "none"}, device=device)
+        det.cfg = cfg
+        # psi0 = the saved net with its trained layers put back to their untrained values
+        det.pretrained = {k: v.clone() for k, v in state["net"].items()}
+        det.pretrained.update(state["pretrained_trained_layers"])
+        det.net.load_state_dict(state["net"])
+        det.net.eval()
+        det.bank = state["bank"].numpy().astype(np.float64)
+        return det
+
+
+@DETECTORS.register("panda")
+def make_panda(model_cfg: dict[str, Any], device: str = "auto") -> PandaDetector:
+    return PandaDetector(model_cfg, device=device)
