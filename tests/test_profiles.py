@@ -197,6 +197,8 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
     # Stand-in SLURM runs nothing, so each job fails for missing outputs and is retried once.
     proc = snakemake(
         work,
+        "results/features/digits/pixels.npy",  # one GPU rule and one CPU rule, nothing else
+        "results/splits/digits/0.json",
         "--profile",
         str(PROFILES / "slurm"),
         "--jobs",
