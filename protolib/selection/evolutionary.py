@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from protolib.metrics import rowwise_auroc
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
-from protolib.selection.kernels import subset_max_sum, subset_min_values
+from protolib.selection.kernels import subset_max_sum, subset_max_sum_values, subset_min_values
 
 
 class RankTable:
@@ -53,11 +53,17 @@ class RankTable:
 class PaperFitness:
     """Eq. 3 of the paper."""
 
+    #: below this subset size the plain values are summed directly (measured crossover)
+    DIRECT_BELOW_M = 8
+
     def __init__(self, score_matrix: np.ndarray, val_labels: np.ndarray) -> None:
         y = np.where(np.asarray(val_labels) > 0, 1.0, -1.0)
-        self.table = RankTable(np.asarray(score_matrix, dtype=np.float64) * y[None, :])
+        self.values = np.ascontiguousarray(np.asarray(score_matrix, dtype=np.float64) * y[None, :])
+        self.table = RankTable(self.values)
 
     def __call__(self, population: np.ndarray) -> np.ndarray:
+        if population.shape[1] < self.DIRECT_BELOW_M:
+            return subset_max_sum_values(self.values, np.ascontiguousarray(population, dtype=np.int64))
         return self.table.max_sum(population)
 
 
@@ -102,6 +108,27 @@ def mutate(population: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarr
     return np.sort(child, axis=1)
 
 
+class FitnessMemo:
+    """Remembers the fitness of every subset seen: children often repeat a subset (always at small
+    M, where there are few), and only new ones are evaluated. The values are the same, so the
+    run is identical with or without it."""
+
+    def __init__(self, fitness: Any) -> None:
+        self.fitness = fitness
+        self.seen: dict[bytes, float] = {}
+
+    def __call__(self, population: np.ndarray) -> np.ndarray:
+        keys = [row.tobytes() for row in np.ascontiguousarray(population, dtype=np.int64)]
+        new = {}
+        for key, row in zip(keys, population):
+            if key not in self.seen and key not in new:
+                new[key] = row
+        if new:
+            values = self.fitness(np.stack(list(new.values())))
+            self.seen.update(zip(new.keys(), (float(v) for v in values)))
+        return np.array([self.seen[key] for key in keys], dtype=np.float64)
+
+
 def evolve(
     fitness: Any,
     K: int,
@@ -119,8 +146,9 @@ def evolve(
         full = np.arange(K)[None, :]
         value = float(fitness(full)[0])
         return full[0], value, [value]
+    memo = FitnessMemo(fitness)
     pop = random_population(population, K, M, rng)
-    fit = fitness(pop)
+    fit = memo(pop)
     history = [float(fit.max())]
     n_keep = population - population // 2
     for _ in tqdm(range(generations), desc=f"evolutionary M={M}", disable=not progress, leave=False):
@@ -132,7 +160,7 @@ def evolve(
         if use_crossover.any():
             children[use_crossover] = crossover(parents[use_crossover], parents[partner[use_crossover]], rng)
         pop = np.concatenate([parents, children])[:population]
-        fit = np.concatenate([parent_fit, fitness(children)])[:population]
+        fit = np.concatenate([parent_fit, memo(children)])[:population]
         history.append(float(fit.max()))
     best = int(np.argmax(fit))
     return pop[best], float(fit[best]), history

@@ -46,3 +46,23 @@ def subset_min_values(ranks: np.ndarray, table: np.ndarray, population: np.ndarr
         for k in range(V):
             out[i, k] = table[k * K + acc[k]]
     return out
+
+
+@njit(parallel=True, cache=True)
+def subset_max_sum_values(values: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """As :func:`subset_max_sum` on the values themselves: faster for small subsets, where the
+    rank lookup costs more than the wider rows save."""
+    n, M = population.shape
+    V = values.shape[1]
+    out = np.empty(n)
+    for i in prange(n):
+        acc = values[population[i, 0]].copy()
+        for m in range(1, M):
+            row = values[population[i, m]]
+            for k in range(V):
+                acc[k] = max(acc[k], row[k])
+        total = 0.0
+        for k in range(V):
+            total += acc[k]
+        out[i] = total
+    return out
