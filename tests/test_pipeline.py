@@ -4,6 +4,7 @@ independent computation from the saved split files."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -127,3 +128,19 @@ def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
     assert (results / "figures" / "fig2_digits_knn.pdf").read_bytes()[:5] == b"%PDF-"
     out = snakemake("-n", "--cores", "2", "--configfile", str(path), workdir=workdir)
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_a_changed_setting_reruns_what_depends_on_it_and_nothing_else(study, tmp_path):
+    results, config = study
+    changed = json.loads(json.dumps(config))
+    changed["selection"]["evolutionary"]["generations"] = 16
+    path = write_config(tmp_path / "changed.yaml", changed)
+    out = snakemake("-n", "--cores", "2", "--configfile", str(path), workdir=results.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    stats = text[text.index("Job stats"):]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
+    assert jobs.get("select_evolutionary") == "2" and jobs.get("evaluate_evolutionary") == "2"
+    for untouched in ("prepare", "split", "features", "score_chunk", "merge_scores", "select_greedy",
+                      "select_gmm", "select_random", "evaluate_greedy", "evaluate_random", "evaluate_full"):
+        assert untouched not in jobs, (untouched, jobs)
