@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.idx import IDXError, read_idx_pair
+from protolib.data.idx import read_labelled_idx
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 #: split -> (images file, labels file), as named upstream (each may also carry ``.gz``)
@@ -132,27 +132,11 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
             raise
         _download(root)
         files = find_files(root)
-    images, labels = [], []
-    for image_name, label_name in FILES.values():
-        try:
-            x, y = read_idx_pair(files[image_name], files[label_name])
-        except IDXError as err:
-            raise DatasetFilesError(f"fashion_mnist: {err}; " + _describe_expected([files[image_name].parent])) from err
-        # Counts are not enforced (the official files hold 60000 and 10000), so a reduced copy in
-        # the same format also loads; the image size is, since every model assumes 28x28.
-        if x.shape[1:] != IMAGE_SHAPE:
-            raise DatasetFilesError(
-                f"fashion_mnist: {files[image_name]} holds images of {x.shape[1:]}, expected "
-                f"{IMAGE_SHAPE}; " + _describe_expected([files[image_name].parent])
-            )
-        if y.min() < 0 or y.max() >= len(CLASS_NAMES):
-            raise DatasetFilesError(
-                f"fashion_mnist: {files[label_name]} has labels outside 0..{len(CLASS_NAMES) - 1} "
-                f"(min {y.min()}, max {y.max()})"
-            )
-        images.append(x)
-        labels.append(y)
-    return np.concatenate(images), np.concatenate(labels)
+    return read_labelled_idx(
+        [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
+        dataset="fashion_mnist", image_shape=IMAGE_SHAPE, n_classes=len(CLASS_NAMES),
+        error=DatasetFilesError, hint=_describe_expected([files[FILES["train"][0]].parent]),
+    )
 
 
 @register_dataset("fashion_mnist", CLASS_NAMES)

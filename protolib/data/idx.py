@@ -96,3 +96,33 @@ def read_idx_pair(images_path: str | Path, labels_path: str | Path) -> tuple[np.
             f"{len(labels)} labels"
         )
     return images, labels.astype(np.int64)
+
+
+def read_labelled_idx(
+    pairs: list[tuple[Path, Path]],
+    *,
+    dataset: str,
+    image_shape: tuple[int, int],
+    n_classes: int,
+    error: type[Exception],
+    hint: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read (images, labels) IDX file pairs in order and concatenate them (MNIST-family sets).
+
+    Counts are not enforced, so a reduced copy in the official format also loads; the image size
+    and the label range are, since every model and split assumes them. Every problem is raised
+    as ``error`` with the dataset's name, the file and ``hint`` (the expected layout).
+    """
+    images, labels = [], []
+    for image_file, label_file in pairs:
+        try:
+            x, y = read_idx_pair(image_file, label_file)
+        except (IDXError, FileNotFoundError) as err:
+            raise error(f"{dataset}: {err}; {hint}") from None
+        if x.shape[1:] != tuple(image_shape):
+            raise error(f"{dataset}: {image_file} holds images of {x.shape[1:]}, expected {tuple(image_shape)}; {hint}")
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise error(f"{dataset}: {label_file} has labels outside 0..{n_classes - 1} (min {y.min()}, max {y.max()})")
+        images.append(x)
+        labels.append(y)
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.idx import IDXError, read_idx_pair
+from protolib.data.idx import read_labelled_idx
 from protolib.data.images import DatasetFilesError
 
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -81,23 +81,14 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
             raise
         _download(root)
         files = find_files(root)
-    images, labels = [], []
-    for image_name, label_name in FILES.values():
-        try:
-            x, y = read_idx_pair(files[image_name], files[label_name])
-        except (IDXError, FileNotFoundError) as err:
-            raise DatasetFilesError(f"mnist: {err}; {_layout(root)}") from None
-        if x.shape[1:] != IMAGE_SHAPE:
-            raise DatasetFilesError(f"mnist: {files[image_name]} holds images of {x.shape[1:]}, expected {IMAGE_SHAPE}")
-        if len(y) and (y.min() < 0 or y.max() > 9):
-            raise DatasetFilesError(f"mnist: {files[label_name]} has labels outside 0..9 (min {y.min()}, max {y.max()})")
-        images.append(x)
-        labels.append(y)
-    labels_all = np.concatenate(labels)
+    images, labels_all = read_labelled_idx(
+        [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
+        dataset="mnist", image_shape=IMAGE_SHAPE, n_classes=10, error=DatasetFilesError, hint=_layout(root),
+    )
     empty = np.flatnonzero(np.bincount(labels_all, minlength=10) == 0)
     if empty.size:
         raise DatasetFilesError(f"mnist: no images of digit {', '.join(map(str, empty))} in {files[NAMES[0]].parent}")
-    return np.ascontiguousarray(np.concatenate(images)), labels_all
+    return images, labels_all
 
 
 @register_dataset("mnist", CLASS_NAMES)
