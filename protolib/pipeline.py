@@ -143,13 +143,8 @@ def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Pa
 
 
 def fit_and_score(detector: Any, inputs: Inputs, train_ids: np.ndarray, test_ids: np.ndarray) -> np.ndarray:
-    train_ids = np.asarray(train_ids, dtype=np.int64)
-    test_ids = np.asarray(test_ids, dtype=np.int64)
-    if inputs.features is not None:
-        detector.fit_features(np.asarray(inputs.features[train_ids]))
-        return detector.score_features(np.asarray(inputs.features[test_ids]))
-    detector.fit(inputs.images[train_ids])
-    return detector.score(inputs.images[test_ids])
+    """Fit on ``train_ids`` and score ``test_ids`` of one dataset's inputs."""
+    return fit_and_score_across(detector, inputs, train_ids, inputs, test_ids)
 
 
 # ----------------------------------------------------------------------------- per-sample scores
