@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.idx import read_labelled_idx
+from protolib.data.idx import locate_or_download, read_labelled_idx
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 #: split -> (images file, labels file), as named upstream (each may also carry ``.gz``)
@@ -125,13 +125,7 @@ def resolve_root(cfg: dict[str, Any]) -> Path:
 def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Images (70000, 28, 28) uint8 and labels (70000,) int64: train rows first, then t10k."""
     root = Path(root).expanduser()
-    try:
-        files = find_files(root)
-    except DatasetFilesError:
-        if not download:
-            raise
-        _download(root)
-        files = find_files(root)
+    files = locate_or_download(root, download, find_files, _download)
     return read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
         dataset="fashion_mnist", image_shape=IMAGE_SHAPE, n_classes=len(CLASS_NAMES),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,3 +127,14 @@ def read_labelled_idx(
         images.append(x)
         labels.append(y)
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+
+
+def locate_or_download(root: Path, download: bool, find: Any, fetch: Any) -> dict[str, Path]:
+    """``find(root)``; when files are missing and ``download`` is set, ``fetch(root)`` once and find again."""
+    try:
+        return find(root)
+    except FileNotFoundError:
+        if not download:
+            raise
+        fetch(root)
+        return find(root)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.idx import read_labelled_idx
+from protolib.data.idx import locate_or_download, read_labelled_idx
 from protolib.data.images import DatasetFilesError
 
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -74,13 +74,7 @@ def _download(root: Path) -> None:
 def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) uint8 and labels (N,) int64: train rows first, then t10k."""
     root = Path(root).expanduser()
-    try:
-        files = find_files(root)
-    except DatasetFilesError:
-        if not download:
-            raise
-        _download(root)
-        files = find_files(root)
+    files = locate_or_download(root, download, find_files, _download)
     images, labels_all = read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
         dataset="mnist", image_shape=IMAGE_SHAPE, n_classes=10, error=DatasetFilesError, hint=_layout(root),
