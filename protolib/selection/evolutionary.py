@@ -1,15 +1,15 @@
 """The evolutionary algorithm of the paper (Alg. 1) over the single-sample score matrix.
 
-Population of P random M-subsets; each generation keeps the fitter half and gives every
-survivor one child, by crossover (M distinct ids drawn from the union with a random partner) or
-mutation (one member replaced by a non-member). Survivors keep their fitness, so only children
-are evaluated. Everything is vectorised over the population; the fitness loops are compiled
-(``kernels``).
+Population of P random M-subsets; each generation keeps the fitter half and gives each of the
+fitter P/2 survivors one child, by crossover (M distinct ids drawn from the union with a random
+partner) or mutation (one member replaced by a non-member). Survivors keep their fitness, so only
+children are evaluated. Random numbers come from numpy's seeded Generator, vectorised over the
+population; children are built and evaluated by compiled loops (``kernels``).
 
 Fitness ``paper`` is Eq. 3, f(S) = sum_k max_{j in S} y_k s(j, k) with y = -1 (normal) / +1
-(anomalous). It is evaluated on per-column ranks stored as uint16: the max over a subset of
-ranks picks the same row as the max over values, a row is a quarter of the bytes of float64,
-and a lookup table returns the exact value. Fitness ``auroc`` is the val AUROC of the scores
+(anomalous). It is evaluated on per-column ranks stored as uint16 (the max over a subset of ranks
+picks the same row as the max over values, at a quarter of the bytes) and summed exactly in fixed
+point. Fitness ``auroc`` is the val AUROC of the scores
 aggregated as the min over the subset (exact for a kNN detector with k = 1).
 """
 
@@ -22,7 +22,13 @@ from tqdm.auto import tqdm
 
 from protolib.metrics import rowwise_auroc
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
-from protolib.selection.kernels import subset_max_sum, subset_max_sum_values, subset_min_values
+from protolib.selection.kernels import (
+    cross_rows,
+    make_children,
+    mutate_rows,
+    subset_max_sum,
+    subset_min_values,
+)
 
 
 class RankTable:
@@ -38,12 +44,9 @@ class RankTable:
         ranks[order, np.arange(V)] = np.arange(K, dtype=np.uint16)[:, None]
         self.ranks = np.ascontiguousarray(ranks)
         # sorted values per column, laid out (V, K) so that value = table[k * K + rank]
-        self.table = np.ascontiguousarray(np.take_along_axis(values, order, axis=0).T).ravel()
+        self.sorted_values = np.ascontiguousarray(np.take_along_axis(values, order, axis=0).T)
+        self.table = self.sorted_values.ravel()
         self.K, self.V = K, V
-
-    def max_sum(self, population: np.ndarray) -> np.ndarray:
-        """sum over columns of the max over each subset's rows."""
-        return subset_max_sum(self.ranks, self.table, np.ascontiguousarray(population, dtype=np.int64))
 
     def min_values(self, population: np.ndarray) -> np.ndarray:
         """(n, V): the min over each subset's rows, per column."""
@@ -51,20 +54,44 @@ class RankTable:
 
 
 class PaperFitness:
-    """Eq. 3 of the paper."""
-
-    #: below this subset size the plain values are summed directly (measured crossover)
-    DIRECT_BELOW_M = 8
+    """Eq. 3 of the paper, summed exactly in fixed point (see ``kernels``)."""
 
     def __init__(self, score_matrix: np.ndarray, val_labels: np.ndarray) -> None:
         y = np.where(np.asarray(val_labels) > 0, 1.0, -1.0)
-        self.values = np.ascontiguousarray(np.asarray(score_matrix, dtype=np.float64) * y[None, :])
-        self.table = RankTable(self.values)
+        values = np.asarray(score_matrix, dtype=np.float64) * y[None, :]
+        if not np.isfinite(values).all():
+            raise ValueError("the single-sample score matrix has NaN or infinite entries")
+        self.table = RankTable(values)
+        # the largest power-of-two scale at which a sum of V values cannot overflow int64
+        largest = float(np.abs(values).max()) * values.shape[1]
+        self.exponent = 60 - int(np.ceil(np.log2(largest))) if largest > 0 else 0
+        self.qtable = np.round(np.ldexp(self.table.table, self.exponent)).astype(np.int64)
+
+    def to_value(self, fixed: np.ndarray | int) -> np.ndarray | float:
+        return np.ldexp(np.asarray(fixed, dtype=np.float64), -self.exponent)
 
     def __call__(self, population: np.ndarray) -> np.ndarray:
-        if population.shape[1] < self.DIRECT_BELOW_M:
-            return subset_max_sum_values(self.values, np.ascontiguousarray(population, dtype=np.int64))
-        return self.table.max_sum(population)
+        return self.to_value(self.tracker(population).keys)
+
+    def tracker(self, population: np.ndarray) -> "PaperTracker":
+        return PaperTracker(self, population)
+
+
+class PaperTracker:
+    """Eq. 3 of a population held in slots, as exact fixed-point keys."""
+
+    def __init__(self, fitness: PaperFitness, population: np.ndarray) -> None:
+        self.fitness = fitness
+        self.keys = np.empty(len(population), dtype=np.int64)
+        self.update(population, None, np.arange(len(population)))
+
+    def update(self, population: np.ndarray, parent_slots: np.ndarray | None, child_slots: np.ndarray) -> None:
+        f = self.fitness
+        subset_max_sum(f.table.ranks, f.qtable, np.ascontiguousarray(population, dtype=np.int64),
+                       np.asarray(child_slots, dtype=np.int64), self.keys)
+
+    def value(self, slot: int) -> float:
+        return float(self.fitness.to_value(self.keys[slot]))
 
 
 class AurocFitness:
@@ -87,46 +114,44 @@ def random_population(n: int, K: int, M: int, rng: np.random.Generator) -> np.nd
 
 
 def crossover(first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """M distinct members drawn at random from the union of each pair of parents."""
-    M = first.shape[1]
-    both = np.sort(np.concatenate([first, second], axis=1), axis=1)
-    priority = rng.random(both.shape)
-    priority[:, 1:][both[:, 1:] == both[:, :-1]] = 2.0  # duplicates go last, never picked
-    pick = np.argsort(priority, axis=1, kind="stable")[:, :M]
-    return np.sort(np.take_along_axis(both, pick, axis=1), axis=1)
+    """M distinct members drawn at random from the union of each pair of (sorted) parents."""
+    first, second = (np.ascontiguousarray(a, dtype=np.int64) for a in (first, second))
+    return cross_rows(first, second, rng.random((len(first), 2 * first.shape[1])))
 
 
 def mutate(population: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
     """Replace one random member of each (sorted) subset by a random non-member."""
     n, M = population.shape
-    # the r-th smallest non-member: step over every member at or below it (members sorted)
-    new = rng.integers(0, K - M, size=n)
-    for m in range(M):
-        new += population[:, m] <= new
-    child = population.copy()
-    child[np.arange(n), rng.integers(0, M, size=n)] = new
-    return np.sort(child, axis=1)
+    positions, draws = rng.integers(0, M, size=n), rng.integers(0, K - M, size=n)
+    return mutate_rows(np.ascontiguousarray(population, dtype=np.int64), positions, draws)
 
 
-class FitnessMemo:
-    """Remembers the fitness of every subset seen: children often repeat a subset (always at small
-    M, where there are few), and only new ones are evaluated. The values are the same, so the
-    run is identical with or without it."""
+class MemoTracker:
+    """Any fitness callable over a population in slots. Children often repeat a subset (always at
+    small M, where there are few); each distinct subset is evaluated once. The values are the
+    same, so the run is identical with or without the memo."""
 
-    def __init__(self, fitness: Any) -> None:
+    def __init__(self, fitness: Any, population: np.ndarray) -> None:
         self.fitness = fitness
         self.seen: dict[bytes, float] = {}
+        self.keys = self._evaluate(population)
 
-    def __call__(self, population: np.ndarray) -> np.ndarray:
-        keys = [row.tobytes() for row in np.ascontiguousarray(population, dtype=np.int64)]
+    def _evaluate(self, rows: np.ndarray) -> np.ndarray:
+        keys = [row.tobytes() for row in np.ascontiguousarray(rows, dtype=np.int64)]
         new = {}
-        for key, row in zip(keys, population):
+        for key, row in zip(keys, rows):
             if key not in self.seen and key not in new:
                 new[key] = row
         if new:
             values = self.fitness(np.stack(list(new.values())))
             self.seen.update(zip(new.keys(), (float(v) for v in values)))
         return np.array([self.seen[key] for key in keys], dtype=np.float64)
+
+    def update(self, population: np.ndarray, parent_slots: np.ndarray, child_slots: np.ndarray) -> None:
+        self.keys[child_slots] = self._evaluate(population[child_slots])
+
+    def value(self, slot: int) -> float:
+        return float(self.keys[slot])
 
 
 def evolve(
@@ -139,31 +164,33 @@ def evolve(
     crossover_probability: float = 0.5,
     progress: bool = False,
 ) -> tuple[np.ndarray, float, list[float]]:
-    """Run Alg. 1; return the best subset (row indices), its fitness and the best per generation."""
+    """Run Alg. 1; return the best subset (row indices), its fitness and the best per generation.
+
+    The population lives in P fixed slots: survivors stay where they are and each generation's
+    children are written into the slots of the dropped half, so nothing is copied."""
     if M > K:
         raise ValueError(f"M = {M} is larger than the {K} candidates")
     if M == K:
         full = np.arange(K)[None, :]
         value = float(fitness(full)[0])
         return full[0], value, [value]
-    memo = FitnessMemo(fitness)
-    pop = random_population(population, K, M, rng)
-    fit = memo(pop)
-    history = [float(fit.max())]
+    pop = np.ascontiguousarray(random_population(population, K, M, rng), dtype=np.int64)
+    tracker = fitness.tracker(pop) if hasattr(fitness, "tracker") else MemoTracker(fitness, pop)
+    history = [tracker.value(int(np.argmax(tracker.keys)))]
     n_keep = population - population // 2
+    n_children = population // 2
     for _ in tqdm(range(generations), desc=f"evolutionary M={M}", disable=not progress, leave=False):
-        keep = np.argsort(-fit, kind="stable")[:n_keep]
-        parents, parent_fit = pop[keep], fit[keep]
-        partner = (np.arange(n_keep) + rng.integers(1, max(n_keep, 2), size=n_keep)) % n_keep
-        use_crossover = rng.random(n_keep) < crossover_probability
-        children = mutate(parents, K, rng)
-        if use_crossover.any():
-            children[use_crossover] = crossover(parents[use_crossover], parents[partner[use_crossover]], rng)
-        pop = np.concatenate([parents, children])[:population]
-        fit = np.concatenate([parent_fit, memo(children)])[:population]
-        history.append(float(fit.max()))
-    best = int(np.argmax(fit))
-    return pop[best], float(fit[best]), history
+        order = np.argsort(-tracker.keys, kind="stable")
+        parents, free = order[:n_children], order[n_keep:]
+        partner = (np.arange(n_children) + rng.integers(1, max(n_keep, 2), size=n_children)) % n_keep
+        use_crossover = rng.random(n_children) < crossover_probability
+        positions, draws = rng.integers(0, M, size=n_children), rng.integers(0, K - M, size=n_children)
+        uniform = rng.random((int(use_crossover.sum()), 2 * M))
+        make_children(pop, parents, order[partner], free, use_crossover, positions, draws, uniform)
+        tracker.update(pop, parents, free)
+        history.append(tracker.value(int(np.argmax(tracker.keys))))
+    best = int(np.argmax(tracker.keys))
+    return pop[best].copy(), tracker.value(best), history
 
 
 class EvolutionarySelector(Selector):

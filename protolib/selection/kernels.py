@@ -1,9 +1,14 @@
-"""Compiled inner loops of the evolutionary fitness (numba, parallel over individuals).
+"""Compiled inner loops of the evolutionary algorithm (numba).
 
-Both work on per-column ranks (uint16) of the (K, V) single-sample matrix: the extreme rank over
-a subset's rows names the same row as the extreme value, the rows are a quarter of the bytes of
-float64, and ``table[k * K + rank]`` gives back the exact value. Results are deterministic: each
-individual is reduced by one thread in a fixed order.
+The fitness kernels work on per-column ranks (uint16) of the (K, V) single-sample matrix: the
+extreme rank over a subset's rows names the same row as the extreme value, a row of ranks is a
+quarter of the bytes of float64, and ``table[k * K + rank]`` gives back the value.
+
+Eq. 3 is summed in fixed point (int64, one power-of-two scale for the whole matrix): integer sums
+are exact and independent of their order, so runs are deterministic on any number of threads.
+
+Children are built serially from random numbers drawn by the caller (numpy's seeded Generator),
+so the stream of random numbers, and the run, does not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -11,24 +16,127 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+# ---------------------------------------------------------------------------------------------
+# children: mutation and crossover
+
+
+@njit(cache=True)
+def _mutated(parent: np.ndarray, position: int, draw: int, child: np.ndarray) -> None:
+    """``parent`` (sorted) with the member at ``position`` replaced by its ``draw``-th smallest
+    non-member, written sorted into ``child``."""
+    new = draw
+    for member in parent:  # step over every member at or below the candidate (members sorted)
+        if member <= new:
+            new += 1
+    n = 0
+    placed = False
+    for m in range(parent.shape[0]):
+        if m == position:
+            continue
+        if not placed and new < parent[m]:
+            child[n] = new
+            n += 1
+            placed = True
+        child[n] = parent[m]
+        n += 1
+    if not placed:
+        child[n] = new
+
+
+@njit(cache=True)
+def _crossed(first: np.ndarray, second: np.ndarray, uniform: np.ndarray, child: np.ndarray) -> None:
+    """M distinct members drawn uniformly from the union of two sorted parents, written sorted
+    into ``child``: selection sampling (Knuth's Algorithm S) over the merged union, one uniform
+    number per member of the union."""
+    M = first.shape[0]
+    union = np.empty(2 * M, dtype=first.dtype)
+    i = j = n = 0
+    while i < M or j < M:
+        if j == M or (i < M and first[i] < second[j]):
+            union[n] = first[i]
+            i += 1
+        elif i == M or second[j] < first[i]:
+            union[n] = second[j]
+            j += 1
+        else:  # in both parents: once
+            union[n] = first[i]
+            i += 1
+            j += 1
+        n += 1
+    chosen = 0
+    for t in range(n):
+        if (n - t) * uniform[t] < M - chosen:
+            child[chosen] = union[t]
+            chosen += 1
+            if chosen == M:
+                break
+
+
+@njit(cache=True)
+def mutate_rows(parents: np.ndarray, positions: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    out = np.empty_like(parents)
+    for i in range(parents.shape[0]):
+        _mutated(parents[i], positions[i], draws[i], out[i])
+    return out
+
+
+@njit(cache=True)
+def cross_rows(first: np.ndarray, second: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    out = np.empty_like(first)
+    for i in range(first.shape[0]):
+        _crossed(first[i], second[i], uniform[i], out[i])
+    return out
+
+
+@njit(cache=True)
+def make_children(
+    population: np.ndarray,
+    parent_slots: np.ndarray,
+    partner_slots: np.ndarray,
+    child_slots: np.ndarray,
+    use_crossover: np.ndarray,
+    positions: np.ndarray,
+    draws: np.ndarray,
+    uniform: np.ndarray,
+) -> None:
+    """Write each parent's child into its free slot of ``population`` (in place).
+
+    ``uniform`` has one row per crossover child, in order."""
+    c = 0
+    for i in range(child_slots.shape[0]):
+        parent = population[parent_slots[i]]
+        if use_crossover[i]:
+            _crossed(parent, population[partner_slots[i]], uniform[c], population[child_slots[i]])
+            c += 1
+        else:
+            _mutated(parent, positions[i], draws[i], population[child_slots[i]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Eq. 3: sum over val columns of the max over the subset
+
 
 @njit(parallel=True, cache=True)
-def subset_max_sum(ranks: np.ndarray, table: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """sum_k max_{j in S} value(j, k) for every subset S (row of ``population``)."""
-    n, M = population.shape
+def subset_max_sum(ranks: np.ndarray, qtable: np.ndarray, population: np.ndarray, slots: np.ndarray,
+                   fitness: np.ndarray) -> None:
+    """Fixed-point Eq. 3 of the subsets in ``slots`` of ``population``, written to ``fitness``."""
     K, V = ranks.shape
-    out = np.empty(n)
-    for i in prange(n):
-        acc = ranks[population[i, 0]].copy()
+    M = population.shape[1]
+    for j in prange(slots.shape[0]):
+        members = population[slots[j]]
+        acc = ranks[members[0]].copy()  # a fresh buffer: the compiler can vectorise the max
         for m in range(1, M):
-            row = ranks[population[i, m]]
+            row = ranks[members[m]]
             for k in range(V):
                 acc[k] = max(acc[k], row[k])
-        total = 0.0
+        total = 0
         for k in range(V):
-            total += table[k * K + acc[k]]
-        out[i] = total
-    return out
+            total += qtable[k * K + acc[k]]
+        fitness[slots[j]] = total
+
+
+# ---------------------------------------------------------------------------------------------
+# min over the subset (for AUROC fitness)
 
 
 @njit(parallel=True, cache=True)
@@ -45,24 +153,4 @@ def subset_min_values(ranks: np.ndarray, table: np.ndarray, population: np.ndarr
                 acc[k] = min(acc[k], row[k])
         for k in range(V):
             out[i, k] = table[k * K + acc[k]]
-    return out
-
-
-@njit(parallel=True, cache=True)
-def subset_max_sum_values(values: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """As :func:`subset_max_sum` on the values themselves: faster for small subsets, where the
-    rank lookup costs more than the wider rows save."""
-    n, M = population.shape
-    V = values.shape[1]
-    out = np.empty(n)
-    for i in prange(n):
-        acc = values[population[i, 0]].copy()
-        for m in range(1, M):
-            row = values[population[i, m]]
-            for k in range(V):
-                acc[k] = max(acc[k], row[k])
-        total = 0.0
-        for k in range(V):
-            total += acc[k]
-        out[i] = total
     return out
