@@ -63,3 +63,26 @@ def test_overlapping_split_file_is_rejected(digits, tmp_path):
 def test_too_few_other_images_is_a_clear_error(digits):
     with pytest.raises(ValueError, match="anomalies_per_other_class"):
         make(digits, anomalies_per_other_class=5.0)
+
+
+# official images per class (train + test files): the paper's protocol must fit them
+OFFICIAL_CLASS_SIZES = {
+    "cifar10": [6000] * 10,
+    "cifar100": [3000] * 20,  # the 20 superclasses
+    "mnist": [6903, 7877, 6990, 7141, 6824, 6313, 6876, 7293, 6825, 6958],
+    "fashion_mnist": [7000] * 10,
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(OFFICIAL_CLASS_SIZES))
+def test_paper_config_splits_fit_the_official_class_sizes(dataset):
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper.yaml").read_text())["datasets"][dataset]
+    labels = np.repeat(np.arange(len(OFFICIAL_CLASS_SIZES[dataset])), OFFICIAL_CLASS_SIZES[dataset])
+    for cls in range(len(OFFICIAL_CLASS_SIZES[dataset])):
+        split = one_vs_rest_split(labels, cls, dataset=dataset, class_name=str(cls), candidates=cfg["candidates"],
+                                  seed=0, **cfg["split"])
+        assert len(split.val_ids) > 0 and len(split.candidates) == cfg["candidates"]
