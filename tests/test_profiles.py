@@ -249,3 +249,31 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
     calls_all = [json.loads(line) for line in (fake / "calls.jsonl").read_text().splitlines()]
     sacct = [c["args"] for c in calls_all if c["tool"] == "sacct"]
     assert any("--name" in a and opt(a, "--name") in run_names for a in sacct)
+
+
+def rule_envs() -> dict[str, str]:
+    """Rule name (generated rules: their name's literal prefix) -> its conda directive."""
+    envs = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"\n\s*rule\b", smk.read_text())[1:]
+        for block in blocks:
+            named = re.match(r"\s*(\w+):", block)
+            if named is None:  # `rule:` with a generated `name: f"prefix_{...}"`
+                named = re.search(r"name:\s*f?\"(\w+?)_?\{", block)
+            conda = re.search(r"conda:\s*(\S+)", block)
+            envs[named.group(1)] = conda.group(1) if conda else ""
+    return envs
+
+
+def test_gpu_rules_run_in_the_gpu_environment_and_both_envs_are_pinned():
+    envs = rule_envs()
+    gpu_rules = {name for name, res in load("slurm")["set-resources"].items() if "gpu" in res}
+    for name in gpu_rules:
+        key = "evaluate" if name.startswith("evaluate_") and name != "evaluate_full" else name
+        assert envs[key] == "GPU_ENV", f"{name} asks SLURM for a GPU but builds the CPU environment"
+    assert {n for n, env in envs.items() if env == "GPU_ENV"} <= gpu_rules | {"evaluate", "transfer"}
+    cpu, cuda = (yaml.safe_load((REPO / "envs" / f).read_text())["dependencies"]
+                 for f in ("protolib.yaml", "protolib-cuda.yaml"))
+    assert all(re.fullmatch(r"[\w.-]+=[\d.]+(=\S+)?", dep) for dep in cpu + cuda), "every package pinned"
+    assert [d for d in cpu if not d.startswith("pytorch=")] == [d for d in cuda if not d.startswith("pytorch=")]
+    assert "pytorch=2.14=cuda*" in cuda

@@ -1,5 +1,9 @@
 # Path helpers shared by the rules (no logic beyond naming files).
 
+# The conda environment of the GPU rules (features, score_chunk, evaluate_*, transfer): the CPU
+# rules' pinned environment, or the same with pytorch's CUDA build forced (`conda_cuda: true`).
+GPU_ENV = "../../envs/protolib-cuda.yaml" if config.get("conda_cuda", False) else "../../envs/protolib.yaml"
+
 
 def data_path(dataset):
     return f"{R}/data/{dataset}.npz"

@@ -47,6 +47,6 @@ rule features:
     resources:
         mem_mb=8000,
     conda:
-        "../../envs/protolib.yaml"
+        GPU_ENV
     script:
         "../../scripts/features.py"

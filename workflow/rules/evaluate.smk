@@ -25,7 +25,7 @@ for _method in METHODS:
         resources:
             mem_mb=8000,
         conda:
-            "../../envs/protolib.yaml"
+            GPU_ENV
         script:
             "../../scripts/evaluate.py"
 
@@ -42,6 +42,6 @@ rule evaluate_full:
     resources:
         mem_mb=8000,
     conda:
-        "../../envs/protolib.yaml"
+        GPU_ENV
     script:
         "../../scripts/evaluate_full.py"

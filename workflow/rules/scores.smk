@@ -15,7 +15,7 @@ rule score_chunk:
     resources:
         mem_mb=8000,
     conda:
-        "../../envs/protolib.yaml"
+        GPU_ENV
     script:
         "../../scripts/score_chunk.py"
 

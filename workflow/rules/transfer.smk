@@ -91,7 +91,7 @@ for _entry in TRANSFER.values():
         resources:
             mem_mb=8000,
         conda:
-            "../../envs/protolib.yaml"
+            GPU_ENV
         script:
             "../../scripts/transfer_evaluate.py"
 
