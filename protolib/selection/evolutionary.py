@@ -44,8 +44,7 @@ class RankTable:
         ranks[order, np.arange(V)] = np.arange(K, dtype=np.uint16)[:, None]
         self.ranks = np.ascontiguousarray(ranks)
         # sorted values per column, laid out (V, K) so that value = table[k * K + rank]
-        self.sorted_values = np.ascontiguousarray(np.take_along_axis(values, order, axis=0).T)
-        self.table = self.sorted_values.ravel()
+        self.table = np.ascontiguousarray(np.take_along_axis(values, order, axis=0).T).ravel()
         self.K, self.V = K, V
 
     def min_values(self, population: np.ndarray) -> np.ndarray:
@@ -83,12 +82,13 @@ class PaperTracker:
     def __init__(self, fitness: PaperFitness, population: np.ndarray) -> None:
         self.fitness = fitness
         self.keys = np.empty(len(population), dtype=np.int64)
-        self.update(population, None, np.arange(len(population)))
+        self.update(population, np.arange(len(population)))
 
-    def update(self, population: np.ndarray, parent_slots: np.ndarray | None, child_slots: np.ndarray) -> None:
+    def update(self, population: np.ndarray, slots: np.ndarray) -> None:
+        """Evaluate the subsets in ``slots`` into ``keys``."""
         f = self.fitness
         subset_max_sum(f.table.ranks, f.qtable, np.ascontiguousarray(population, dtype=np.int64),
-                       np.asarray(child_slots, dtype=np.int64), self.keys)
+                       np.asarray(slots, dtype=np.int64), self.keys)
 
     def value(self, slot: int) -> float:
         return float(self.fitness.to_value(self.keys[slot]))
@@ -133,8 +133,8 @@ class CallableTracker:
         self.fitness = fitness
         self.keys = np.asarray(fitness(population), dtype=np.float64)
 
-    def update(self, population: np.ndarray, parent_slots: np.ndarray, child_slots: np.ndarray) -> None:
-        self.keys[child_slots] = self.fitness(population[child_slots])
+    def update(self, population: np.ndarray, slots: np.ndarray) -> None:
+        self.keys[slots] = self.fitness(population[slots])
 
     def value(self, slot: int) -> float:
         return float(self.keys[slot])
@@ -164,12 +164,11 @@ class SubsetMemo:
         second = np.bitwise_xor.reduce(self.words[1][rows], axis=1)
         return list(zip(first.tolist(), second.tolist()))
 
-    def evaluate(self, tracker: Any, population: np.ndarray, parent_slots: np.ndarray,
-                 child_slots: np.ndarray) -> None:
+    def evaluate(self, tracker: Any, population: np.ndarray, child_slots: np.ndarray) -> None:
         """Fill ``tracker.keys`` at ``child_slots``: remembered values, else evaluated."""
         if self.resting:
             self.resting -= 1
-            tracker.update(population, parent_slots, child_slots)
+            tracker.update(population, child_slots)
             return
         keys = self.keys(population[child_slots])
         known = [self.seen.get(key) for key in keys]
@@ -178,7 +177,7 @@ class SubsetMemo:
         if len(old):
             tracker.keys[child_slots[old]] = [known[i] for i in old]
         if len(new):
-            tracker.update(population, parent_slots[new], child_slots[new])
+            tracker.update(population, child_slots[new])
             self.seen.update(zip((keys[i] for i in new), tracker.keys[child_slots[new]].tolist()))
         if len(old) < self.min_hit_rate * len(keys):
             self.resting = self.probe_every
@@ -222,7 +221,7 @@ def evolve(
         positions, draws = rng.integers(0, M, size=n_children), rng.integers(0, K - M, size=n_children)
         uniform = rng.random((int(use_crossover.sum()), 2 * M))
         make_children(pop, parents, order[partner], free, use_crossover, positions, draws, uniform)
-        memo.evaluate(tracker, pop, parents, free)
+        memo.evaluate(tracker, pop, free)
         history.append(tracker.value(int(np.argmax(tracker.keys))))
     best = int(np.argmax(tracker.keys))
     return pop[best].copy(), tracker.value(best), history
