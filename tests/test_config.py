@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from protolib.config import ConfigError, load, validate
-from tests.conftest import REPO, small_config
+from tests.helpers import REPO, small_config
 
 
 def base(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from protolib import io, pipeline
 from protolib.config import validate
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from protolib.data import load_dataset
-from tests.conftest import small_config, snakemake, write_config
+from tests.helpers import small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

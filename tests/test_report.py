@@ -24,7 +24,7 @@ from protolib import io
 from protolib.config import ConfigError, validate
 from protolib.data import load_dataset
 from protolib.data.splits import one_vs_rest_split
-from tests.conftest import small_config, snakemake, write_config
+from tests.helpers import small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, small_config, snakemake, write_config
+from tests.helpers import REPO, small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
