@@ -4,11 +4,11 @@ At the paper's sizes (random ReLU-like float32 features; the search cost does no
 the values):
 
 - PANDA / kNN scoring: a 4000 x 2048 bank, 15 000 queries, k = 2, sum of the two squared
-  distances (``protolib.models.neighbours.knn_score``: float64 Gram expansion, exact for the
-  integer pixel features);
+  distances (``neighbours.nearest_squared(search="torch")``: the float64 Gram expansion that
+  ``knn_score`` ran before faiss, and still runs on GPUs and for integer pixel features);
 - PatchCore (MVTec): a ~30 000 x 1024 core-set, 784 query patches per image, nearest squared
   distance per patch (``patchcore.squared_pairwise_distances`` in float32, chunks of 8192
-  queries, as ``PatchCoreDetector.patch_scores``).
+  queries, as ``PatchCoreDetector.patch_scores`` ran before faiss, and runs on GPUs).
 
 Query counts can be reduced (``--panda-queries``, ``--patchcore-images``); both methods scale
 linearly in the number of queries, so the ratio holds. Prints the time per method, the ratio
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from protolib.models.neighbours import knn_score  # noqa: E402
+from protolib.models.neighbours import nearest_squared  # noqa: E402
 from protolib.models.patchcore import squared_pairwise_distances  # noqa: E402
 
 
@@ -40,15 +40,6 @@ def timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def faiss_search(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    import faiss
-
-    index = faiss.IndexFlatL2(bank.shape[1])
-    index.add(bank)
-    distances, _ = index.search(queries, k)
-    return distances
 
 
 def patchcore_torch(bank: np.ndarray, queries: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -77,13 +68,13 @@ def main() -> None:
     print(f"threads: {args.threads} (torch and faiss)")
 
     bank, queries = features(4000, 2048, 0), features(args.panda_queries, 2048, 1)
-    ours, t_torch = timed(lambda: knn_score(bank, queries, k=2))
-    theirs, t_faiss = timed(lambda: faiss_search(bank, queries, 2).sum(1))
+    ours, t_torch = timed(lambda: nearest_squared(bank, queries, 2, search="torch").sum(1))
+    theirs, t_faiss = timed(lambda: nearest_squared(bank, queries, 2).sum(1))  # auto: faiss on the CPU
     report(f"PANDA 4000x2048 bank, {args.panda_queries} queries, k=2", t_torch, t_faiss, ours, theirs)
 
     bank, queries = features(30000, 1024, 2), features(784 * args.patchcore_images, 1024, 3)
     ours, t_torch = timed(lambda: patchcore_torch(bank, queries))
-    theirs, t_faiss = timed(lambda: faiss_search(bank, queries, 1)[:, 0])
+    theirs, t_faiss = timed(lambda: nearest_squared(bank, queries, 1, dtype=torch.float32)[:, 0])
     report(f"PatchCore 30000x1024 bank, {args.patchcore_images} images x 784", t_torch, t_faiss, ours, theirs)
 
 

@@ -45,10 +45,11 @@ def uses_faiss(device: str, bank: np.ndarray, queries: np.ndarray) -> bool:
 
 
 def nearest_squared(bank: Any, queries: Any, k: int, device: str = "cpu", dtype: Any = None,
-                    chunk: int = 2048) -> np.ndarray:
+                    chunk: int = 2048, search: str = "auto") -> np.ndarray:
     """(len(queries), k) squared L2 distances from each query to its k nearest bank rows,
     ascending, float64 (k capped at |bank|). ``bank``/``queries``: arrays or tensors; ``dtype``:
-    the torch path's precision (default float64)."""
+    the torch path's precision (default float64); ``search``: ``auto`` (see the module), or
+    ``torch`` (the benchmark's reference)."""
     import torch
 
     dtype = dtype or torch.float64
@@ -56,7 +57,7 @@ def nearest_squared(bank: Any, queries: Any, k: int, device: str = "cpu", dtype:
     if str(device) == "cpu":
         bank = bank.detach().numpy() if isinstance(bank, torch.Tensor) else np.asarray(bank)
         queries = queries.detach().numpy() if isinstance(queries, torch.Tensor) else np.asarray(queries)
-        if uses_faiss(device, bank, queries):
+        if search == "auto" and uses_faiss(device, bank, queries):
             import faiss
 
             index = faiss.IndexFlatL2(bank.shape[1])
