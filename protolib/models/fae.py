@@ -27,6 +27,20 @@ candidate, K * |val| extractor passes instead of K + |val| (exact: tested equal 
 image). The reference's constructor also runs one random batch through the extractor in train
 mode (weight 0.9^(T+1) in the statistics, about 1e-23 at T = 500); that pass is not reproduced.
 
+Against the reference (FeliMe/feature-autoencoder, ``fae/``) and the paper; * = deviation:
+
+================  ========================================  ====================================  =========
+setting           protolib default                          reference (file)                      paper
+================  ========================================  ====================================  =========
+features          ResNet18 layer1-3, 1/4 grid, [0, 1] input ``models/feature_extractor.py``       same
+extractor BN      train mode (``extractor_bn: batch``)      ``train_fae.py`` model.train()        -
+autoencoder       * hidden [50, 100], dropout 0.1           ``configs/base_config.py`` [400,      [50, 100]
+                                                            450, 500, 600]; ``models/models.py``
+loss              1 - SSIM, window 11, sigma 1.5            ``utils/pytorch_ssim.py``             SSIM
+optimiser         Adam 2e-4, batch 64, * 500 steps          ``configs/base_config.py`` (10 000)   500 steps
+score             * mean of top 10 % of the whole map       ``utils/evaluation.py`` (brain mask)  -
+================  ========================================  ====================================  =========
+
 Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above
 the 0.9 quantile; here the whole map is used (datasets of this study have no masks) and the top
 10 % by count. BatchNorm is kept (``norm: batch``) as a vmap-safe re-implementation with the
