@@ -1,7 +1,7 @@
 """The one image reader: every loader that decodes files (MVTec, the chest X-ray sets, the user's
 own folder) and ``protolib rank`` read images here, so one file is read the same way everywhere.
 
-Rules (documented in the README, "Your own images"):
+Rules (documented in the README, "Use it on your own images"):
 
 * Files: PNG, JPEG, TIFF, BMP (suffix, any case); hidden files and folders are skipped; folders
   are read recursively in sorted order; a symbolic link to a folder is not followed, and a
