@@ -173,6 +173,8 @@ class SlurmCluster:
             + "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n"
             + "SchedulerType=sched/backfill\nReturnToService=2\nKillWait=5\nInactiveLimit=0\n"
             + "JobAcctGatherType=jobacct_gather/none\nJobCompType=jobcomp/none\n"
+            # sacct shows the plugin's --comment (rule_<rule>_wildcards_...), which names the rule
+            + "AccountingStoreFlags=job_comment\n"
             + f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
             + f"AccountingStoragePort={self.dbd_port}\n"
             # the munge socket for talking to slurmdbd (AuthInfo covers only slurmctld/slurmd)
