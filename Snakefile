@@ -13,6 +13,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir, os.environ.get("PY
 
 from protolib import config as protolib_config
 from protolib import pipeline as pl
+from protolib import slurm as slurm_check
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
 
@@ -60,6 +61,11 @@ rule all:
         rules.fig6.output,
         rules.fig7.output,
         rules.transfer.output,
+
+
+onstart:
+    # slurm executor: stop here if a job asks for more than any node has (it would pend forever)
+    slurm_check.check_workflow(workflow)
 
 
 onsuccess:
