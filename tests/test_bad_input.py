@@ -4,6 +4,7 @@ wrong number without a word (issue #17)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -112,17 +113,6 @@ def test_a_class_named_twice_is_one_class(tmp_path):
     assert pipeline.classes(config, "digits") == [3, 8]
 
 
-def test_manual_lists_with_integer_class_keys_are_used(tmp_path):
-    """The README's form (YAML integer keys) selects the listed ids."""
-    config = base(tmp_path)
-    ids = {3: [10, 11, 12, 13, 14], 8: [20, 21, 22, 23, 24]}
-    _manual(config, yaml.safe_load(yaml.safe_dump(ids)))
-    config = validate(config)
-    from protolib.config import manual_lists
-
-    assert manual_lists(config, "digits") == ids
-
-
 # ----------------------------------------------------------------------------- config files
 BAD_FILES = {
     "duplicate top-level key": (lambda p: p.write_text("seed: 0\nresults: a\nseed: 1\n"),
@@ -213,6 +203,18 @@ def test_nan_in_a_score_matrix_stops_every_selector_naming_the_file(method, scor
     assert not (tmp_path / "out").exists()
 
 
+def test_manual_lists_with_integer_class_keys_are_used(scored, tmp_path):
+    """The README's form (YAML integer class keys) selects the listed ids."""
+    config, split, features, matrix = scored
+    train = json.loads(Path(split).read_text())["train"]
+    lists = yaml.safe_load(f"3: {train[:5][::-1]}\n8: [1, 2, 3, 4, 5]\n")
+    config = copy.deepcopy(config)
+    _manual(config, lists)
+    config = validate(config)
+    pipeline.select_subsets(config, "digits", "knn", "manual", split, matrix, features, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "M5_seed0.json").read_text())["ids"] == train[:5][::-1]
+
+
 def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
     config, split, features, matrix = scored
     _edit_matrix(matrix, sample_auroc=io.read_npz(matrix)["sample_auroc"][::-1].copy())
@@ -258,24 +260,29 @@ def test_outputs_honour_the_umask(tmp_path):
 
 # ----------------------------------------------------------------------------- image reading
 def test_sixteen_bit_png_with_twelve_bit_data_keeps_its_levels(tmp_path):
-    from protolib.data.images import read_image
+    """protolib rank's reading: 12-bit data in a 16-bit PNG is scaled by 4095, not 65535."""
+    from protolib.imagefolder import read_folder
 
-    ramp = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (4, 1))  # 256 levels of 12-bit data
+    ramp = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (256, 1))  # 256 levels of 12-bit data
     Image.fromarray(ramp).save(tmp_path / "ramp.png")
-    image = read_image(tmp_path / "ramp.png")
-    assert image.dtype == np.uint8 and image.max() == 255 - 1 and len(np.unique(image)) > 200
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "black.png")
+    image = read_folder(tmp_path, 256, progress=False).images[1]
+    assert image.max() == 254 and len(np.unique(image)) > 200
 
 
 def test_deep_images_of_one_folder_share_one_scale(tmp_path):
-    """A dark and a bright image stay dark and bright (no per-image stretching), int32 and float alike."""
-    from protolib.data.images import read_images
+    """The folder loader: a dark and a bright image stay dark and bright (no per-image
+    stretching), int32 and float alike."""
+    from protolib.data import load_dataset
 
-    for dtype, dark, bright in [(np.int32, 100, 1000), (np.float32, 100.0, 1000.0)]:
-        paths = [tmp_path / f"dark_{np.dtype(dtype).name}.tif", tmp_path / f"bright_{np.dtype(dtype).name}.tif"]
-        Image.fromarray(np.full((4, 4), dark, dtype)).save(paths[0])
-        Image.fromarray(np.full((4, 4), bright, dtype)).save(paths[1])
-        images = read_images(paths).images
-        assert images[0].max() < images[1].max() / 5, dtype
+    ramp = np.tile(np.arange(16), (16, 1))
+    for dtype in (np.int32, np.float32):
+        root = tmp_path / np.dtype(dtype).name
+        (root / "train").mkdir(parents=True)
+        Image.fromarray((90 + ramp).astype(dtype)).save(root / "train" / "a_dark.tif")
+        Image.fromarray((900 + 10 * ramp).astype(dtype)).save(root / "train" / "b_bright.tif")
+        images = load_dataset({"loader": "folder", "root": str(root)}).images
+        assert images[0].max() < images[1].min() / 5, dtype
 
 
 def test_rgba_with_content_only_in_alpha_is_not_blank(tmp_path):
@@ -285,7 +292,7 @@ def test_rgba_with_content_only_in_alpha_is_not_blank(tmp_path):
     rgba[2:8, 2:8, 3] = 255  # a black square drawn only by its opacity
     Image.fromarray(rgba).save(tmp_path / "glyph.png")
     image = read_image(tmp_path / "glyph.png")
-    assert image[5, 5] == 255 and image[0, 0] == 0
+    assert image.max() == 255 and image.shape == (10, 10) and image[5, 5] == 255 and image[0, 0] == 0
 
 
 def test_folder_loader_and_rank_read_a_file_alike(tmp_path):
