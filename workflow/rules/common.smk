@@ -5,6 +5,12 @@
 GPU_ENV = "../../envs/protolib-cuda.yaml" if config.get("conda_cuda", False) else "../../envs/protolib.yaml"
 
 
+def gpu_request():
+    """GPUs a GPU rule asks for (`resources: gpu`): none with `device: cpu`, so the same SLURM
+    profile runs on CPU-only clusters (which reject `--gpus`), else one (`cuda`, `auto`)."""
+    return 0 if config["device"] == "cpu" else 1
+
+
 def data_path(dataset):
     return f"{R}/data/{dataset}.npz"
 

@@ -11,7 +11,7 @@ rule prepare:
     params:
         dataset_config=lambda w: config["datasets"][w.dataset],
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
     conda:
         "../../envs/protolib.yaml"
     script:
@@ -27,7 +27,7 @@ rule split:
         dataset_config=lambda w: config["datasets"][w.dataset],
         seed=config["seed"],
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
     conda:
         "../../envs/protolib.yaml"
     script:
@@ -45,7 +45,8 @@ rule features:
         model_config=lambda w: config["models"][FEATURE_MODELS[w.fkey]],
         dataset_config=lambda w: config["datasets"][w.dataset],
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     conda:
         GPU_ENV
     script:

@@ -23,7 +23,8 @@ for _method in METHODS:
         params:
             model_config=lambda w: config["models"][w.model],
         resources:
-            mem_mb=8000,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            gpu=gpu_request(),
         conda:
             GPU_ENV
         script:
@@ -40,7 +41,8 @@ rule evaluate_full:
     params:
         model_config=lambda w: config["models"][w.model],
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     conda:
         GPU_ENV
     script:

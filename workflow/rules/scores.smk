@@ -13,7 +13,8 @@ rule score_chunk:
         model_config=lambda w: config["models"][w.model],
         chunk_size=config["scores"]["chunk_size"],
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     conda:
         GPU_ENV
     script:
@@ -30,7 +31,7 @@ rule merge_scores:
     output:
         f"{R}/scores/{{dataset}}/{{model}}/{{cls}}/matrix.npz",
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
     conda:
         "../../envs/protolib.yaml"
     script:

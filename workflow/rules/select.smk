@@ -21,7 +21,7 @@ for _method in METHODS:
             selection_config=config["selection"].get(_method, {}),
             M=M_VALUES,
         resources:
-            mem_mb=4000,
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
         conda:
             "../../envs/protolib.yaml"
         script:

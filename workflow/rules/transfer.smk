@@ -89,7 +89,8 @@ for _entry in TRANSFER.values():
         params:
             name=_entry["name"],
         resources:
-            mem_mb=8000,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            gpu=gpu_request(),
         conda:
             GPU_ENV
         script:
