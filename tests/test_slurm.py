@@ -40,12 +40,8 @@ def study_config() -> dict:
     config = small_config(Path("results"))  # relative: the same config text in every working dir
     config.pop("device")  # comes from --config device=cpu, as a user on a CPU-only cluster would
     config["datasets"]["digits"]["candidates"] = 20
-    config["selection"] = {
-        "M": [1, 3],
-        "methods": ["greedy", "evolutionary", "random"],
-        "random": {"repeats": 2},
-        "evolutionary": {"population": 20, "generations": 5},
-    }
+    config["scores"]["chunk_size"] = 32  # one score_chunk job per class
+    config["selection"] = {"M": [1, 3], "methods": ["greedy", "evolutionary"], "evolutionary": {"population": 20, "generations": 5}}
     return config
 
 
@@ -153,7 +149,7 @@ def test_study_runs_on_slurm_and_equals_the_local_run(slurm_study):
     # sacct: every submission of every rule (and group) COMPLETED, none asked for a GPU
     assert (jobs["State"] == "COMPLETED").all(), jobs[["JobID", "rule", "State"]]
     rules = set(jobs["rule"])
-    expected = {"prepare", "features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_random"}
+    expected = {"prepare", "features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_evolutionary"}
     assert expected <= rules, rules
     assert {r.split("_")[0] for r in rules} >= {"splits", "selection", "report"}, rules
     assert not jobs["ReqTRES"].str.contains("gpu").any(), jobs["ReqTRES"]
@@ -162,7 +158,7 @@ def test_study_runs_on_slurm_and_equals_the_local_run(slurm_study):
 @pytest.mark.slurm
 def test_group_jobs_fit_a_2_cpu_node(slurm_study):
     """Groups ask for no more than one rule's request times what runs side by side (profile
-    `cores: 1`): the selection group of merge_scores + 3 select_* asks 1 CPU and 4 GB, not 4 and 16."""
+    `cores: 1`): the selection group of merge_scores + 2 select_* asks 1 CPU and 4 GB, not 3 and 12."""
     _, _, jobs = slurm_study
     groups = jobs[jobs["rule"].str.startswith(("selection", "splits", "report"))]
     assert len(groups) >= 4, jobs["rule"]
