@@ -22,9 +22,14 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-# Validated (and defaults filled in) before any job runs; a bad value stops here with a message
-# naming the key.
-protolib_config.validate(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
+# Validated (and defaults filled in) before any job runs, by the same validator as
+# `protolib validate-config`; a bad value stops here with one message naming the key, no traceback.
+try:
+    protolib_config.validate_workflow(
+        config, list(map(str, workflow.overwrite_configfiles)) or ["config.yaml"], dict(workflow.config_settings.config)
+    )
+except protolib_config.ConfigError as err:
+    sys.exit(f"error: {err}")
 
 R = config["results"]
 M_VALUES = config["selection"]["M"]

@@ -4,8 +4,7 @@
 # caption (workflow/report/*.rst), into one self-contained HTML file.
 # Which dataset / model / class a figure shows: config report.<figN> (protolib.figures.choices:
 # the paper's choice when that dataset is run, else the first run and its first class).
-from protolib.config import ConfigError
-from protolib.figures.choices import figure_choice, subset_size
+from protolib.figures.choices import fig2_runs, figure_choice, subset_size
 
 
 report: "../report/workflow.rst"
@@ -15,19 +14,11 @@ FIG = f"{R}/figures"
 TAB = f"{R}/tables"
 CHOICE = {_f: figure_choice(config, _f) for _f in ("fig1", "fig3", "fig4", "fig5", "fig7", "table2")}
 
-FIG2_RUNS = (
-    [(config["report"]["fig2"].get("dataset", RUNS[0][0]), config["report"]["fig2"].get("model", RUNS[0][1]))]
-    if config["report"].get("fig2")
-    else RUNS
-)
+FIG2_RUNS = fig2_runs(config)
 
 
 def _methods_for(figure, wanted, fallback):
-    unknown = [m for m in wanted or [] if m not in METHODS]
-    if unknown:
-        raise ConfigError(
-            f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods ({', '.join(METHODS)})"
-        )
+    # report.<figure>.methods are checked by protolib.config (the one validator)
     chosen = [m for m in (wanted or fallback) if m in METHODS]
     return chosen or [m for m in METHODS if m != "random"][:2] or METHODS[:1]
 
@@ -43,9 +34,7 @@ FIG5_SUBSETS = (
     subset_files(FIG5.dataset, FIG5.model, FIG5.cls, "evolutionary") if "evolutionary" in METHODS else []
 )
 # Fig. 6 / Table 2: transfer entries (workflow/rules/transfer.smk)
-_fig6_source = config["report"].get("fig6", {}).get("source")
-if _fig6_source is not None and _fig6_source not in TRANSFER:
-    raise ConfigError(f"report.fig6.source: {_fig6_source!r} is not the name of a transfer entry ({', '.join(TRANSFER) or 'none configured'})")
+_fig6_source = config["report"].get("fig6", {}).get("source")  # a transfer name (checked by protolib.config)
 FIG6_ENTRIES = [TRANSFER[_fig6_source]] if _fig6_source else list(TRANSFER.values())
 TABLE2 = CHOICE["table2"]
 TABLE2_ENTRIES = [
