@@ -133,13 +133,11 @@ def slurm_study(slurm, tmp_path_factory):
         write_config(d / "config.yaml", study_config())
     local_cmd = snakemake_command(*TARGETS, "--cores", "2", "--configfile", str(local / "config.yaml"),
                                   "--config", "device=cpu", workdir=local)
-    # the local run goes alongside the SLURM run: it fills the gaps while SLURM jobs wait
-    local_proc = subprocess.Popen(local_cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    local_proc = subprocess.run(local_cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert local_proc.returncode == 0, (local_proc.stdout + local_proc.stderr)[-3000:]
     t0 = time.monotonic()
     proc = run(slurm, profile_run(slurm, work), timeout=RUN_TIMEOUT)
     wall = time.monotonic() - t0
-    local_log = local_proc.communicate(timeout=RUN_TIMEOUT)[0]
-    assert local_proc.returncode == 0, local_log[-3000:]
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     jobs = sacct(slurm, submitted_ids(log))
