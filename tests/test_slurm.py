@@ -179,16 +179,24 @@ def test_group_jobs_fit_a_2_cpu_node(slurm_study):
 
 
 # ----------------------------------------------------------------------------- kill, resume, retry
-def cancel_one_running_job(cluster, after_id: int, prefix: str, stop: threading.Event, cancelled: list) -> None:
-    """scancel the first job of a rule starting with `prefix` submitted after `after_id` seen RUNNING."""
+def fail_one_running_job(cluster, after_id: int, prefix: str, stop: threading.Event, failed: list) -> None:
+    """SIGKILL the processes of the first job of a rule starting with `prefix`, submitted after
+    `after_id`, seen RUNNING: the job ends FAILED, as one killed by the kernel would. (Not
+    `scancel`: plugin 2.8.0 reads sacct's "CANCELLED by <uid>" as still running and waits forever.)"""
     while not stop.is_set():
         out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i|%k"], env=cluster.env,
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             jobid, comment = line.split("|", 1)
             if int(jobid) > after_id and comment.startswith(f"rule_{prefix}"):
-                subprocess.run(["scancel", jobid], env=cluster.env, check=True)
-                cancelled.append(jobid)
+                pids = subprocess.run(["scontrol", "listpids", jobid], env=cluster.env,
+                                      capture_output=True, text=True).stdout.split("\n")[1:]
+                for pid in {int(row.split()[0]) for row in pids if row.strip()}:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                failed.append(jobid)
                 return
         time.sleep(0.3)
 
@@ -197,7 +205,7 @@ def cancel_one_running_job(cluster, after_id: int, prefix: str, stop: threading.
 def resumed_study(slurm, slurm_study):
     """The study killed mid-way (snakemake's PID, SIGKILL: no clean-up), then the resume commands
     of docs/cluster.md: `--unlock` and the same command again; in that second run one running
-    evaluate job is cancelled with scancel, which the profile's `retries` must absorb."""
+    evaluate job is killed (it ends FAILED), which the profile's `retries` must absorb."""
     work = slurm_study[0].parent / "resumed_study"
     work.mkdir()
     write_config(work / "config.yaml", study_config())
@@ -218,8 +226,8 @@ def resumed_study(slurm, slurm_study):
     assert unlock.returncode == 0, unlock.stderr[-2000:]
 
     before = max(int(i) for i in submitted_ids(first_log))
-    stop, cancelled = threading.Event(), []
-    watcher = threading.Thread(target=cancel_one_running_job, args=(slurm, before, "evaluate_", stop, cancelled))
+    stop, failed = threading.Event(), []
+    watcher = threading.Thread(target=fail_one_running_job, args=(slurm, before, "evaluate_", stop, failed))
     watcher.start()
     try:
         resumed = run(slurm, cmd, timeout=RUN_TIMEOUT)
@@ -228,7 +236,7 @@ def resumed_study(slurm, slurm_study):
         watcher.join()
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-5000:]
-    return work, log, cancelled, sacct(slurm, submitted_ids(log))
+    return work, log, failed, sacct(slurm, submitted_ids(log))
 
 
 @pytest.mark.slurm
@@ -239,13 +247,13 @@ def test_killed_study_resumes_to_identical_tables(resumed_study, slurm_study):
 
 
 @pytest.mark.slurm
-def test_cancelled_job_is_retried(resumed_study, slurm):
-    _, log, cancelled, jobs = resumed_study
-    assert len(cancelled) == 1, "no evaluate job was seen running to cancel"
+def test_failed_job_is_retried(resumed_study, slurm):
+    _, log, failed, jobs = resumed_study
+    assert len(failed) == 1, "no evaluate job was seen running to kill"
     by_id = jobs.set_index("JobID")
-    assert by_id.loc[cancelled[0], "State"].startswith("CANCELLED")
-    comment = by_id.loc[cancelled[0], "Comment"]
-    again = jobs[(jobs["Comment"] == comment) & (jobs["JobID"] != cancelled[0])]
+    assert by_id.loc[failed[0], "State"] == "FAILED"
+    comment = by_id.loc[failed[0], "Comment"]
+    again = jobs[(jobs["Comment"] == comment) & (jobs["JobID"] != failed[0])]
     assert list(again["State"]) == ["COMPLETED"], jobs[["JobID", "Comment", "State"]]
     assert "Trying to restart job" in log
 
