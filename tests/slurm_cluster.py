@@ -1,12 +1,13 @@
 """A throw-away single-node SLURM (with accounting) in one folder, for tests and for trying the
 SLURM profile on a laptop. Needs root and Debian's `slurm-wlm slurmdbd munge mariadb-server`.
 
-    sudo python -m tests.slurm_cluster /tmp/slurm       # start, print SLURM_CONF, wait for Ctrl-C
+    sudo python -m tests.slurm_cluster /tmp/slurm       # start, print how to use it, wait for Ctrl-C
 
 Everything lives under the folder: its own munge key and socket, a MariaDB with its own datadir
 and socket, slurmdbd, slurmctld and slurmd with their own config, state, spool and logs, all on
 free ports chosen at start (never SLURM's defaults), so it cannot clash with a SLURM already on
-the machine. Point the SLURM commands at it with ``SLURM_CONF=<folder>/slurm.conf``. Every daemon
+the machine. Point the SLURM commands at it with ``SLURM_CONF=<folder>/slurm.conf`` and
+``PATH=<folder>/bin:$PATH`` (wrappers that keep SLURM_CONF inside jobs). Every daemon
 it started is stopped by PID in `stop()` (also on Ctrl-C and when a `with` block exits).
 """
 
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+CLIENTS = ["sbatch", "srun", "sacct", "squeue", "scancel", "sinfo", "scontrol", "sacctmgr", "sshare"]
 PACKAGES = ["slurm-wlm", "slurmdbd", "munge", "mariadb-server"]
 COMMANDS = ["slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "mariadb-install-db", "sbatch", "sacct"]
 CLUSTER = "protolibtest"
@@ -85,11 +87,30 @@ class SlurmCluster:
         return self.root / "slurm.conf"
 
     @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+    @property
     def env(self) -> dict[str, str]:
-        """os.environ pointed at this cluster (SLURM_CONF), without a caller's own SLURM_* job variables."""
+        """os.environ pointed at this cluster: SLURM_CONF, and `bin` (the client wrappers) first
+        on PATH; without a caller's own SLURM_* job variables."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
         env["SLURM_CONF"] = str(self.conf)
+        env["PATH"] = os.pathsep.join([str(self.bin), env.get("PATH", "")])
         return env
+
+    def _write_client_wrappers(self) -> None:
+        """`bin/<command>` runs the SLURM client with SLURM_CONF set. Needed inside jobs: the
+        slurm-jobstep plugin (0.6.1) drops every SLURM_* variable, SLURM_CONF too, before its
+        nested `srun`; a real cluster's config in /etc/slurm (or configless) does not need this."""
+        self.bin.mkdir(exist_ok=True)
+        for name in CLIENTS:
+            real = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/bin")
+            if real is None:
+                continue
+            wrapper = self.bin / name
+            wrapper.write_text(f'#!/bin/sh\nSLURM_CONF={self.conf} exec {real} "$@"\n')
+            wrapper.chmod(0o755)
 
     # ------------------------------------------------------------------ start
     def start(self, timeout: float = 120) -> "SlurmCluster":
@@ -105,6 +126,7 @@ class SlurmCluster:
             self._start_munge()
             self._start_mariadb(timeout)
             self._write_configs()
+            self._write_client_wrappers()
             self._start("slurmdbd", [sbin("slurmdbd"), "-D"])  # reads slurmdbd.conf next to SLURM_CONF
             self._wait(lambda: self._ok(["sacctmgr", "-n", "list", "cluster"]), "slurmdbd", timeout)
             self._run(["sacctmgr", "-i", "add", "cluster", CLUSTER], check=False)
@@ -241,8 +263,14 @@ class SlurmCluster:
 
 def main(argv: list[str]) -> int:
     root = Path(argv[0] if argv else "/tmp/protolib-slurm").resolve()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when started in the background
+        signal.signal(sig, interrupt)
     with SlurmCluster(root) as cluster:
-        print(f"SLURM is up. In another shell:\n  export SLURM_CONF={cluster.conf}\n  sinfo\n"
+        print(f"SLURM is up. In another shell:\n  export SLURM_CONF={cluster.conf} PATH={cluster.bin}:$PATH\n  sinfo\n"
               f"Ctrl-C stops it (logs in {root / 'log'}).", flush=True)
         try:
             signal.pause()

@@ -38,10 +38,10 @@ def load(name: str) -> dict:
 
 
 def clean_env(extra_path: Path | None = None) -> dict[str, str]:
-    """The environment without any real SLURM commands on PATH (and no user profile)."""
+    """The environment with the stand-in SLURM commands first on PATH (they shadow a real SLURM's,
+    which may be installed: the real-SLURM tests need it), no SLURM_* variables, no user profile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAKEMAKE_PROFILE", "SLURM_"))}
-    dirs = [d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "sbatch").exists()]
-    env["PATH"] = os.pathsep.join(([str(extra_path)] if extra_path else []) + dirs)
+    env["PATH"] = os.pathsep.join(([str(extra_path)] if extra_path else []) + [env.get("PATH", "")])
     return env
 
 
@@ -60,17 +60,23 @@ def planned_resources(log: str) -> dict[str, list[dict[str, str]]]:
 
 # ----------------------------------------------------------------------------- the YAML itself
 @pytest.mark.parametrize("name", ["local", "slurm"])
-def test_profile_parses_and_asks_gpu_for_gpu_rules_only(name):
+def test_profile_names_no_gpu_rule(name):
+    """The GPU need is declared on the rules (resources: gpu=gpu_request()), so a profile lists
+    no GPU rule: a new evaluate_<method> or transfer_<name> rule gets its GPU without an edit."""
     prof = load(name)
     assert prof["scheduler"] == "greedy"
     assert not prof.get("use-conda") and prof.get("software-deployment-method") in (None, [], "")
-    res = prof["set-resources"]
-    for rule in GPU_RULES:
-        assert res[rule]["gpu"] == 1, rule
-    for rule, values in res.items():
-        if rule not in GPU_RULES:
-            assert "gpu" not in values and "gres" not in values, rule
+    for rule, values in prof.get("set-resources", {}).items():
+        assert "gpu" not in values and "gres" not in values, rule
+    assert "gpu" not in prof.get("default-resources", {})
     assert not GPU_RULES & set(prof.get("groups", {})), "GPU rules must stay out of CPU groups"
+
+
+def test_gpu_rules_declare_their_gpu_from_the_device():
+    blocks = rule_blocks()
+    declared = {name for name, block in blocks.items() if re.search(r"^\s+gpu=gpu_request\(\),$", block, re.M)}
+    assert declared == {"features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}, declared
+    assert not any("gpu=" in block for name, block in blocks.items() if name not in declared)
 
 
 def test_slurm_profile_keys():
@@ -80,6 +86,7 @@ def test_slurm_profile_keys():
     assert "attempt" in str(prof["default-resources"]["mem_mb"])
     assert set(prof["groups"]) <= CPU_RULES
     assert set(prof["groups"].values()) <= set(prof["group-components"])
+    assert prof["cores"] == 1  # a group job asks for one CPU and runs its jobs one by one
     # the plugin rejects these inside slurm_extra; they must come from resources
     for values in [prof["default-resources"], *prof["set-resources"].values()]:
         assert not re.search(r"--(gres|gpus|mem|partition)\b", str(values.get("slurm_extra", "")))
@@ -146,6 +153,8 @@ if tool == "sbatch":
 elif tool == "sacct" and "--name" in sys.argv:  # status query: JobIdRaw|State
     ids = (d / "jobids").read_text().split() if (d / "jobids").exists() else []
     print("\\n".join(f"{{i}}|COMPLETED" for i in ids))
+elif tool == "sinfo" and "-N" in sys.argv:  # protolib's pre-check: partition|CPUs|memory|GRES per node
+    print("main*|64|256000|gpu:4")
 elif tool == "sinfo":
     print("PARTITION\\nmain*")
 '''
@@ -153,7 +162,7 @@ elif tool == "sinfo":
 TINY = {
     "results": "results",
     "seed": 0,
-    "device": "cpu",
+    "device": "auto",
     "datasets": {
         "digits": {"classes": [0], "split": {"train": 0.6667, "anomalies_per_other_class": 1.0}, "candidates": 10}
     },
@@ -176,7 +185,10 @@ def opt(args: list[str], name: str) -> str:
 
 @pytest.mark.slow
 @needs_slurm_plugin
-def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
+    """device auto (or cuda): the GPU rules ask for a GPU; device cpu: no rule does, so the same
+    profile runs on a CPU-only cluster (which rejects --gpus)."""
     fake = tmp_path / "fake_slurm"
     bin_dir = fake / "bin"
     bin_dir.mkdir(parents=True)
@@ -186,7 +198,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
         script.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "device": device}))
     # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
     # `features` (GPU) and the `splits` group (CPU).
     (work / "results" / "data").mkdir(parents=True)
@@ -231,8 +243,12 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
     gpu_request = re.compile(r"^--(gpus=(\w+:)?1|gres=gpu(:\w+)?:1)$")
     assert set(by_rule) == {"features", "splits_split"}, sorted(by_rule)
     for args in by_rule["features"]:
-        assert any(gpu_request.match(a) for a in args), args
-        assert "--cpus-per-gpu=4" in args
+        if device == "cpu":
+            assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
+            assert "--cpus-per-task=1" in args
+        else:
+            assert any(gpu_request.match(a) for a in args), args
+            assert "--cpus-per-gpu=4" in args
     for args in by_rule["splits_split"]:
         assert not any(a.startswith(("--gpus", "--gres")) for a in args), args
         assert "--ntasks=1" in args and "--cpus-per-task=1" in args
@@ -251,27 +267,33 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path):
     assert any("--name" in a and opt(a, "--name") in run_names for a in sacct)
 
 
-def rule_envs() -> dict[str, str]:
-    """Rule name (generated rules: their name's literal prefix) -> its conda directive."""
-    envs = {}
+def rule_blocks() -> dict[str, str]:
+    """Rule name (generated rules: "<prefix>_*") -> the text of its definition."""
+    blocks = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        blocks = re.split(r"\n\s*rule\b", smk.read_text())[1:]
-        for block in blocks:
+        for block in re.split(r"\n\s*rule\b", smk.read_text())[1:]:
             named = re.match(r"\s*(\w+):", block)
-            if named is None:  # `rule:` with a generated `name: f"prefix_{...}"`
-                named = re.search(r"name:\s*f?\"(\w+?)_?\{", block)
-            conda = re.search(r"conda:\s*(\S+)", block)
-            envs[named.group(1)] = conda.group(1) if conda else ""
+            if named is None:  # `rule:` with a generated `name: f"prefix_{...}"`: "prefix_*"
+                named = re.search(r"name:\s*f?\"(\w+?_?)\{", block)
+                blocks[named.group(1) + "*"] = block
+            else:
+                blocks[named.group(1)] = block
+    return blocks
+
+
+def rule_envs() -> dict[str, str]:
+    """Rule name (generated rules: "<prefix>_*") -> its conda directive."""
+    envs = {}
+    for name, block in rule_blocks().items():
+        conda = re.search(r"conda:\s*(\S+)", block)
+        envs[name] = conda.group(1) if conda else ""
     return envs
 
 
 def test_gpu_rules_run_in_the_gpu_environment_and_both_envs_are_pinned():
     envs = rule_envs()
-    gpu_rules = {name for name, res in load("slurm")["set-resources"].items() if "gpu" in res}
-    for name in gpu_rules:
-        key = "evaluate" if name.startswith("evaluate_") and name != "evaluate_full" else name
-        assert envs[key] == "GPU_ENV", f"{name} asks SLURM for a GPU but builds the CPU environment"
-    assert {n for n, env in envs.items() if env == "GPU_ENV"} <= gpu_rules | {"evaluate", "transfer"}
+    gpu_rules = {name for name, block in rule_blocks().items() if "gpu=gpu_request()" in block}
+    assert {n for n, env in envs.items() if env == "GPU_ENV"} == gpu_rules
     cpu, cuda = (yaml.safe_load((REPO / "envs" / f).read_text())["dependencies"]
                  for f in ("protolib.yaml", "protolib-cuda.yaml"))
     assert all(re.fullmatch(r"[\w.-]+=[\d.]+(=\S+)?", dep) for dep in cpu + cuda), "every package pinned"
