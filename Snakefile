@@ -9,7 +9,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+# Jobs import protolib from this checkout (set here, not required from the user).
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [workflow.basedir, os.environ.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+)
 
 from protolib import config as protolib_config
 from protolib import pipeline as pl
@@ -23,7 +28,9 @@ if not workflow.overwrite_configfiles:
 
 # Validated (and defaults filled in) before any job runs; a bad value stops here with a message
 # naming the key.
-protolib_config.validate(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
+protolib_config.validate(
+    config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
+)
 
 R = config["results"]
 M_VALUES = config["selection"]["M"]

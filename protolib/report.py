@@ -38,7 +38,7 @@ TRANSFER_COLUMNS = ["name", "source_dataset", "source_model", "target_dataset", 
                     "test_auroc"]
 
 
-def write_evaluation_csv(result_paths: list[str], out: str | Path, config: dict[str, Any] | None = None) -> pd.DataFrame:
+def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFrame:
     frame = tables.collect(result_paths)
     io.write_text(out, frame.to_csv(index=False, float_format="%.8f"))
     return frame

@@ -1,4 +1,7 @@
 """Snakemake entry: every evaluation file as one CSV row."""
 from protolib import report
+from protolib.joblog import to_rule_log
 
-report.write_evaluation_csv(list(snakemake.input), snakemake.output[0], snakemake.config)  # noqa: F821
+smk = snakemake  # noqa: F821
+to_rule_log(smk)
+report.write_evaluation_csv(list(smk.input), smk.output[0])

@@ -1,4 +1,7 @@
 """Snakemake entry: the Table-1 summary (CSV, Markdown, LaTeX)."""
 from protolib import report
+from protolib.joblog import to_rule_log
 
-report.write_table1(snakemake.input[0], snakemake.output[0])  # noqa: F821
+smk = snakemake  # noqa: F821
+to_rule_log(smk)
+report.write_table1(smk.input[0], smk.output[0])
