@@ -33,8 +33,9 @@ def to_rule_log(smk: Any) -> None:
     os.close(fd)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("protolib").setLevel(logging.INFO)  # libraries: warnings only
     logging.captureWarnings(True)
 
     def report_failure(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
