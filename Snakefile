@@ -18,6 +18,7 @@ os.environ.update(
 
 from protolib import config as protolib_config
 from protolib import pipeline as pl
+from protolib import slurm as slurm_check
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
 
@@ -26,11 +27,16 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-# Validated (and defaults filled in) before any job runs; a bad value stops here with a message
-# naming the key.
-protolib_config.validate(
-    config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
-)
+# Validated (and defaults filled in) before any job runs, by the same validator as
+# `protolib validate-config`; a bad value stops here with one message naming the key, no traceback.
+try:
+    protolib_config.validate_workflow(
+        config,
+        list(map(str, workflow.overwrite_configfiles)) or ["config.yaml"],
+        dict(workflow.config_settings.config),
+    )
+except protolib_config.ConfigError as err:
+    sys.exit(f"error: {err}")
 
 R = config["results"]
 M_VALUES = config["selection"]["M"]
@@ -62,6 +68,11 @@ rule all:
         rules.fig6.output,
         rules.fig7.output,
         rules.transfer.output,
+
+
+onstart:
+    # slurm executor: stop here if a job asks for more than any node has (it would pend forever)
+    slurm_check.check_workflow(workflow)
 
 
 onsuccess:

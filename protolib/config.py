@@ -46,36 +46,73 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     key = _key_path(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        return f"{key}: {error.message}; allowed keys: {', '.join(allowed)}"
-    if error.validator == "oneOf" and error.context:
+        line = f"{key}: {error.message}; allowed keys: {', '.join(allowed)}"
+        extra = set(error.instance) - set(error.schema.get("properties", {})) if isinstance(error.instance, dict) else set()
+        top = extra if not error.absolute_path else {str(error.absolute_path[0])}
+    elif error.validator == "oneOf" and error.context:
         expected = "; or ".join(sorted({c.message for c in error.context}))
-        return f"{key}: {error.instance!r} is not allowed ({expected})"
-    return f"{key}: {error.message}"
+        line = f"{key}: {error.instance!r} is not allowed ({expected})"
+        top = {str(error.absolute_path[0])} if error.absolute_path else set()
+    else:
+        line = f"{key}: {error.message}"
+        top = {str(error.absolute_path[0])} if error.absolute_path else set()
+    if top and top <= overrides:
+        line += " (set by --config)"
+    return line
 
 
-def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
+def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
+    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
+
+    The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
+    (:func:`load`) and every job (:func:`for_job`) run it, so they never disagree."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
-    errors = sorted(_DefaultingValidator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(_DefaultingValidator(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = "\n  ".join(_describe(e) for e in errors)
+        lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)
         raise ConfigError(f"{source} is invalid:\n  {lines}")
     check_semantics(config, source)
     return config
 
 
 def check_semantics(config: dict[str, Any], source: str = "config") -> None:
+    """What a schema cannot express; every problem found is listed in one ConfigError."""
+    problems = (
+        _results_problems(config)
+        + _dataset_problems(config)
+        + _model_problems(config)
+        + _run_problems(config)
+        + _selection_problems(config)
+        + _manual_problems(config)
+        + transfer_problems(config)
+    )
+    if not problems:  # figures resolve against datasets, runs and transfer entries known to be sound
+        problems = report_problems(config)
+    if problems:
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
+
+
+def _results_problems(config: dict[str, Any]) -> list[str]:
+    results = config["results"]
+    if not results.strip():
+        return ["results: empty; expected the folder every output is written under (e.g. results)"]
+    path = Path(results).expanduser()
+    if path.exists() and not path.is_dir():
+        return [f"results: {results!r} is an existing file, not a folder; name a folder (created if missing)"]
+    return []
+
+
+def _dataset_problems(config: dict[str, Any]) -> list[str]:
     from protolib.data import DATASETS
     from protolib.data.base import class_list
-    from protolib.models import DETECTORS, backbone_names
-    from protolib.selection import SELECTORS
 
-    problems: list[str] = []
+    problems = []
+    largest_M = max(config["selection"]["M"])
     for name, ds in config["datasets"].items():
         ds.setdefault("loader", name)
         if ds["loader"] not in DATASETS:
@@ -93,11 +130,23 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
             problems.append(f"datasets.{name}.classes: {err.args[0]}")
         except Exception:  # unknown loader, reported above
             pass
-        if max(config["selection"]["M"]) > ds["candidates"]:
+        if largest_M > ds["candidates"]:
             problems.append(
-                f"selection.M: {max(config['selection']['M'])} is larger than "
-                f"datasets.{name}.candidates = {ds['candidates']}"
+                f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}"
             )
+        train = ds["split"].get("train")
+        if isinstance(train, int) and train < largest_M:
+            problems.append(
+                f"datasets.{name}.split.train: {train} training images per class, fewer than the largest "
+                f"selection.M = {largest_M}; raise split.train or lower M"
+            )
+    return problems
+
+
+def _model_problems(config: dict[str, Any]) -> list[str]:
+    from protolib.models import DETECTORS, backbone_names
+
+    problems = []
     for name, model in config["models"].items():
         if model["detector"] not in DETECTORS:
             problems.append(
@@ -114,6 +163,11 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
                 "downloads and caches the weights where the machine has the network), a path to a "
                 "state_dict file, or 'none'"
             )
+    return problems
+
+
+def _run_problems(config: dict[str, Any]) -> list[str]:
+    problems, seen = [], {}
     for i, run in enumerate(config["runs"]):
         if run["dataset"] not in config["datasets"]:
             problems.append(
@@ -123,47 +177,198 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
             problems.append(
                 f"runs[{i}].model: {run['model']!r} is not a key of models ({', '.join(config['models'])})"
             )
-    for method in config["selection"]["methods"]:
-        if method not in SELECTORS:
+        pair = (run["dataset"], run["model"])
+        if pair in seen:
             problems.append(
-                f"selection.methods: unknown method {method!r}; allowed: {', '.join(SELECTORS.names())}"
+                f"runs[{i}]: dataset {pair[0]!r} with model {pair[1]!r} is already runs[{seen[pair]}]; list each pair once"
             )
-    if "manual" in config["selection"]["methods"]:
-        manual = config["selection"].get("manual", {})
-        for run in config["runs"]:
-            if run["dataset"] not in manual:
-                problems.append(
-                    f"selection.manual.{run['dataset']}: method 'manual' needs a list of ids per class "
-                    "for every dataset of runs"
+        seen.setdefault(pair, i)
+    return problems
+
+
+def _selection_problems(config: dict[str, Any]) -> list[str]:
+    from protolib.selection import SELECTORS
+
+    return [
+        f"selection.methods: unknown method {method!r}; allowed: {', '.join(SELECTORS.names())}"
+        for method in config["selection"]["methods"]
+        if method not in SELECTORS
+    ]
+
+
+def manual_lists(config: dict[str, Any], dataset: str) -> dict[int, list[int]]:
+    """``selection.manual.<dataset>`` with its class keys (index, digit string or class name,
+    as YAML gives them) turned into class indices; unknown keys are left out (validation names them)."""
+    from protolib.data.base import CLASS_NAMES, class_index_of
+
+    names = CLASS_NAMES.get(config["datasets"][dataset].get("loader", dataset), [])
+    out: dict[int, list[int]] = {}
+    for key, ids in (config["selection"].get("manual") or {}).get(dataset, {}).items():
+        idx = class_index_of(names, key)
+        if idx is not None:
+            out[idx] = [int(i) for i in ids]
+    return out
+
+
+def _manual_problems(config: dict[str, Any]) -> list[str]:
+    from protolib.data.base import CLASS_NAMES, class_index_of, class_list
+
+    manual = config["selection"].get("manual") or {}
+    problems = [f"selection.manual.{d}: {d!r} is not a key of datasets" for d in manual if d not in config["datasets"]]
+    if "manual" not in config["selection"]["methods"]:
+        return problems
+    largest_M = max(config["selection"]["M"])
+    for dataset in dict.fromkeys(run["dataset"] for run in config["runs"]):
+        if dataset not in config["datasets"] or config["datasets"][dataset]["loader"] not in CLASS_NAMES:
+            continue  # reported as an unknown dataset or loader
+        key = f"selection.manual.{dataset}"
+        if dataset not in manual:
+            problems.append(f"{key}: method 'manual' needs a list of ids per class for every dataset of runs")
+            continue
+        names = CLASS_NAMES[config["datasets"][dataset]["loader"]]
+        indices: dict[int, Any] = {}
+        for cls in manual[dataset]:
+            idx = class_index_of(names, cls)
+            if idx is None:
+                problems.append(f"{key}.{cls}: not a class of {dataset!r} (classes: {', '.join(names)} or 0..{len(names) - 1})")
+            elif idx in indices:
+                problems.append(f"{key}.{cls}: the same class as {key}.{indices[idx]}; give each class once")
+            else:
+                indices[idx] = cls
+        try:
+            running = class_list(config["datasets"][dataset])
+        except KeyError:
+            continue  # reported under datasets.<name>.classes
+        missing = [c for c in running if c not in indices]
+        if missing:
+            problems.append(f"{key}: no ids for class(es) {', '.join(names[c] for c in missing)}; "
+                            "method 'manual' needs a list for every class the study runs")
+        for idx, cls in indices.items():
+            ids = manual[dataset][cls]
+            if len(ids) < largest_M:
+                problems.append(f"{key}.{cls}: {len(ids)} ids, fewer than the largest M = {largest_M} "
+                                "(subsets take the first M ids of the list)")
+            elif len(set(ids[:largest_M])) < largest_M:
+                problems.append(f"{key}.{cls}: the first {largest_M} ids contain duplicates ({ids[:largest_M]})")
+    return problems
+
+
+def transfer_name(entry: dict[str, Any]) -> str:
+    """A transfer entry's name: its ``name``, else source_to_target."""
+    src, tgt = entry["source"], entry["target"]
+    return entry.get("name") or f"{src['dataset']}_{src['model']}_to_{tgt['dataset']}_{tgt['model']}"
+
+
+def transfer_problems(config: dict[str, Any]) -> list[str]:
+    """``transfer`` entries: known datasets, models and methods, and names used once."""
+    problems, seen = [], set()
+    methods_run = list(config["selection"]["methods"])
+    for i, raw in enumerate(config.get("transfer") or []):
+        key = f"transfer[{i}]"
+        for side in ("source", "target"):
+            if raw[side]["dataset"] not in config["datasets"]:
+                problems.append(f"{key}.{side}.dataset: {raw[side]['dataset']!r} is not a key of datasets "
+                                f"({', '.join(config['datasets'])})")
+            if raw[side]["model"] not in config["models"]:
+                problems.append(f"{key}.{side}.model: {raw[side]['model']!r} is not a key of models "
+                                f"({', '.join(config['models'])})")
+        name = transfer_name(raw)
+        if name in seen:
+            problems.append(f"{key}.name: {name!r} is used by two transfer entries")
+        seen.add(name)
+        unknown = [m for m in raw.get("methods") or [] if m not in methods_run]
+        if unknown:
+            problems.append(f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
+                            f"({', '.join(methods_run)}); transfer evaluates subsets the study selects")
+    return problems
+
+
+def report_problems(config: dict[str, Any]) -> list[str]:
+    """``report``: every figure resolves to a dataset, model and classes the study runs."""
+    from protolib.figures.choices import fig2_runs, figure_choice
+
+    problems = []
+    for figure in ("fig1", "fig3", "fig4", "fig5", "fig7", "table2"):
+        try:
+            figure_choice(config, figure)
+        except ConfigError as err:
+            problems.append(str(err))
+    try:
+        fig2_runs(config)
+    except ConfigError as err:
+        problems.append(str(err))
+    methods = config["selection"]["methods"]
+    for figure, settings in (config.get("report") or {}).items():
+        unknown = [m for m in settings.get("methods") or [] if m not in methods]
+        if unknown:
+            problems.append(f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
+                            f"({', '.join(methods)})")
+    source = (config.get("report") or {}).get("fig6", {}).get("source")
+    names = [transfer_name(e) for e in config.get("transfer") or []]
+    if source is not None and source not in names:
+        problems.append(f"report.fig6.source: {source!r} is not the name of a transfer entry "
+                        f"({', '.join(names) or 'none configured'})")
+    return problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is an error (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(
+                    f"{self.name}: key {key!r} is written twice (lines {seen[key]} and {line}); "
+                    "YAML would silently keep only the last one: remove or merge one of them"
                 )
-                continue
-            for cls, ids in manual[run["dataset"]].items():
-                if len(ids) < max(config["selection"]["M"]):
-                    problems.append(
-                        f"selection.manual.{run['dataset']}.{cls}: {len(ids)} ids, fewer than the largest "
-                        f"M = {max(config['selection']['M'])} (subsets take the first M ids of the list)"
-                    )
-    report = config.get("report", {}).get("fig2")
-    if report:
-        if report.get("dataset") and report["dataset"] not in config["datasets"]:
-            problems.append(f"report.fig2.dataset: {report['dataset']!r} is not a key of datasets")
-        if report.get("model") and report["model"] not in config["models"]:
-            problems.append(f"report.fig2.model: {report['model']!r} is not a key of models")
-    if problems:
-        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML config file's content; a missing, unreadable or non-text file, bad YAML or a
+    duplicate key is one ConfigError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file (e.g. config.yaml)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); expected a YAML config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes); expected a YAML config file")
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    finally:
+        loader.dispose()
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
-    return validate(config, str(path))
+    """Read a YAML config file and validate it (what ``protolib validate-config`` runs)."""
+    return validate(read_yaml(path), str(path))
+
+
+def validate_workflow(config: dict[str, Any], configfiles: list[str], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The Snakefile's check, the same as :func:`load`: each config file read again for
+    duplicate keys, then the merged config validated; keys set by ``--config`` are named as such."""
+    for path in configfiles:
+        read_yaml(path)
+    source = ", ".join(map(str, configfiles))
+    if overrides:
+        shown = " ".join(f"{k}={v!r}" if not isinstance(v, (dict, list)) else f"{k}=..." for k, v in overrides.items())
+        source = f"{source} with --config {shown}" if source else f"--config {shown}"
+    return validate(config, source, overrides=set(overrides or {}))
 
 
 def dataset_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from protolib import io
+from protolib.checks import check_finite, check_subset_ids, read_scores, read_subset
+from protolib.config import manual_lists, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
@@ -88,6 +90,13 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | 
     else:
         split = _one_vs_rest(data, idx, cfg, seed, dataset)
     split.check(f"{dataset}/{data.class_names[idx]}")
+    largest_M = max(config["selection"]["M"])
+    if len(split.candidates) < largest_M:
+        raise ValueError(
+            f"datasets.{dataset}.split.train: class {data.class_names[idx]!r} gets {len(split.train)} training "
+            f"images ({len(split.candidates)} candidates), fewer than the largest selection.M = {largest_M}; "
+            "raise split.train or lower M"
+        )
     save_split(split, out, settings or provenance(config, dataset))
     return split
 
@@ -120,12 +129,6 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
         {"dataset": dataset, "feature_key": feature_key(model_cfg), "shape": list(features.shape),
          "config": settings or provenance(config, dataset, model)},
     )
-
-
-def check_finite(array: np.ndarray, source: str) -> None:
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ValueError(f"{source}: {int(bad.sum())} values are NaN or infinite")
 
 
 @dataclass
@@ -219,12 +222,11 @@ def select_subsets(
     settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     split = load_split(split_path)
-    scores = io.read_npz(scores_path)
+    scores = read_scores(scores_path, split, split_path)
     features = None
     if features_path:
         features = np.asarray(np.load(features_path, mmap_mode="r")[split.train])
-    manual = config["selection"].get("manual", {}).get(dataset, {})
-    manual_ids = manual.get(str(split.normal_class), manual.get(split.class_name))
+    manual_ids = manual_lists(config, dataset).get(split.normal_class)
     context = SelectionContext(
         candidates=split.candidates,
         score_matrix=scores["scores"],
@@ -270,7 +272,7 @@ def evaluate_subsets(
     split = load_split(split_path)
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     for subset_path, out in zip(subset_paths, out_paths, strict=True):
-        subset = io.read_json(subset_path)
+        subset = read_subset(subset_path, split, split_path)
         scores = fit_and_score(detector, inputs, subset["ids"], split.test_ids)
         io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
                                    subset["ids"], auroc(split.test_labels, scores),
@@ -297,11 +299,6 @@ def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: 
 # ids; an image detector reads the prepared images of each dataset. Besides the subsets, every
 # class pair is also evaluated with the source's whole training set (method "full").
 # Config: ``transfer: [{name, source: {dataset, model}, target: {dataset, model}, methods}]``.
-def transfer_name(entry: dict[str, Any]) -> str:
-    src, tgt = entry["source"], entry["target"]
-    return entry.get("name") or f"{src['dataset']}_{src['model']}_to_{tgt['dataset']}_{tgt['model']}"
-
-
 def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dataset: str) -> list[tuple[int, int]]:
     """(source class, target class): class c with class c where both datasets run class c;
     otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
@@ -311,44 +308,17 @@ def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dat
 
 
 def transfer_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The configured transfer experiments with names, methods and class pairs filled in;
-    raises ConfigError naming the key for unknown datasets, models, methods or duplicate names."""
-    from protolib.config import ConfigError
-
-    entries, problems, seen = [], [], set()
+    """The configured transfer experiments of a validated config (:func:`protolib.config.validate`
+    checks them), with names, methods and class pairs filled in."""
     methods_run = list(config["selection"]["methods"])
-    for i, raw in enumerate(config.get("transfer") or []):
-        key = f"transfer[{i}]"
-        bad = False
-        for side in ("source", "target"):
-            if raw[side]["dataset"] not in config["datasets"]:
-                problems.append(f"{key}.{side}.dataset: {raw[side]['dataset']!r} is not a key of datasets "
-                                f"({', '.join(config['datasets'])})")
-                bad = True
-            if raw[side]["model"] not in config["models"]:
-                problems.append(f"{key}.{side}.model: {raw[side]['model']!r} is not a key of models "
-                                f"({', '.join(config['models'])})")
-                bad = True
-        name = transfer_name(raw)
-        if name in seen:
-            problems.append(f"{key}.name: {name!r} is used by two transfer entries")
-        seen.add(name)
+    entries = []
+    for raw in config.get("transfer") or []:
         methods = list(raw.get("methods") or methods_run)
-        unknown = [m for m in methods if m not in methods_run]
-        if unknown:
-            problems.append(f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
-                            f"({', '.join(methods_run)}); transfer evaluates subsets the study selects")
-        if bad:
-            continue
-        pairs = transfer_class_pairs(config, raw["source"]["dataset"], raw["target"]["dataset"])
-        if not pairs:
-            problems.append(f"{key}: no classes to pair between {raw['source']['dataset']!r} and {raw['target']['dataset']!r}")
         entries.append({
-            "name": name, "source": dict(raw["source"]), "target": dict(raw["target"]),
-            "methods": [m for m in methods_run if m in methods], "pairs": pairs,
+            "name": transfer_name(raw), "source": dict(raw["source"]), "target": dict(raw["target"]),
+            "methods": [m for m in methods_run if m in methods],
+            "pairs": transfer_class_pairs(config, raw["source"]["dataset"], raw["target"]["dataset"]),
         })
-    if problems:
-        raise ConfigError("config is invalid:\n  " + "\n  ".join(problems))
     return entries
 
 
@@ -397,14 +367,11 @@ def evaluate_transfer(
     src_split, tgt_split = load_split(source_split_path), load_split(target_split_path)
     detector, train, test = _transfer_inputs(config, entry["target"]["model"], source_data, source_features,
                                              target_data, target_features)
-    jobs = [(io.read_json(p), out) for p, out in zip(subset_paths, out_paths, strict=True)]
+    jobs = [({**io.read_json(p), "path": p}, out) for p, out in zip(subset_paths, out_paths, strict=True)]
     if full_out is not None:
         jobs.append(({"method": FULL, "M": len(src_split.train), "seed": 0, "ids": src_split.train.tolist()}, full_out))
     for subset, out in jobs:
-        ids = [int(i) for i in subset["ids"]]
-        outside = sorted(set(ids) - set(src_split.train.tolist()))
-        if outside:
-            raise ValueError(f"{out}: subset ids {outside[:5]} are not training images of {source_split_path}")
+        ids = check_subset_ids(subset["ids"], src_split.train, subset.get("path", out), source_split_path)
         scores = fit_and_score_across(detector, train, ids, test, tgt_split.test_ids)
         io.write_json(out, {
             "name": name, "method": subset["method"], "M": subset["M"], "seed": subset["seed"],

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from protolib import io, plots, tables
+from protolib.checks import read_scores
 from protolib.data import ImageDataset
 from protolib.data.splits import load_split
 
@@ -219,7 +220,7 @@ def write_fig4(data_path: str | Path, matrix_paths: list[str], choice: dict[str,
     data = ImageDataset.load(data_path)
     per_class = []
     for cls, name, path in zip(choice["classes"], choice["class_names"], matrix_paths, strict=True):
-        picked = images.pick_single_sample(io.read_npz(path), choice.get("n_images") or 3)
+        picked = images.pick_single_sample(read_scores(path), choice.get("n_images") or 3)
         per_class.append({"class": cls, "class_name": name, "file": _rel(path, first_output), **picked})
     title = f"{choice['dataset']} (model {choice['model']}): best and worst single training images per class"
     images.fig4(data.images, per_class, _stem(first_output), title, _info(choice))
@@ -231,7 +232,7 @@ def write_fig5(data_path: str | Path, matrix_path: str | Path, subset_paths: lis
 
     data = ImageDataset.load(data_path)
     subsets = [io.read_json(p) for p in subset_paths]
-    ranking = images.pick_evolutionary(io.read_npz(matrix_path), subsets, choice.get("n_images") or 8)
+    ranking = images.pick_evolutionary(read_scores(matrix_path), subsets, choice.get("n_images") or 8)
     name = choice["class_names"][0]
     title = f"{choice['dataset']}, class {name} (model {choice['model']}): best and worst by the evolutionary algorithm"
     images.fig5(data.images, ranking, _stem(first_output), title,

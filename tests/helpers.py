@@ -46,7 +46,10 @@ def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> su
     locks with each other or with a user's run in the checkout; by default a fresh temp folder.
     """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="snakemake-"))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )
+    return subprocess.run(snakemake_command(*args, workdir=workdir), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def snakemake_command(*args: str, workdir: Path) -> list[str]:
+    """The command line `snakemake()` runs (for tests that start it in the background)."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]

@@ -19,8 +19,8 @@ def test_score_is_sum_of_squared_distances_to_k_nearest():
     train = np.array([[[0]], [[10]], [[30]]], dtype=np.uint8)
     det.fit(train)
     x = np.array([[[12]]], dtype=np.uint8)
-    d = (np.array([12.0, 2.0, 18.0]) / 255.0) ** 2  # pixels are scaled to [0, 1]
-    assert det.score(x)[0] == pytest.approx(d[1] + d[0])
+    d = np.array([12.0, 2.0, 18.0]) ** 2  # raw pixel values: exact integer squared distances
+    assert det.score(x)[0] == d[1] + d[0]
 
 
 def test_k_is_capped_by_the_number_of_training_images(digits):

@@ -405,7 +405,7 @@ def test_bad_transfer_entries_name_the_key(paper_like_config):
     config["transfer"] = [{"source": {"dataset": "digits", "model": "knn"}, "target": {"dataset": "chexpert", "model": "knn"},
                            "methods": ["greedy", "evolutionry"]}]
     with pytest.raises(ConfigError) as err:
-        pipeline.transfer_entries(config)
+        validate(config)
     assert "transfer[0].target.dataset: 'chexpert'" in str(err.value)
     assert "transfer[0].methods: 'evolutionry'" in str(err.value)
 

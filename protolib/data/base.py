@@ -96,16 +96,29 @@ def load_dataset(cfg: dict[str, Any]) -> ImageDataset:
 
 
 def class_list(cfg: dict[str, Any]) -> list[int]:
-    """The normal classes a study runs, as indices (names in config are looked up)."""
+    """The normal classes a study runs, as indices (names in config are looked up).
+
+    A class named twice (``[1, '1']``: index and name) is one class, run once."""
     names = CLASS_NAMES[cfg["loader"]]
     if cfg.get("classes", "all") == "all":
         return list(range(len(names)))
-    out = []
+    out: list[int] = []
     for c in cfg["classes"]:
-        if isinstance(c, str) and c in names:
-            out.append(names.index(c))
-        elif isinstance(c, int) and 0 <= c < len(names):
-            out.append(c)
-        else:
+        idx = class_index_of(names, c)
+        if idx is None:
             raise KeyError(f"{cfg['loader']}: unknown class {c!r}; classes: {', '.join(names)} (or 0..{len(names) - 1})")
+        if idx not in out:
+            out.append(idx)
     return out
+
+
+def class_index_of(names: list[str], value: Any) -> int | None:
+    """A class as written in config (its name, or its index as a number or digit string) -> index."""
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        idx = int(value)
+        return idx if 0 <= idx < len(names) else None
+    return None

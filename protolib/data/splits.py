@@ -17,6 +17,10 @@ import numpy as np
 from protolib import io
 
 
+#: fewest normal val (and test) images a one-vs-rest split may leave
+MIN_NORMAL_EVAL = 5
+
+
 def class_seed(seed: int, class_index: int) -> np.random.Generator:
     """An independent generator per (seed, class): classes never share random streams."""
     return np.random.default_rng(np.random.SeedSequence([seed, class_index]))
@@ -109,10 +113,11 @@ def one_vs_rest_split(
         raise ValueError(f"{dataset}: class {class_name!r} has no images")
     n_train = int(round(train * n_class)) if isinstance(train, float) else int(train)
     n_val = (n_class - n_train) // 2
-    if n_train < 1 or n_val < 1:
+    if n_train < 1 or n_val < MIN_NORMAL_EVAL:
         raise ValueError(
-            f"{dataset}: class {class_name!r} has {n_class} images; split.train = {train} leaves "
-            f"{n_class - n_train} for val and test (need at least 2)"
+            f"{dataset}: class {class_name!r} has {n_class} images; split.train = {train} takes {n_train} for "
+            f"training and leaves {max(n_val, 0)} normal images each for val and test (need at least "
+            f"{MIN_NORMAL_EVAL} each: an AUROC over fewer normal images means little); lower split.train"
         )
     train_ids = normal[:n_train]
     val_normal = normal[n_train : n_train + n_val]

@@ -151,6 +151,22 @@ def figure_choice(config: dict[str, Any], figure: str) -> Choice:
     )
 
 
+def fig2_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (dataset, model) runs Fig. 2 shows: the first run matching ``report.fig2``'s dataset
+    and model, else every run. A pair that is not a run is a ConfigError naming the key."""
+    user = (config.get("report") or {}).get("fig2") or {}
+    runs = [(r["dataset"], r["model"]) for r in config["runs"]]
+    dataset, model = user.get("dataset"), user.get("model")
+    if dataset is None and model is None:
+        return runs
+    hits = [r for r in runs if dataset in (None, r[0]) and model in (None, r[1])]
+    if not hits:
+        shown = ", ".join(f"{d}/{m}" for d, m in runs)
+        wanted = " and ".join(f"{k} {v!r}" for k, v in (("dataset", dataset), ("model", model)) if v is not None)
+        raise ConfigError(f"report.fig2: no run has {wanted}; Fig. 2 shows study results, so name one of runs ({shown})")
+    return hits[:1]
+
+
 def subset_size(M_values: list[int], wanted: int = 5) -> int:
     """Fig. 3 shows the subsets of size 5 (the paper's), else those of the largest M."""
     return wanted if wanted in M_values else max(M_values)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from protolib.config import ConfigError
-from protolib.figures.choices import Choice, figure_choice, subset_size
+from protolib.figures.choices import Choice, fig2_runs, figure_choice, subset_size
 
 #: the figures and tables whose dataset / model / class come from :func:`figure_choice`
 CHOSEN = ("fig1", "fig3", "fig4", "fig5", "fig7", "table2")
@@ -30,36 +29,17 @@ class ReportPlan:
     table2_entries: list[dict[str, Any]]
 
 
-def _methods_for(figure: str, wanted: list[str] | None, fallback: list[str], methods: list[str]) -> list[str]:
-    """The methods a figure shows: those configured (all must be run), else ``fallback``, else
-    the first two non-random methods run."""
-    unknown = [m for m in wanted or [] if m not in methods]
-    if unknown:
-        raise ConfigError(
-            f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods ({', '.join(methods)})"
-        )
+def _methods_for(wanted: list[str] | None, fallback: list[str], methods: list[str]) -> list[str]:
+    """The methods a figure shows: those configured (the validator checks they are run), else
+    ``fallback``, else the first two non-random methods run."""
     chosen = [m for m in (wanted or fallback) if m in methods]
     return chosen or [m for m in methods if m != "random"][:2] or methods[:1]
 
 
-def _fig2_runs(config: dict[str, Any], runs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``report.fig2`` names one run (missing keys: the first run's); otherwise every run."""
-    fig2 = config["report"].get("fig2")
-    if not fig2:
-        return runs
-    return [(fig2.get("dataset", runs[0][0]), fig2.get("model", runs[0][1]))]
-
-
 def _fig6_entries(config: dict[str, Any], transfer: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``report.fig6.source`` names one entry (the validator checks it exists); else all."""
     source = config["report"].get("fig6", {}).get("source")
-    if source is None:
-        return list(transfer.values())
-    if source not in transfer:
-        raise ConfigError(
-            f"report.fig6.source: {source!r} is not the name of a transfer entry "
-            f"({', '.join(transfer) or 'none configured'})"
-        )
-    return [transfer[source]]
+    return list(transfer.values()) if source is None else [transfer[source]]
 
 
 def _table2_entries(table2: Choice, transfer: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,13 +54,12 @@ def _table2_entries(table2: Choice, transfer: dict[str, dict[str, Any]]) -> list
 def plan_report(config: dict[str, Any], transfer: dict[str, dict[str, Any]]) -> ReportPlan:
     """The report's plan for a validated ``config``; ``transfer``: entries by name
     (:func:`protolib.pipeline.transfer_entries`)."""
-    runs = [(r["dataset"], r["model"]) for r in config["runs"]]
     methods = list(config["selection"]["methods"])
     choice = {f: figure_choice(config, f) for f in CHOSEN}
     return ReportPlan(
         choice=choice,
-        fig2_runs=_fig2_runs(config, runs),
-        fig3_methods=_methods_for("fig3", choice["fig3"].methods, ["greedy", "evolutionary"], methods),
+        fig2_runs=fig2_runs(config),
+        fig3_methods=_methods_for(choice["fig3"].methods, ["greedy", "evolutionary"], methods),
         fig3_M=subset_size(config["selection"]["M"]),
         fig5_evolutionary="evolutionary" in methods,
         fig6_entries=_fig6_entries(config, transfer),

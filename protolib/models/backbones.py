@@ -41,7 +41,7 @@ def feature_key(model_cfg: dict[str, Any]) -> str:
     """A file-name-safe key of everything that determines the features (the cache key)."""
     backbone = model_cfg.get("backbone", "pixels")
     if backbone == "pixels":
-        return "pixels"
+        return "pixels-raw"  # 0..255 (caches of the former [0, 1] scaling are not reused)
     weights = model_cfg.get("weights", "none")
     if weights not in ("none", "imagenet"):
         weights = "file-" + hashlib.sha256(str(Path(weights).expanduser().resolve()).encode()).hexdigest()[:10]
@@ -51,8 +51,11 @@ def feature_key(model_cfg: dict[str, Any]) -> str:
 
 @BACKBONES.register("pixels")
 def pixels(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    """The raw pixel values 0..255, unscaled: integers, so squared distances between them are
+    exact integers and tied distances stay tied (scaling to [0, 1] rounds them apart)."""
+
     def embed(images: np.ndarray) -> np.ndarray:
-        return images.reshape(len(images), -1).astype(np.float32) / 255.0
+        return images.reshape(len(images), -1).astype(np.float32)
 
     return embed
 

@@ -1,4 +1,10 @@
-"""Exact nearest-neighbour distances with torch (CPU or GPU), chunked to bound memory."""
+"""Exact nearest-neighbour distances with torch (CPU or GPU), chunked to bound memory.
+
+Distances are float64 Gram expansions |a|^2 + |b|^2 - 2 a.b. For integer-valued features (the
+``pixels`` backbone: 0..255) every product and partial sum is an integer below 2^53, so the
+result is the exact integer squared distance whatever the summation order: ties stay ties, and
+AUROCs count them as ties.
+"""
 
 from __future__ import annotations
 

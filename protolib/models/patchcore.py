@@ -12,9 +12,12 @@
   least one, distances on a random linear projection to ``projection_dim`` (128) dims, started
   from the mean distance to ``coreset_starts`` (10) random patches. The projection and the
   starts are drawn from a generator seeded with ``seed``, so every fit is deterministic.
-- Image score: max over the image's patches of the Euclidean distance to the nearest memory-bank
-  patch (``anomaly_map`` returns these patch scores upsampled (bilinear) to ``image_size`` and
-  smoothed with a Gaussian of sigma ``map_sigma`` (4), as the reference's segmentor).
+- Image score: max over the image's patches of the squared Euclidean distance to the nearest
+  memory-bank patch, as the reference (faiss ``IndexFlatL2`` returns squared distances;
+  ``anomaly_scorer_num_nn`` 1; ``PatchMaker.score`` takes the max). ``anomaly_map`` returns these
+  patch scores upsampled (bilinear) to ``image_size`` and smoothed with a Gaussian of sigma
+  ``map_sigma`` (4), as the reference's ``RescaleSegmentor``. The core-set sampler measures
+  plain (not squared) Euclidean distances, as the reference's sampler.
 
 ``score_matrix`` is exact from one feature pass: each candidate image gets its own memory bank
 with its own core-set (batched greedy selection over candidates), and the nearest-neighbour search
@@ -22,8 +25,7 @@ of all val patches against all candidate banks runs as chunked matrix products.
 
 Deviations: the reference unfolds 3x3 patches and pools the flattened (C, 3, 3) vector, which
 mixes neighbourhood and channels; here the neighbourhood is averaged first, then channels are
-pooled, as the paper describes it. Distances are Euclidean (the reference's faiss returns squared
-ones; the max over patches ranks images identically).
+pooled, as the paper describes it.
 """
 
 from __future__ import annotations
@@ -47,10 +49,15 @@ def _pool_channels(x: torch.Tensor, dim: int) -> torch.Tensor:
     return F.adaptive_avg_pool1d(x.reshape(-1, 1, x.shape[-1]), dim).reshape(*shape, dim)
 
 
-def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between rows: (..., n, d) x (..., m, d) -> (..., n, m)."""
+def squared_pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between rows: (..., n, d) x (..., m, d) -> (..., n, m)."""
     d = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * (a @ b.transpose(-1, -2))
-    return d.clamp_min_(0.0).sqrt_()
+    return d.clamp_min_(0.0)
+
+
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between rows (the core-set sampler's measure)."""
+    return squared_pairwise_distances(a, b).sqrt_()
 
 
 def greedy_coreset(features: torch.Tensor, n_select: int, projection: torch.Tensor | None,
@@ -157,14 +164,14 @@ class PatchCoreDetector(Detector):
         return self
 
     def patch_scores(self, images: np.ndarray) -> torch.Tensor:
-        """(N, h, w) nearest-neighbour distance of every patch to the memory bank."""
+        """(N, h, w) squared nearest-neighbour distance of every patch to the memory bank."""
         if self.bank is None:
             raise RuntimeError("patchcore: score called before fit")
         with torch.inference_mode():
             feats = self.patch_features(images)
             n, h, w, d = feats.shape
             q = feats.reshape(-1, d)
-            out = torch.cat([pairwise_distances(q[s : s + self.query_chunk], self.bank).amin(1)
+            out = torch.cat([squared_pairwise_distances(q[s : s + self.query_chunk], self.bank).amin(1)
                              for s in range(0, len(q), self.query_chunk)])
         return out.reshape(n, h, w)
 
@@ -197,7 +204,7 @@ class PatchCoreDetector(Detector):
             cols = []
             for s in range(0, v, per_chunk):
                 q = fv[s : s + per_chunk].reshape(-1, d)  # (n * P, D)
-                dist = pairwise_distances(q, flat).reshape(len(q), k, m).amin(-1)  # (n * P, K)
+                dist = squared_pairwise_distances(q, flat).reshape(len(q), k, m).amin(-1)  # (n * P, K)
                 cols.append(dist.reshape(-1, patches, k).amax(1).T)  # (K, n)
             out = torch.cat(cols, 1)
         return out.double().cpu().numpy()

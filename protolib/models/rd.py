@@ -2,7 +2,8 @@
 iolag/UPD_study whose hyper-parameters the paper says it used).
 
 - Teacher: a frozen ResNet (``backbone``, wide_resnet50_2), outputs of layer1-3 (f1, f2, f3).
-  Input: the image resized to ``image_size`` (128, UPD_study), ImageNet normalisation.
+  Input: the image resized to ``image_size`` (128, UPD_study), values in [0, 1] without ImageNet
+  normalisation (UPD_study; ``imagenet_norm: true`` is RD4AD's).
 - Student, trained: the one-class bottleneck of the reference (``BN_layer``): multi-scale feature
   fusion (f1 -> two 3x3 stride-2 convs, f2 -> one, each + norm + ReLU, concatenated with f3) and a
   one-class-embedding ResNet layer (``bottleneck_blocks`` blocks, the first with stride 2, to
@@ -17,12 +18,14 @@ iolag/UPD_study whose hyper-parameters the paper says it used).
 - Loss: sum over the 3 scales of mean over the batch of 1 - cosine similarity between the
   flattened encoder and decoder maps (the reference's ``loss_fucntion``; ``cosine: pixel`` uses
   the per-position cosine averaged over positions instead).
-- Adam, lr 0.005, betas (0.5, 0.999), ``train_batch_size`` 16 (RD4AD), ``steps`` 500 (the paper
-  does not state RD's steps; UPD_study trains 10 000 steps on full data sets).
+- Adam, lr 0.005, betas (0.5, 0.999), ``train_batch_size`` 4 (UPD_study ``RDtrainer.py``; RD4AD
+  uses 16), ``steps`` 500 (the paper does not state RD's steps; UPD_study trains 10 000 steps on
+  full data sets).
 - Anomaly map: per scale 1 - cosine similarity along channels, upsampled (bilinear,
-  align_corners=True) to ``image_size`` and summed; Gaussian smoothing sigma ``map_sigma`` (4, as
-  RD4AD's evaluation; 0 turns it off, as UPD_study's default); image score = its max
-  (``score_reduce: max``; ``mean`` is what UPD_study used for chest X-rays).
+  align_corners=True) to ``image_size`` and summed; no smoothing (``map_sigma`` 0, UPD_study's
+  default; RD4AD's evaluation blurs with sigma 4); image score = the mean of the map
+  (``score_reduce: mean``, UPD_study's ``val_step`` for chest X-rays, the paper's RD setting;
+  RD4AD and UPD_study's RF modality take the max, its MRI modality the max inside the brain).
 
 Deviations: the reference's ReLUs are in-place (here not, for autograd under vmap); BatchNorm in
 the student is the vmap-safe re-implementation (same behaviour) of ``vmap_training``;
@@ -137,14 +140,14 @@ class RDStudent(nn.Module):
 class RDDetector(TrainedMapDetector):
     name = "rd"
     default_steps = 500
-    default_train_batch_size = 16
+    default_train_batch_size = 4
     default_parallel_models = 16  # the reference-size WRN50 student has ~85M parameters
 
     def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
         super().__init__(cfg, device)
         self.backbone_name = cfg.get("backbone", "wide_resnet50_2")
         self.image_size = int(cfg.get("image_size", 128))
-        self.imagenet_norm = bool(cfg.get("imagenet_norm", True))
+        self.imagenet_norm = bool(cfg.get("imagenet_norm", False))
         self.norm = cfg.get("norm", "batch")
         self.lr = float(cfg.get("lr", 0.005))
         self.betas = tuple(float(b) for b in cfg.get("betas", (0.5, 0.999)))
@@ -152,8 +155,8 @@ class RDDetector(TrainedMapDetector):
         self.cosine = cfg.get("cosine", "flat")
         if self.cosine not in ("flat", "pixel"):
             raise ValueError(f"rd: cosine must be 'flat' or 'pixel', got {self.cosine!r}")
-        self.map_sigma = float(cfg.get("map_sigma", 4.0))
-        self.score_reduce = cfg.get("score_reduce", "max")
+        self.map_sigma = float(cfg.get("map_sigma", 0.0))
+        self.score_reduce = cfg.get("score_reduce", "mean")
         if self.score_reduce not in ("max", "mean"):
             raise ValueError(f"rd: score_reduce must be 'max' or 'mean', got {self.score_reduce!r}")
         self.extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"),

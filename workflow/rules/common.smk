@@ -12,6 +12,15 @@ GPU_ENV = (
     if config.get("conda_cuda", False)
     else "../../envs/protolib.yaml"
 )
+
+
+def gpu_request():
+    """GPUs each GPU job asks for (`resources` key `gpu`): none with `device: cpu`, so the same SLURM
+    profile runs on CPU-only clusters (which reject `--gpus`), else one (`cuda`, `auto`).
+    """
+    return 0 if config["device"] == "cpu" else 1
+
+
 FIG = f"{R}/figures"
 TAB = f"{R}/tables"
 EVALUATION_CSV = f"{R}/evaluation.csv"

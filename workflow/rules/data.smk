@@ -15,7 +15,7 @@ rule prepare:
     conda:
         "../../envs/protolib.yaml"
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         settings=lambda w: pl.provenance(config, w.dataset),
     script:
@@ -34,7 +34,7 @@ rule split:
     conda:
         "../../envs/protolib.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
         settings=lambda w: pl.provenance(config, w.dataset),
     script:
@@ -54,7 +54,8 @@ rule features:
     conda:
         GPU_ENV
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     params:
         model=lambda w: FEATURE_MODELS[w.fkey],
         settings=lambda w: pl.provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),

@@ -19,7 +19,8 @@ for _method in METHODS:
         conda:
             GPU_ENV
         resources:
-            mem_mb=8000,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            gpu=gpu_request(),
         params:
             settings=lambda w: pl.provenance(config, w.dataset, w.model),
         script:
@@ -40,7 +41,8 @@ rule evaluate_full:
     conda:
         GPU_ENV
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     params:
         settings=lambda w: pl.provenance(config, w.dataset, w.model),
     script:

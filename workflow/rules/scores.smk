@@ -16,7 +16,8 @@ rule score_chunk:
     conda:
         GPU_ENV
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        gpu=gpu_request(),
     params:
         settings=lambda w: {
             **pl.provenance(config, w.dataset, w.model),
@@ -39,7 +40,7 @@ rule merge_scores:
     conda:
         "../../envs/protolib.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
         settings=lambda w: pl.provenance(config, w.dataset, w.model),
     script:

@@ -19,7 +19,7 @@ for _method in METHODS:
         conda:
             "../../envs/protolib.yaml"
         resources:
-            mem_mb=4000,
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
         params:
             method=_method,
             settings=lambda w, method=_method: pl.selection_provenance(

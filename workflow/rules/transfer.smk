@@ -35,7 +35,8 @@ for _entry in TRANSFER.values():
         conda:
             GPU_ENV
         resources:
-            mem_mb=8000,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            gpu=gpu_request(),
         params:
             name=_entry["name"],
         script:

@@ -1,0 +1,105 @@
+"""Stop a SLURM run before submission when a job asks for more than any node can give.
+
+SLURM accepts some such jobs and leaves them PENDING forever (e.g. more CPUs than any node in
+the partition has: reason `PartitionConfig`), and the executor plugin keeps polling them, so the
+run would wait without a word. The Snakefile's `onstart` calls `check_workflow` with the slurm
+executor: it compares each job's (and group job's) request, as the plugin will submit it, with
+the nodes `sinfo` lists, and raises `UnsatisfiableRequest` naming the rule and the request.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+class UnsatisfiableRequest(RuntimeError):
+    """A job asks for more CPUs, memory or GPUs than any node of its partition has."""
+
+
+@dataclass(frozen=True)
+class Node:
+    partition: str
+    default: bool  # the cluster's default partition (sinfo marks it with '*')
+    cpus: int
+    mem_mb: int
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str  # rule, or group: its rules
+    partition: str | None  # None: the default partition
+    cpus: int
+    mem_mb: int
+    gpus: int
+
+    def __str__(self) -> str:
+        where = f"partition {self.partition}" if self.partition else "the default partition"
+        return f"{self.cpus} CPUs, {self.mem_mb} MB memory, {self.gpus} GPUs in {where}"
+
+
+def parse_sinfo(text: str) -> list[Node]:
+    """Nodes from `sinfo -h -N -o '%P|%c|%m|%G'` (a node shows once per partition)."""
+    nodes = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        part, cpus, mem, gres = line.strip().split("|")
+        gpus = sum(int(m.group(1)) for m in re.finditer(r"gpu(?::[^:,(]+)?:(\d+)", gres))
+        nodes.append(Node(part.rstrip("*"), part.endswith("*"), int(cpus.rstrip("+")), int(mem.rstrip("+")), gpus))
+    return nodes
+
+
+def query_nodes() -> list[Node]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%c|%m|%G"], capture_output=True, text=True, check=True)
+    return parse_sinfo(out.stdout)
+
+
+def unsatisfiable(requests: Iterable[Request], nodes: list[Node]) -> list[str]:
+    """One message per request that no node of its partition can hold."""
+    problems = []
+    for req in requests:
+        part = [n for n in nodes if (n.partition == req.partition if req.partition else n.default)]
+        if not part:
+            problems.append(f"{req.name}: asks for {req} but sinfo lists no such partition")
+            continue
+        if not any(n.cpus >= req.cpus and n.mem_mb >= req.mem_mb and n.gpus >= req.gpus for n in part):
+            biggest = max(part, key=lambda n: (n.gpus, n.cpus, n.mem_mb))
+            problems.append(
+                f"{req.name}: asks for {req}, but no node there has that much "
+                f"(largest: {biggest.cpus} CPUs, {biggest.mem_mb} MB, {biggest.gpus} GPUs)"
+            )
+    return problems
+
+
+def job_request(job: Any) -> Request:
+    """What the slurm executor plugin will ask sbatch for, for one Snakemake job or group job."""
+    from snakemake_executor_plugin_slurm.partitions import get_job_cpu_requirement, parse_gpu_requirements
+
+    res = job.resources
+    gpus, _model = parse_gpu_requirements(job)
+    cpus, _kind = get_job_cpu_requirement(job)
+    cpus = max(cpus, 1) * (gpus if _kind == "gpu" else 1)
+    mem = res.get("mem_mb_per_cpu", 0) * cpus if res.get("mem_mb_per_cpu") else res.get("mem_mb", 0)
+    name = f"group {job.groupid} ({', '.join(sorted({j.rule.name for j in job.jobs}))})" if job.is_group() else f"rule {job.rule.name}"
+    return Request(name, res.get("slurm_partition") or None, int(cpus), int(mem or 0), int(gpus))
+
+
+def check_workflow(workflow: Any) -> None:
+    """Raise `UnsatisfiableRequest` if a job of this run cannot fit a node (slurm executor only)."""
+    if getattr(workflow.executor_plugin, "name", None) != "slurm":
+        return
+    dag = workflow.dag
+    # a grouped job is submitted as its group job (Snakemake keeps the map in dag._group)
+    submitted = {dag._group.get(job, job) if job.group else job for job in dag.needrun_jobs()}
+    requests = {job_request(job) for job in submitted}
+    problems = unsatisfiable(sorted(requests, key=lambda r: r.name), query_nodes())
+    if problems:
+        raise UnsatisfiableRequest(
+            "SLURM could never start these jobs (they would stay PENDING forever); lower their "
+            "resources (the rule's `resources:`, or `set-resources`/`cores` in the profile) or "
+            "choose a partition with bigger nodes (`slurm_partition`):\n  " + "\n  ".join(problems)
+        )
