@@ -27,7 +27,7 @@ rule evaluation_table:
     conda:
         "../../envs/protolib.yaml"
     script:
-        "../../scripts/collect.py"
+        "../../scripts/report_job.py"
 
 
 rule table1:
@@ -48,7 +48,7 @@ rule table1:
     conda:
         "../../envs/protolib.yaml"
     script:
-        "../../scripts/table1.py"
+        "../../scripts/report_job.py"
 
 
 rule table2:
@@ -74,7 +74,7 @@ rule table2:
         model=CHOICE["table2"].model,
         entries=PLAN.table2_entries,
     script:
-        "../../scripts/table2.py"
+        "../../scripts/report_job.py"
 
 
 rule tables:
@@ -101,7 +101,7 @@ rule tables:
     params:
         runs=RUNS,
     script:
-        "../../scripts/per_class_tables.py"
+        "../../scripts/report_job.py"
 
 
 rule fig1:
@@ -118,7 +118,7 @@ rule fig1:
     params:
         choice=CHOICE["fig1"].as_dict(),
     script:
-        "../../scripts/fig1.py"
+        "../../scripts/report_job.py"
 
 
 rule fig2:
@@ -136,7 +136,7 @@ rule fig2:
         runs=PLAN.fig2_runs,
         methods=config["report"].get("fig2", {}).get("methods"),
     script:
-        "../../scripts/fig2.py"
+        "../../scripts/report_job.py"
 
 
 rule fig3:
@@ -166,7 +166,7 @@ rule fig3:
         choice=CHOICE["fig3"].as_dict(),
         methods=PLAN.fig3_methods,
     script:
-        "../../scripts/fig3.py"
+        "../../scripts/report_job.py"
 
 
 rule fig4:
@@ -189,7 +189,7 @@ rule fig4:
     params:
         choice=CHOICE["fig4"].as_dict(),
     script:
-        "../../scripts/fig4.py"
+        "../../scripts/report_job.py"
 
 
 rule fig5:
@@ -219,7 +219,7 @@ rule fig5:
     params:
         choice=CHOICE["fig5"].as_dict(),
     script:
-        "../../scripts/fig5.py"
+        "../../scripts/report_job.py"
 
 
 rule fig6:
@@ -241,7 +241,7 @@ rule fig6:
     params:
         entries=PLAN.fig6_entries,
     script:
-        "../../scripts/fig6.py"
+        "../../scripts/report_job.py"
 
 
 rule fig7:
@@ -260,4 +260,4 @@ rule fig7:
     params:
         choice=CHOICE["fig7"].as_dict(),
     script:
-        "../../scripts/fig7.py"
+        "../../scripts/report_job.py"

@@ -58,4 +58,4 @@ rule transfer:
     params:
         baselines=TRANSFER_BASELINES,
     script:
-        "../../scripts/transfer_collect.py"
+        "../../scripts/report_job.py"
