@@ -4,6 +4,11 @@
 # The (M, seed) list of a method's files is subset_runs(method), for subsets, evaluations and
 # transfer alike.
 # No rules in this file (snakemake --lint).
+#
+# Rerun triggers: a job rule's `params.settings` is the part of the config its output records
+# (protolib.pipeline.provenance; the job writes exactly what it is given). Snakemake reruns a job
+# whose params changed, so a changed setting reruns the jobs that record it and nothing else
+# (tests/test_pipeline.py: test_a_changed_setting_reruns_what_depends_on_it_and_nothing_else).
 
 # The conda environment of the GPU rules (features, score_chunk, evaluate_*, transfer): the CPU
 # rules' pinned environment, or the same with pytorch's CUDA build forced (`conda_cuda: true`).
