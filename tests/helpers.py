@@ -109,6 +109,8 @@ class Study:
 def run_study(workdir: Path, config: dict[str, Any]) -> Study:
     """Run every target of ``config`` (results under ``workdir``) with Snakemake, as a user would."""
     path = write_config(workdir / "study.yaml", config)
-    out = snakemake("--cores", "2", "--configfile", str(path), workdir=workdir)
+    # a guard against a hung run, not a speed limit: the shared study runs 50 jobs, each a Python
+    # process, and a loaded 2-core machine can take well over the default 10 minutes for them
+    out = snakemake("--cores", "2", "--configfile", str(path), workdir=workdir, timeout=1800)
     assert out.returncode == 0, out.stderr[-4000:]
     return Study(Path(config["results"]), config, path, workdir)
