@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from protolib import io
 from protolib.config import ConfigError, validate
+from protolib.models.backbones import feature_key
 from tests.helpers import STUDY_CLASSES, STUDY_METHODS, STUDY_TRANSFER, small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -37,6 +39,11 @@ CAPTIONS = ["Table 1 (summary)", "Table 2 (one run", "Per-class tables", "Figure
 @pytest.fixture
 def study(small_study):
     return small_study.results, small_study.config, small_study.path
+
+
+def features_file(results, config) -> Path:
+    """The study's feature cache of digits / knn (named by the backbone's feature key)."""
+    return results / "features" / "digits" / f"{feature_key(config['models']['knn'])}.npy"
 
 
 def _eval(results) -> pd.DataFrame:
@@ -259,11 +266,11 @@ def test_fig6_has_the_transfer_curves_and_both_baselines(study):
 
 
 def test_fig7_shows_the_centre_and_the_tail(study):
-    results, _, _ = study
+    results, config, _ = study
     side = io.read_json(results / "figures" / "fig7.json")
     assert side["class"] == 8
     split = io.read_json(results / "splits" / "digits" / "8.json")
-    features = np.load(results / "features" / "digits" / "pixels.npy").astype(np.float64)
+    features = np.load(features_file(results, config)).astype(np.float64)
     train = np.asarray(split["train"])
     dist = np.linalg.norm(features[train] - features[train].mean(0), axis=1)
     order = train[np.argsort(dist, kind="stable")]
@@ -390,11 +397,11 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
     target_split = tmp_path / "digits2_3.json"
     pipeline.make_split(config, "digits2", 3, results / "data" / "digits.npz", target_split)
     target_features = tmp_path / "pixels.npy"
-    shutil.copy(results / "features" / "digits" / "pixels.npy", target_features)
+    shutil.copy(features_file(results, config), target_features)
     subset = results / "subsets" / "digits" / "knn" / "3" / "greedy" / "M3_seed0.json"
     out = tmp_path / "M3_seed0.json"
     pipeline.evaluate_transfer(config, "to_digits2", results / "splits" / "digits" / "3.json", target_split, None,
-                               results / "features" / "digits" / "pixels.npy", None, target_features, [str(subset)], [str(out)])
+                               features_file(results, config), None, target_features, [str(subset)], [str(out)])
     result = io.read_json(out)
     split = io.read_json(target_split)
     x = np.load(target_features).astype(np.float64)
