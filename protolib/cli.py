@@ -104,7 +104,7 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
     rank = commands.add_parser(
         "rank",
         help="rank the images of a folder from prototypical to long-tail (no labels, no Snakemake)",
-        description="Rank every image of IMAGES_DIR (its own PNG/JPEG/TIFF files, not subfolders) by\n"
+        description="Rank every image of IMAGES_DIR (PNG/JPEG/TIFF/BMP files, subfolders included) by\n"
         "label-free typicality, pick a GMM core-set of M prototypical images and list the most\n"
         "atypical (long-tail or corrupted) ones. With labelled val folders also the paper's greedy\n"
         "and evolutionary subsets and their val AUROC. No labels, no Snakemake.",
@@ -112,8 +112,9 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rank.add_argument("images_dir", metavar="IMAGES_DIR", help="folder of normal (unlabelled) images")
-    rank.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created)")
-    rank.add_argument("--model", default="knn", help="detector: knn (default), panda, patchcore or fae")
+    rank.add_argument("--out", "-o", required=True, metavar="DIR",
+                      help="output folder (created); must lie outside IMAGES_DIR and the val folders")
+    rank.add_argument("--model", default="knn", help="detector: knn (default), panda, patchcore, fae or rd")
     rank.add_argument("--backbone", default=None,
                       help="feature extractor: pixels, resnet18, resnet50, resnet152, wide_resnet50_2 (default: "
                       "pixels for knn without --weights, else the paper's backbone of the model)")
@@ -143,7 +144,7 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
                       help="extra model setting (YAML value), e.g. --set k=2; repeatable")
     rank.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     rank.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default 64)")
-    rank.add_argument("--seed", type=int, default=0, help="seed of the GMM and the selections (default 0)")
+    rank.add_argument("--seed", type=_non_negative, default=0, help="seed of the GMM and the selections (default 0)")
     rank.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                       help="unreadable image: skip it and report its name (default), or stop")
     rank.add_argument("--no-contact-sheet", action="store_true", help="do not draw contact_sheet.png")

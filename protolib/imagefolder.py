@@ -1,12 +1,13 @@
-"""Read a folder of image files (PNG, JPEG, TIFF) into one uint8 array for ``protolib rank``.
+"""The folders ``protolib rank`` reads, through the pipeline's one image reader.
 
-Only the folder's own files are read (no subfolders), sorted by name, so the order and every
-result derived from it are deterministic. Each image is resized (squashed, aspect ratio not
-kept) to ``image_size`` x ``image_size``. Greyscale and colour may be mixed: an image counts as
-colour only if its channels differ, and if any image of the call is colour, every image becomes
-RGB (grey replicated), else all stay single-channel (L). 16-bit and float greyscale are scaled
-to 8 bit. A file that cannot be decoded is either skipped and reported by name, or fails the
-call with an :class:`UnreadableImageError` naming it.
+Listing and decoding are :mod:`protolib.data.images` (:func:`scan_folder`, :func:`read_images`),
+the same rules as the ``folder`` loader: PNG/JPEG/TIFF/BMP, read recursively in sorted order,
+EXIF orientation applied, deep images scaled by one map per call (not per image), the alpha rule.
+Here only what rank adds: several folders read in one call share one scale and one channel
+layout (RGB if any image of any folder is colour, else grey), images are squashed to
+``image_size`` x ``image_size``, files are named by their path relative to their folder, and
+unreadable files are skipped and reported (or fail the call with ``on_error='fail'``), as are
+dangling links and link loops.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-_GREY_MODES = {"1", "L", "LA", "La", "I", "F"}
+from protolib.data.images import DatasetFilesError, read_images, scan_folder
 
 
 class UnreadableImageError(ValueError):
@@ -33,76 +32,22 @@ class UnreadableImageError(ValueError):
 
 @dataclass
 class ImageFolder:
-    """The readable images of one or more folders, in a common mode and size."""
+    """The readable images of one folder, in the common mode and size of the call."""
 
+    root: Path
     paths: list[Path]  # one per image, in array order
     images: np.ndarray  # uint8, (N, S, S) if mode == "L", (N, S, S, 3) if mode == "RGB"
     mode: str
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason): unreadable files, bad links
     ignored: list[Path] = field(default_factory=list)  # files without an image suffix
 
     @property
     def names(self) -> list[str]:
-        return [p.name for p in self.paths]
+        """Each image's path relative to the folder (``a.png``, ``sub/b.png``)."""
+        return [p.relative_to(self.root).as_posix() for p in self.paths]
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def list_image_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
-    """(image files, other files) directly in ``folder``, each sorted by name; hidden files ignored."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise FileNotFoundError(f"folder {str(folder)!r} does not exist")
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{str(folder)!r} is not a folder")
-    images, others = [], []
-    for path in sorted(folder.iterdir(), key=lambda p: p.name):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
-    return images, others
-
-
-def _to_8bit(img: "Image.Image") -> "Image.Image":  # noqa: F821
-    """16-bit, 32-bit integer and float greyscale to 8-bit L (others unchanged)."""
-    from PIL import Image
-
-    if img.mode.startswith("I;16"):
-        arr = np.asarray(img, dtype=np.float64) / 257.0
-    elif img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        finite = np.isfinite(arr)
-        lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 0.0)
-        if lo >= 0.0 and hi <= 255.0 and img.mode == "I":
-            pass  # already 8-bit range
-        elif 0.0 <= lo and hi <= 1.0 and img.mode == "F":
-            arr = arr * 255.0
-        else:
-            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        arr = np.where(finite, arr, 0.0)
-    else:
-        return img
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-
-
-def read_image(path: str | Path, image_size: int) -> np.ndarray:
-    """One file as uint8 (S, S) if grey, (S, S, 3) if colour; raises on any decoding problem."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as img:
-        img.load()  # decode now: a truncated file fails here, not later
-        img = ImageOps.exif_transpose(img)  # JPEG orientation tag
-        img = _to_8bit(img)
-        if img.mode in _GREY_MODES:
-            img = img.convert("L")
-        else:
-            img = img.convert("RGB")  # P, RGBA, CMYK, YCbCr, ... (alpha dropped)
-        img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-    if arr.ndim == 3 and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-        arr = arr[..., 0]  # grey stored as RGB
-    return np.ascontiguousarray(arr)
 
 
 def read_folders(
@@ -111,36 +56,29 @@ def read_folders(
     on_error: str = "skip",
     progress: bool | None = None,
 ) -> list[ImageFolder]:
-    """Read several folders into one common mode (RGB if any image of any folder is colour)."""
+    """Read several folders in one common scale and mode."""
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     if image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
-    listed = [list_image_files(folder) for folder in folders]
-    loaded: list[tuple[list[Path], list[np.ndarray], list[tuple[Path, str]]]] = []
-    for folder, (files, _) in zip(folders, listed):
-        paths, arrays, skipped = [], [], []
-        bar = tqdm(files, desc=f"reading {Path(folder).name or folder}", leave=False,
-                   disable=None if progress is None else not progress)
-        for path in bar:
-            try:
-                arrays.append(read_image(path, image_size))
-                paths.append(path)
-            except Exception as err:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError ...
-                reason = f"{type(err).__name__}: {err}"
-                if on_error == "fail":
-                    raise UnreadableImageError(path, reason) from err
-                skipped.append((path, reason))
-        loaded.append((paths, arrays, skipped))
-    colour = any(a.ndim == 3 for _, arrays, _ in loaded for a in arrays)
-    shape = (image_size, image_size, 3) if colour else (image_size, image_size)
+    listings = [scan_folder(Path(folder)) for folder in folders]
+    paths = [p for listing in listings for p in listing.images]
+    try:
+        read = read_images(paths, "auto", size=image_size, on_error=on_error, progress=progress)
+    except DatasetFilesError as err:
+        path, _, reason = str(err).partition(": ")
+        raise UnreadableImageError(Path(path), reason) from err
+    colour = any(im.ndim == 3 for im in read.images)
+    by_path = dict(zip(read.paths, read.images))
     out = []
-    for (paths, arrays, skipped), (_, others) in zip(loaded, listed):
-        images = np.empty((len(arrays), *shape), dtype=np.uint8)
-        for i, a in enumerate(arrays):
-            images[i] = a[..., None] if colour and a.ndim == 2 else a
-        out.append(ImageFolder(paths=paths, images=images, mode="RGB" if colour else "L",
-                               skipped=skipped, ignored=others))
+    for folder, listing in zip(folders, listings):
+        kept = [p for p in listing.images if p in by_path]
+        images = np.stack([by_path[p] for p in kept]) if kept else np.empty(
+            (0, image_size, image_size, *((3,) if colour else ())), dtype=np.uint8)
+        mine = set(listing.images)
+        skipped = [(p, r) for p, r in read.skipped if p in mine] + listing.broken
+        out.append(ImageFolder(root=Path(folder), paths=kept, images=images, mode="RGB" if colour else "L",
+                               skipped=skipped, ignored=listing.others))
     return out
 
 

@@ -90,7 +90,7 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | 
     else:
         split = _one_vs_rest(data, idx, cfg, seed, dataset)
     split.check(f"{dataset}/{data.class_names[idx]}")
-    largest_M = max(config["selection"]["M"])
+    largest_M = max(config.get("selection", {}).get("M") or [1])
     if len(split.candidates) < largest_M:
         raise ValueError(
             f"datasets.{dataset}.split.train: class {data.class_names[idx]!r} gets {len(split.train)} training "

@@ -264,6 +264,9 @@ def rank_folder(
         raise RankError(f"--coreset-exclude must be 0 or more, got {coreset_exclude}")
     if batch_size < 1:
         raise RankError(f"--batch-size must be at least 1, got {batch_size}")
+    if not isinstance(seed, int) or seed < 0:
+        raise RankError(f"--seed must be a whole number 0 or more, got {seed!r}")
+    _check_model_name(model)
 
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         raise RankError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
@@ -279,24 +282,28 @@ def rank_folder(
             raise RankError(f"folder {str(folder)!r} does not exist")
         if not folder.is_dir():
             raise RankError(f"{str(folder)!r} is not a folder")
+    _check_out_dir(out_dir, folders)
     try:
         read = read_folders(folders, size, on_error=on_error, progress=progress)
     except UnreadableImageError as err:
         raise RankError(f"{err} (use --on-error skip to leave it out)") from err
+    _check_names(read)
     for folder, data in zip(folders, read):
         for path, reason in data.skipped:
-            log(f"warning: skipped unreadable image {str(path)!r}: {reason}")
+            log(f"warning: skipped {str(path)!r}: {reason}")
         if data.ignored:
             shown = ", ".join(p.name for p in data.ignored[:5]) + (", ..." if len(data.ignored) > 5 else "")
-            log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG or TIFF: {shown}")
+            log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: {shown}")
         if len(data) == 0:
             what = (f"none of its {len(data.skipped)} image files could be read" if data.skipped
-                    else "it has no PNG, JPEG or TIFF files")
+                    else "it has no PNG, JPEG, TIFF or BMP files")
             raise RankError(f"no images to rank in folder {str(folder)!r}: {what}")
     train = read[0]
     n = len(train)
     if M > n:
         raise RankError(f"M = {M} is larger than the {n} readable images in {str(images_dir)!r}")
+    if n < 2:
+        raise RankError(f"only {n} readable image in {str(images_dir)!r}: ranking needs at least 2")
     if n_atypical > n:
         log(f"note: --n-atypical {n_atypical} is more than the {n} images; listing all of them")
         n_atypical = n
@@ -494,9 +501,45 @@ def _frozen(detector: Any) -> bool:
 
 
 def _check_finite(array: np.ndarray, what: str) -> None:
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise RuntimeError(f"{what}: {int(bad.sum())} values are NaN or infinite")
+    from protolib.checks import InputMismatchError, check_finite
+
+    try:
+        check_finite(array, what)
+    except InputMismatchError as err:
+        raise RankError(str(err)) from err
+
+
+# ----------------------------------------------------------------------------- input checks
+def _check_model_name(model: str) -> None:
+    from protolib.models import DETECTORS
+
+    if model not in DETECTORS:
+        raise RankError(f"--model: unknown model {model!r}; choose from {', '.join(DETECTORS.names())}")
+
+
+def _check_out_dir(out_dir: Path, folders: list[Path]) -> None:
+    """``--out`` must be a folder (or not exist), outside every input folder: input folders are
+    read with their subfolders, so outputs inside one (contact_sheet.png) would be ranked next time."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RankError(f"--out {str(out_dir)!r} is an existing file; name a folder (created if missing)")
+    out = out_dir.resolve()
+    for folder in folders:
+        folder = folder.resolve()
+        if out == folder or folder in out.parents:
+            raise RankError(f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
+                            "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
+                            "next time; choose an output folder outside it")
+
+
+def _check_names(read: list[ImageFolder]) -> None:
+    """File names must be writable to the UTF-8 outputs (checked before any compute)."""
+    for data in read:
+        for path in data.paths:
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                raise RankError(f"file name {path!r} is not valid UTF-8; rename it (the outputs name every "
+                                "file in UTF-8 CSV and JSON)") from None
 
 
 def _contact_sheet(

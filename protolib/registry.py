@@ -38,7 +38,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items))}"
+                f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:

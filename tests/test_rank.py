@@ -205,19 +205,19 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
     Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)).save(tmp_path / "d_rgba.png")
     (tmp_path / "e_notes.txt").write_text("ignored")
     (tmp_path / "sub").mkdir()
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "sub" / "not_read.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "sub" / "read_too.png")
     data = read_folder(tmp_path, 16, progress=False)
-    assert data.mode == "RGB" and data.images.shape == (4, 16, 16, 3) and data.images.dtype == np.uint8
-    assert data.names == ["a_grey.png", "b_colour.jpg", "c_16bit.tif", "d_rgba.png"]
+    assert data.mode == "RGB" and data.images.shape == (5, 16, 16, 3) and data.images.dtype == np.uint8
+    assert data.names == ["a_grey.png", "b_colour.jpg", "c_16bit.tif", "d_rgba.png", "sub/read_too.png"]
     assert [p.name for p in data.ignored] == ["e_notes.txt"]
     # a grey image becomes three equal channels; all-grey folders stay single-channel
     assert np.array_equal(data.images[0, ..., 0], data.images[0, ..., 2])
     (tmp_path / "b_colour.jpg").unlink()
     (tmp_path / "d_rgba.png").unlink()
     grey = read_folder(tmp_path, 16, progress=False)
-    assert grey.mode == "L" and grey.images.shape == (2, 16, 16)
-    result = rank_folder(tmp_path, tmp_path / "out", M=1, n_atypical=1, progress=False, log=None)
-    assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif"]
+    assert grey.mode == "L" and grey.images.shape == (3, 16, 16)
+    result = rank_folder(tmp_path, tmp_path.parent / f"{tmp_path.name}_out", M=1, n_atypical=1, progress=False, log=None)
+    assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif", "sub/read_too.png"]
 
 
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
@@ -280,7 +280,7 @@ def test_cli_fails_on_a_truncated_png_with_on_error_fail(folders, tmp_path):
 @pytest.mark.parametrize("case", ["empty", "missing", "M_too_large", "one_val_folder"])
 def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, tmp_path):
     args = {
-        "empty": ([folders["empty"]], [str(folders["empty"]), "no PNG, JPEG or TIFF"]),
+        "empty": ([folders["empty"]], [str(folders["empty"]), "no PNG, JPEG, TIFF or BMP"]),
         "missing": ([folders["root"] / "nope"], [str(folders["root"] / "nope"), "does not exist"]),
         "M_too_large": ([folders["with_broken"], "-M", "31"], ["M = 31", "30 readable images",
                                                               str(folders["with_broken"])]),

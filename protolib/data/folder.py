@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.images import DatasetFilesError, image_size, list_images, read_image, require_root, resize
+from protolib.data.images import DatasetFilesError, image_size, read_images, require_root, scan_folder
 from protolib.data.splits import Split, class_seed
 
 CLASS_NAMES = ["normal"]
@@ -143,13 +143,7 @@ def n_train_of(train: Any, n: int, what: str) -> int:
 
 # ----------------------------------------------------------------------------- loader
 def _read_all(files: list[Path], size: int | None, color: str) -> np.ndarray:
-    if color not in ("auto", "grey", "rgb"):
-        raise ValueError(f"color must be auto, grey or rgb, got {color!r}")
-    decoded = [read_image(p, "auto" if color == "auto" else color, what="image") for p in files]
-    if color == "auto" and any(im.ndim == 3 for im in decoded):  # one colour file: store all as RGB
-        decoded = [np.repeat(im[..., None], 3, axis=-1) if im.ndim == 2 else im for im in decoded]
-    if size is not None:
-        return np.stack([resize(im, size) for im in decoded])
+    decoded = read_images(files, color, size=size).images
     shape = decoded[0].shape[:2]
     for path, im in zip(files, decoded, strict=True):
         if im.shape[:2] != shape:
@@ -175,7 +169,12 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
         folder = root / sub
         if not folder.is_dir():
             continue
-        found = list_images(folder)
+        listing = scan_folder(folder)
+        if listing.broken:
+            path, reason = listing.broken[0]
+            raise DatasetFilesError(f"folder: {path}: {reason}; remove the link or point it at an image file "
+                                    f"({len(listing.broken)} such link(s) under {folder})")
+        found = listing.images
         if sub in ("train", "normal") and not found:
             raise DatasetFilesError(f"folder: {folder} holds no image files (.png, .jpg, .tif, .bmp); expected {LAYOUT}")
         files += found

@@ -1,15 +1,36 @@
-"""Shared helpers for the loaders that read image files: one reader, one resizer, one error type.
+"""The one image reader: every loader that decodes files (MVTec, the chest X-ray sets, the user's
+own folder) and ``protolib rank`` read images here, so one file is read the same way everywhere.
 
-Every loader that decodes files (MVTec, the chest X-ray sets, the user's own folder) goes through
-:func:`read_image`, so an unreadable or truncated file always fails the same way: one
-:class:`DatasetFilesError` naming the file and what the loader expected, never a decoder's deep
-stack trace. Resizing uses Pillow (antialiased when shrinking), the same filter family as
-torchvision's ``Resize``, and images are stored as uint8 like every prepared dataset.
+Rules (documented in the README, "Use it on your own images"):
+
+* Files: PNG, JPEG, TIFF, BMP (suffix, any case); hidden files and folders are skipped; folders
+  are read recursively in sorted order; a symbolic link to a folder is not followed, and a
+  dangling link or a link loop is reported (:func:`scan_folder`), never silently dropped.
+* Orientation: a JPEG's EXIF orientation tag is applied.
+* Depth: 8-bit images are kept as they are. Deeper grey images (16-bit PNG/TIFF, 32-bit integer
+  or float TIFF) are scaled to 8 bit by one linear map shared by all images read together (a
+  folder), never per image: integers by their bit depth -- the smallest of 8, 10, 12, 14, 16,
+  24, 32 bits that holds the largest value of the set, so 12-bit data in 16-bit files keeps
+  its 4096 levels -- floats ×255 when every value lies in [0, 1], else (and integers with
+  negative values) the set's minimum..maximum. NaN and infinite values become 0.
+* Transparency (RGBA, LA, palette with transparency): when the colour channels carry no content
+  (one colour everywhere) the image is its alpha channel as grey (opaque = white), so a
+  glyph drawn only in alpha does not turn blank; otherwise the colour is composited over black.
+* Channels: ``mode`` grey, rgb, or auto: grey when the file is grey or its three channels are
+  equal, else RGB (a set with one colour image is stored RGB: :func:`read_images`).
+
+An unreadable or truncated file fails as one :class:`DatasetFilesError` naming the file, never a
+decoder's deep stack trace. Resizing uses Pillow's bilinear filter (antialiased when shrinking),
+the same filter family as torchvision's ``Resize``; images are stored as uint8.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,17 +44,22 @@ from protolib.data.fashion_mnist import DatasetFilesError
 __all__ = [
     "DatasetFilesError",
     "IMAGE_SUFFIXES",
+    "ImageSet",
     "center_crop_square",
     "list_images",
     "optional_import",
     "read_image",
+    "read_images",
     "resize",
+    "scan_folder",
     "to_uint8",
 ]
 
-#: file name endings the folder-based loaders pick up (case-insensitive)
+#: file name endings the image readers pick up (case-insensitive)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_GREY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+_INT_BITS = (8, 10, 12, 14, 16, 24, 32)
 
 
 def optional_import(module: str, pip_name: str, what: str) -> ModuleType:
@@ -46,21 +72,206 @@ def optional_import(module: str, pip_name: str, what: str) -> ModuleType:
         ) from None
 
 
+# ----------------------------------------------------------------------------- listing
+@dataclass
+class FolderListing:
+    """What :func:`scan_folder` found: image files, other files, and links it could not follow."""
+
+    images: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)
+    broken: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link is not read (None for a link to a readable file)."""
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"dangling symbolic link (target {os.readlink(path)!r} does not exist)"
+    if os.path.isdir(path):
+        return "symbolic link to a folder (not followed)"
+    return None
+
+
+def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
+    """Files under ``folder`` in sorted order (hidden ones skipped), and the links not read."""
+    folder = Path(folder)
+    out = FolderListing()
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(current)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        links = [d for d in dirs if (here / d).is_symlink()]
+        for name in sorted(files + links):
+            path = here / name
+            if name.startswith("."):
+                continue
+            problem = _link_problem(path) if path.is_symlink() else None
+            if problem:
+                out.broken.append((path, problem))
+            elif name in files:
+                (out.images if path.suffix.lower() in IMAGE_SUFFIXES else out.others).append(path)
+        dirs[:] = [d for d in dirs if d not in links]
+        if not recursive:
+            break
+    out.images.sort()
+    out.others.sort()
+    return out
+
+
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
     """Image files under ``folder`` in a stable (sorted) order; hidden files are skipped."""
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(
-        p for p in pattern
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    return scan_folder(folder, recursive).images
+
+
+# ----------------------------------------------------------------------------- decoding
+@dataclass
+class _Decoded:
+    """One decoded image before the set's common scaling: ``array`` is uint8 (grey or RGB) or,
+    for deeper grey data, float64 with the integer-ness and range of the file's values."""
+
+    array: np.ndarray
+    integer: bool = True
+    lo: float = 0.0
+    hi: float = 255.0
+
+
+def _alpha_rule(img: Any) -> np.ndarray:
+    """RGBA/LA -> grey or RGB uint8: alpha as grey when the colour is uniform, else composited over black."""
+    rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+    colour, alpha = rgba[..., :3], rgba[..., 3]
+    if alpha.min() == 255:
+        return colour
+    if (colour.reshape(-1, 3) == colour.reshape(-1, 3)[0]).all():
+        return alpha
+    return np.rint(colour * (alpha[..., None] / 255.0)).astype(np.uint8)
+
+
+def _decode(img: Any) -> _Decoded:
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode == "P" and "transparency" in img.info:
+        mode = "PA"
+    if mode in _ALPHA_MODES:
+        return _Decoded(_alpha_rule(img))
+    if mode in ("1", "L"):
+        return _Decoded(np.asarray(img.convert("L"), dtype=np.uint8))
+    if mode in _GREY_MODES:  # I;16*, I, F: deeper than 8 bits
+        arr = np.asarray(img)
+        if arr.ndim == 3:  # some 'I;16' variants decode with a trailing axis
+            arr = arr[..., 0]
+        values = arr.astype(np.float64)
+        finite = np.isfinite(values)
+        lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+        return _Decoded(np.where(finite, values, np.nan), np.issubdtype(arr.dtype, np.integer), lo, hi)
+    return _Decoded(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _open(path: Path, what: str) -> _Decoded:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, naming the file
+            return _decode(img)
+    except FileNotFoundError:
+        raise DatasetFilesError(f"{path}: {what} file not found") from None
+    except UnidentifiedImageError:
+        raise DatasetFilesError(f"{path}: not a readable {what} (Pillow cannot identify the format)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DatasetFilesError(f"{path}: unreadable {what} ({err}); a truncated or corrupt file?") from None
+
+
+def _common_scale(decoded: list[_Decoded]) -> tuple[float, float]:
+    """(offset, factor) mapping the deep images of one set onto 0..255 (see the module rules)."""
+    deep = [d for d in decoded if d.array.dtype != np.uint8]
+    lo, hi = min(d.lo for d in deep), max(d.hi for d in deep)
+    if all(d.integer for d in deep) and lo >= 0:
+        bits = next((b for b in _INT_BITS if hi <= 2**b - 1), 32)
+        return 0.0, 255.0 / (2**bits - 1)
+    if not any(d.integer for d in deep) and lo >= 0 and hi <= 1:
+        return 0.0, 255.0
+    return lo, (255.0 / (hi - lo) if hi > lo else 0.0)
+
+
+def _to_mode(image: np.ndarray, mode: str) -> np.ndarray:
+    if image.ndim == 3 and (mode == "grey" or (mode == "auto" and _equal_channels(image))):
+        if mode == "auto":
+            return np.ascontiguousarray(image[..., 0])
+        luma = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114  # ITU-R 601, as Pillow
+        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    if image.ndim == 2 and mode == "rgb":
+        return np.repeat(image[..., None], 3, axis=-1)
+    return image
+
+
+def _equal_channels(image: np.ndarray) -> bool:
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
+
+
+def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if array.shape == (size, size):
+        return array
+    out = Image.fromarray(np.nan_to_num(array).astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
+    return np.asarray(out, dtype=np.float64)
+
+
+@dataclass
+class ImageSet:
+    """Images read together: uint8, one common channel layout; ``skipped`` the unreadable files."""
+
+    paths: list[Path]
+    images: list[np.ndarray]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def read_images(paths: Sequence[Path], mode: str = "auto", size: int | None = None, what: str = "image",
+                on_error: str = "fail", progress: bool | None = False, desc: str = "reading") -> ImageSet:
+    """Decode files with the module's rules; deep images share one scale; ``size``: squash to
+    size x size. ``on_error='skip'`` leaves unreadable files out and lists them in ``skipped``."""
+    from tqdm.auto import tqdm
+
+    if mode not in ("auto", "grey", "rgb"):
+        raise ValueError(f"color must be auto, grey or rgb, got {mode!r}")
+    kept, decoded, skipped = [], [], []
+    for path in tqdm(list(paths), desc=desc, leave=False, disable=None if progress is None else not progress):
+        try:
+            d = _open(Path(path), what)
+        except DatasetFilesError as err:
+            if on_error != "skip":
+                raise
+            skipped.append((Path(path), str(err).split(": ", 1)[-1]))
+            continue
+        if size is not None:
+            d.array = _resize_float(d.array, size) if d.array.dtype != np.uint8 else resize(d.array, size)
+        kept.append(Path(path))
+        decoded.append(d)
+    if any(d.array.dtype != np.uint8 for d in decoded):
+        offset, factor = _common_scale(decoded)
+        for d in decoded:
+            if d.array.dtype != np.uint8:
+                scaled = np.nan_to_num((d.array - offset) * factor, nan=0.0, posinf=0.0, neginf=0.0)
+                d.array = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    images = [_to_mode(d.array, mode) for d in decoded]
+    if mode == "auto" and any(im.ndim == 3 for im in images):  # one colour file: the set is RGB
+        images = [_to_mode(im, "rgb") for im in images]
+    return ImageSet(kept, images, skipped)
+
+
+def read_image(path: Path, mode: str = "auto", what: str = "image") -> np.ndarray:
+    """Decode one file into uint8 (H, W) grey or (H, W, 3) RGB (a set of one: see the module rules)."""
+    return read_images([path], mode, what=what).images[0]
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
-    """uint8 as is; any other type (16-bit PNG/TIFF, DICOM, float) min-max scaled per image.
-
-    Per-image scaling because 12/16-bit medical images use only part of their nominal range.
-    """
+    """uint8 as is; any other type min-max scaled per image: the DICOM window of the medical
+    loaders (12/16-bit scans use only part of their nominal range). Files read through
+    :func:`read_images` are never scaled per image."""
     array = np.asarray(array)
     if array.dtype == np.uint8:
         return array
@@ -75,41 +286,6 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
         return np.zeros(array.shape, dtype=np.uint8)
     scaled = np.where(finite, (values - lo) * (255.0 / (hi - lo)), 0.0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def read_image(path: Path, mode: str = "auto", what: str = "image") -> np.ndarray:
-    """Decode one file into uint8 (H, W) grey or (H, W, 3) RGB; a broken file raises one clear error.
-
-    ``mode``: ``grey``, ``rgb`` or ``auto`` (grey when the file is grey, else RGB). Pillow opens
-    lazily, so the pixels are forced with ``load()`` inside the try: a truncated PNG fails here,
-    naming the file, and not later in some unrelated place.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            file_mode = img.mode
-            if file_mode in _GREY_MODES:
-                grey = np.asarray(img.convert("L") if file_mode in {"1", "LA"} else img)
-                if grey.ndim == 3:  # some 'I;16' variants decode with a trailing axis
-                    grey = grey[..., 0]
-                grey = to_uint8(grey)
-                if mode == "rgb":
-                    return np.repeat(grey[..., None], 3, axis=-1)
-                return grey
-            rgb = np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetFilesError(f"{path}: {what} file not found") from None
-    except UnidentifiedImageError:
-        raise DatasetFilesError(f"{path}: not a readable {what} (Pillow cannot identify the format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DatasetFilesError(f"{path}: unreadable {what} ({err}); a truncated or corrupt file?") from None
-    if mode == "grey":
-        # ITU-R 601 luma, as Pillow's convert("L")
-        luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
 def center_crop_square(image: np.ndarray) -> np.ndarray:

@@ -5,10 +5,16 @@ Each is one study with one class, ``normal`` (index 0): ``labels`` are all 0 and
 class of their own here, unlike one-vs-rest. Each registers its own split protocol (suppl. Sec. 7):
 
 * BraTS: val and test of ``split.val_size`` / ``split.test_size`` slices (80 each: 40 healthy +
-  40 glioma), the remaining healthy slices train (the paper had 101).
+  40 glioma), the remaining healthy slices train (the paper had 101). As the references: each
+  volume's slices are resized, then the whole volume is histogram-equalised over its brain
+  (iolag/UPD_study ``mri_preprocessing.py``); a slice is glioma when its segmentation has more
+  than 16 lesion pixels (FeliMe/unsupervised_fairness ``camcan_brats.py``), else healthy.
 * RSNA, CheXpert: val and test of 800 each, balanced over sex (M/F) x age group (young < 32,
-  old > 60) x label: 100 images per cell; images of other ages or unknown sex never enter val or
-  test. The remaining normal images train (all of them: ``split.max_train`` caps them).
+  old > 60) x label: 100 images per cell; images of other or implausible ages (outside
+  0 < age < 110, as unsupervised_fairness) or unknown sex never enter val or test. The remaining
+  normal images train (all of them: ``split.max_train`` caps them), except images of patients
+  who are in val or test: train, val and test are patient-disjoint (unsupervised_fairness
+  ``chexpert.py`` drops val/test patients from train).
 
 Readers (nibabel for NIfTI, pydicom for DICOM) are imported only by the loader that needs them.
 Every unreadable file, missing column or too small a cell raises one error naming it.
@@ -36,6 +42,10 @@ DEFAULT_IMAGE_SIZE = 128
 #: age groups of Lagogiannis et al., used by the paper: young < 32 years, old > 60 years
 YOUNG_BELOW = 32
 OLD_ABOVE = 60
+#: plausible ages (unsupervised_fairness keeps 0 < age; RSNA's metadata has ages 148-155)
+AGE_RANGE = (0, 110)
+#: a BraTS slice is glioma above this many lesion pixels (unsupervised_fairness camcan_brats.py)
+GLIOMA_MIN_PIXELS = 16
 SEXES = ("M", "F")
 AGE_GROUPS = ("young", "old")
 
@@ -80,10 +90,13 @@ def parse_age(value: Any) -> float:
 
 
 def age_groups(age: np.ndarray) -> np.ndarray:
-    """'young' (< 32), 'old' (> 60) or '' (in between or unknown: left out of val and test)."""
+    """'young' (< 32), 'old' (> 60) or '' (in between, unknown or implausible: outside 0 < age <
+    110; left out of val and test)."""
     age = np.asarray(age, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return np.where(age < YOUNG_BELOW, "young", np.where(age > OLD_ABOVE, "old", ""))
+        plausible = (age > AGE_RANGE[0]) & (age < AGE_RANGE[1])
+        group = np.where(age < YOUNG_BELOW, "young", np.where(age > OLD_ABOVE, "old", ""))
+    return np.where(plausible, group, "")
 
 
 def _size(cfg: dict[str, Any], key: str, default: int) -> int:
@@ -95,12 +108,13 @@ def _size(cfg: dict[str, Any], key: str, default: int) -> int:
 
 def balanced_split(
     data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str,
-    *, demographics: bool, default_size: int,
+    *, demographics: bool, default_size: int, patient_disjoint: bool = False,
 ) -> Split:
     """Val and test with equally many images per cell (label, and sex x age group when asked).
 
     Cells are filled by a seeded draw; all normal images left over train (``split.max_train``
-    draws that many of them). A cell too small for its share raises an error naming it.
+    draws that many of them), without those of val/test patients when ``patient_disjoint``. A
+    cell too small for its share raises an error naming it.
     """
     anomalous = data.meta["anomalous"].astype(bool)
     ids = np.arange(len(data), dtype=np.int64)
@@ -141,6 +155,10 @@ def balanced_split(
         counts[name] = int(len(pool))
     val_ids, test_ids = np.concatenate(val), np.concatenate(test)
     train = np.setdiff1d(ids[~anomalous], np.concatenate([val_ids, test_ids]))
+    if patient_disjoint:
+        patients = data.meta["patient"].astype(str)
+        held_out = np.unique(patients[np.concatenate([val_ids, test_ids])])
+        train = train[~np.isin(patients[train], held_out)]
     max_train = split_cfg(cfg).get("max_train")
     if max_train is not None and len(train) > int(max_train):
         train = rng.choice(train, size=int(max_train), replace=False)
@@ -151,7 +169,7 @@ def balanced_split(
         protocol={
             "kind": "balanced: " + ("sex x age group x label" if demographics else "label"),
             "val_size": sizes["val"], "test_size": sizes["test"], "per_cell": per, "cell_pool_sizes": counts,
-            "max_train": max_train,
+            "max_train": max_train, "patient_disjoint": patient_disjoint,
             **({"young_below": YOUNG_BELOW, "old_above": OLD_ABOVE} if demographics else {}),
         },
         fix="lower split.val_size / split.test_size or add images",
@@ -216,13 +234,24 @@ def _read_volume(nib: Any, path: Path) -> np.ndarray:
     return volume
 
 
-def brats_slice(t2: np.ndarray, size: int) -> np.ndarray:
-    """One axial T2 slice -> histogram-equalised (over the brain) uint8, anterior up, resized."""
-    brain = t2 > 0
-    eq = equalize_hist(t2, mask=brain if brain.any() else None)
-    eq[~brain] = 0.0
-    image = np.rint(np.rot90(eq) * 255).astype(np.uint8)
-    return resize(image, size)
+def _resize_float(image: np.ndarray, size: int) -> np.ndarray:
+    """A float slice -> (size, size), Pillow's bilinear filter (antialiased when shrinking)."""
+    from PIL import Image
+
+    if image.shape == (size, size):
+        return image.astype(np.float64)
+    out = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize((size, size), Image.BILINEAR)
+    return np.asarray(out, dtype=np.float64)
+
+
+def brats_volume(t2: np.ndarray, size: int) -> np.ndarray:
+    """A T2 volume (H, W, D) -> uint8 (size, size, D), anterior up: every axial slice resized, then
+    the whole volume histogram-equalised over its brain (x > 0), background kept black
+    (UPD_study: resize, then equalise the volume)."""
+    resized = np.stack([_resize_float(t2[:, :, z], size) for z in range(t2.shape[2])], axis=2)
+    brain = resized > 0
+    eq = equalize_hist(resized, mask=brain if brain.any() else None) * brain
+    return np.rint(np.rot90(eq) * 255).astype(np.uint8)
 
 
 def load_brats(cfg: dict[str, Any]) -> ImageDataset:
@@ -241,10 +270,11 @@ def load_brats(cfg: dict[str, Any]) -> ImageDataset:
         first = depth // 2 - n_slices // 2
         if first < 0 or first + n_slices > depth:
             raise DatasetFilesError(f"brats: {t2_path} has {depth} axial slices, fewer than slices = {n_slices}")
+        volume = brats_volume(t2.astype(np.float64), size)
         for z in range(first, first + n_slices):
             lesion = seg[:, :, z] > 0
-            images.append(brats_slice(t2[:, :, z].astype(np.float64), size))
-            anomalous.append(bool(lesion.any()))
+            images.append(volume[:, :, z])
+            anomalous.append(int(lesion.sum()) > GLIOMA_MIN_PIXELS)
             tumour.append(float(lesion.mean()))
             patients.append(patient)
             slices.append(z)
@@ -393,7 +423,8 @@ def load_rsna(cfg: dict[str, Any]) -> ImageDataset:
 
 def xray_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str) -> Split:
     """800 val / 800 test, balanced over sex x age group x label; remaining normals train."""
-    return balanced_split(data, normal_class, cfg, seed, dataset_key, demographics=True, default_size=800)
+    return balanced_split(data, normal_class, cfg, seed, dataset_key, demographics=True, default_size=800,
+                          patient_disjoint=True)
 
 
 # ----------------------------------------------------------------------------- CheXpert

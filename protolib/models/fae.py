@@ -4,6 +4,11 @@
   (bilinear, align_corners=True) to ``image_size // 4`` (layer1's grid) and concatenated
   (64 + 128 + 256 = 448 channels for ResNet18). Input: the image resized to ``image_size`` (128),
   grey repeated to 3 channels, values in [0, 1] like the reference (``imagenet_norm: false``).
+- The frozen extractor's BatchNorm (``extractor_bn``): ``batch`` (default) as the reference, whose
+  trainer calls ``model.train()`` on the whole model: during training the extractor normalises
+  each minibatch with its own statistics and its running statistics (momentum 0.1) move from
+  ImageNet's to the training images'; scoring uses those running statistics. ``imagenet`` keeps
+  the extractor in eval mode with ImageNet's statistics (features computed once).
 - Autoencoder (reference ``vanilla_feature_encoder/decoder``): per hidden dim a 5x5 stride-2 conv
   (no bias) + BatchNorm + LeakyReLU + Dropout2d(``dropout`` 0.1); the decoder mirrors it with 6x6
   stride-2 transposed convs, then a 1x1 conv back to the feature channels. ``hidden_dims``
@@ -14,6 +19,27 @@
 - Adam, lr 2e-4, no weight decay, ``steps`` 500, minibatches of ``train_batch_size`` 64.
 - Anomaly map: 1 - SSIM map averaged over channels, upsampled (bilinear, align_corners=True) to
   ``image_size``; image score: the mean of its top ``top_fraction`` (10 %) values.
+
+Per-sample matrix with ``extractor_bn: batch``: model i's extractor statistics are
+0.9^T * ImageNet's + (1 - 0.9^T) * image i's own (T = ``steps``; one image gives the same batch
+every step), so s(i, k) depends on image i through them: the val features are recomputed per
+candidate, K * |val| extractor passes instead of K + |val| (exact: tested equal to one fit per
+image). The reference's constructor also runs one random batch through the extractor in train
+mode (weight 0.9^(T+1) in the statistics, about 1e-23 at T = 500); that pass is not reproduced.
+
+Against the reference (FeliMe/feature-autoencoder, ``fae/``) and the paper; * = deviation:
+
+================  ========================================  ====================================  =========
+setting           protolib default                          reference (file)                      paper
+================  ========================================  ====================================  =========
+features          ResNet18 layer1-3, 1/4 grid, [0, 1] input ``models/feature_extractor.py``       same
+extractor BN      train mode (``extractor_bn: batch``)      ``train_fae.py`` model.train()        -
+autoencoder       * hidden [50, 100], dropout 0.1           ``configs/base_config.py`` [400,      [50, 100]
+                                                            450, 500, 600]; ``models/models.py``
+loss              1 - SSIM, window 11, sigma 1.5            ``utils/pytorch_ssim.py``             SSIM
+optimiser         Adam 2e-4, batch 64, * 500 steps          ``configs/base_config.py`` (10 000)   500 steps
+score             * mean of top 10 % of the whole map       ``utils/evaluation.py`` (brain mask)  -
+================  ========================================  ====================================  =========
 
 Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above
 the 0.9 quantile; here the whole map is used (datasets of this study have no masks) and the top
@@ -32,9 +58,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from protolib.models.base import DETECTORS
-from protolib.models.feature_maps import ResNetFeatureMaps, extract_maps, seeded
+from protolib.models.feature_maps import ResNetFeatureMaps, batch_statistics, bn_buffers, extract_maps, seeded
 from protolib.models.ssim import ssim_loss, ssim_map, top_fraction_mean
-from protolib.models.vmap_training import Features, TrainedMapDetector, adam, make_norm
+from protolib.models.vmap_training import (Features, TrainedMapDetector, adam, make_norm, minibatch_stream,
+                                           stack_state, train_plain, train_stacked)
+
+EXTRACTOR_BN = ("batch", "imagenet")
+FITTED_BN = "fitted_bn."  # prefix of the fitted extractor statistics in a saved detector
 
 
 class FeatureAutoencoder(nn.Module):
@@ -107,22 +137,87 @@ class FAEDetector(TrainedMapDetector):
                 f"fae: image_size // 4 = {self.feature_size} must be divisible by 2**len(hidden_dims) = "
                 f"{2 ** len(self.hidden_dims)}"
             )
+        self.extractor_bn = cfg.get("extractor_bn", "batch")
+        if self.extractor_bn not in EXTRACTOR_BN:
+            raise ValueError(f"fae: extractor_bn must be one of {EXTRACTOR_BN}, got {self.extractor_bn!r}")
         extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"), self.layers)
         self.extractor = extractor.to(self.device, self.dtype)
         self.in_channels = sum(self.extractor.channels)
+        self.bn_state: dict[str, torch.Tensor] | None = None  # the fitted extractor statistics
 
     # ------------------------------------------------------------------ hooks
-    def features(self, images: np.ndarray) -> Features:
+    def _post(self, maps: list[torch.Tensor]) -> torch.Tensor:
         size = self.feature_size
+        return torch.cat([F.interpolate(m, size=(size, size), mode="bilinear", align_corners=True) for m in maps], 1)
 
-        def post(maps: list[torch.Tensor]) -> torch.Tensor:
-            resized = [F.interpolate(m, size=(size, size), mode="bilinear", align_corners=True) for m in maps]
-            return torch.cat(resized, 1)
-
+    def features(self, images: np.ndarray, state: dict[str, torch.Tensor] | None = None) -> Features:
+        """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
         (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                                imagenet_norm=self.imagenet_norm, device=self.device,
-                                batch_size=self.batch_size, post=post, dtype=self.dtype)
+                                imagenet_norm=self.imagenet_norm, device=self.device, batch_size=self.batch_size,
+                                post=self._post, dtype=self.dtype, state=state if state is not None else self.bn_state)
         return (feats.contiguous(),)
+
+    def train_features(self, images: np.ndarray, state: dict[str, torch.Tensor],
+                       momentum: float | None = None) -> Features:
+        """Features of one training minibatch with the extractor in train mode (the reference):
+        normalised by the batch's statistics, which update ``state`` in place."""
+        with batch_statistics(self.extractor, momentum):
+            (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
+                                    imagenet_norm=self.imagenet_norm, device=self.device, batch_size=len(images),
+                                    post=self._post, dtype=self.dtype, state=state)
+        return (feats.contiguous(),)
+
+    # ------------------------------------------------------------------ reference BatchNorm
+    def fit(self, images: np.ndarray) -> "FAEDetector":
+        self.bn_state = None
+        if self.extractor_bn == "imagenet":
+            return super().fit(images)
+        if len(images) == 0:
+            raise ValueError("fae: cannot fit on zero training images")
+        state = bn_buffers(self.extractor)
+        stream = minibatch_stream(len(images), self.train_batch_size, torch.Generator().manual_seed(self.seed))
+        net = self.new_net()
+        train_plain(net, self.loss, lambda step: self.train_features(images[next(stream).numpy()], state),
+                    self.steps, self.optimizer(list(net.parameters())), self.noise_fn())
+        self.bn_state, self.net = state, net.eval()
+        return self
+
+    def single_image_state(self, image: np.ndarray) -> tuple[Features, dict[str, torch.Tensor]]:
+        """Training features of a one-image fit and its extractor statistics after ``steps``:
+        every step sees the same batch, so r_T = m^T r_0 + (1 - m^T) b (m = 1 - momentum)."""
+        r0 = bn_buffers(self.extractor)
+        batch = {k: v.clone() for k, v in r0.items()}
+        feats = self.train_features(image[None], batch, momentum=1.0)  # batch stats b, unbiased var
+        keep = {name: 1.0 - float(m.momentum) for name, m in self.extractor.named_modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        state = {}
+        for k, v in r0.items():
+            if k.endswith("num_batches_tracked"):
+                state[k] = v + self.steps
+            else:
+                w = keep[k.rsplit(".", 1)[0]] ** self.steps
+                state[k] = w * v + (1.0 - w) * batch[k]
+        return feats, state
+
+    def score_matrix(self, train_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
+        """As the base class; with ``extractor_bn: batch`` each candidate's model also has its own
+        extractor statistics, so the val features are recomputed for every candidate."""
+        if self.extractor_bn == "imagenet":
+            return super().score_matrix(train_images, val_images)
+        if len(train_images) == 0:
+            return np.empty((0, len(val_images)))
+        template = self.new_net()
+        rows = []
+        for start in range(0, len(train_images), self.parallel_models):
+            singles = [self.single_image_state(img) for img in train_images[start : start + self.parallel_models]]
+            group = (torch.stack([feats[0] for feats, _ in singles]),)  # (P, 1, C, h, w)
+            params, buffers = stack_state(template, len(singles))
+            params, buffers, _ = train_stacked(template, params, buffers, self.loss, group, self.steps,
+                                               self.optimizer, self.noise_fn())
+            for j, (_, state) in enumerate(singles):
+                one = ({k: v[j : j + 1] for k, v in params.items()}, {k: v[j : j + 1] for k, v in buffers.items()})
+                rows.append(self._stacked_scores(template, *one, self.features(val_images, state)))
+        return np.concatenate(rows).astype(np.float64)
 
     def new_net(self) -> FeatureAutoencoder:
         with seeded(self.seed):
@@ -161,10 +256,13 @@ class FAEDetector(TrainedMapDetector):
         return noise
 
     def frozen_state(self) -> dict[str, torch.Tensor]:
-        return self.extractor.state_dict()
+        fitted = {FITTED_BN + k: v for k, v in (self.bn_state or {}).items()}
+        return {**self.extractor.state_dict(), **fitted}
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.extractor.load_state_dict(state)
+        fitted = {k[len(FITTED_BN):]: v.to(self.device) for k, v in state.items() if k.startswith(FITTED_BN)}
+        self.extractor.load_state_dict({k: v for k, v in state.items() if not k.startswith(FITTED_BN)})
+        self.bn_state = fitted or None
 
 
 @DETECTORS.register("fae")

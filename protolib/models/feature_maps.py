@@ -110,22 +110,47 @@ class ResNetFeatureMaps(nn.Module):
         return out
 
 
+def bn_buffers(extractor: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the BatchNorm running statistics of a module (its ``state`` for ``extract_maps``)."""
+    return {name: buf.detach().clone() for name, buf in extractor.named_buffers()
+            if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module, momentum: float | None = None) -> Iterator[None]:
+    """BatchNorm layers of ``module`` in train mode for the block: they normalise with the batch's
+    statistics and update their running statistics (with ``momentum`` if given)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.training = True
+        if momentum is not None:
+            m.momentum = momentum
+    try:
+        yield
+    finally:
+        for m, (training, mom) in zip(norms, saved):
+            m.training, m.momentum = training, mom
+
+
 def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray, *, image_size: int, resize: int | None,
                  imagenet_norm: bool, device: str, batch_size: int = 32,
-                 post: Any = None, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+                 post: Any = None, dtype: torch.dtype = torch.float32,
+                 state: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Frozen feature maps of all images, ``dtype`` on ``device``: one tensor per layer, or what
     ``post(maps)`` returns per batch (a tensor or list of tensors), concatenated.
 
-    Runs under inference mode, channels_last and (on CUDA, float32) fp16 autocast. The extractor
-    must already be in ``dtype``.
+    ``state``: BatchNorm statistics (``bn_buffers``) used in place of the extractor's own; under
+    ``batch_statistics`` they are the ones updated. Runs without gradients, channels_last and (on
+    CUDA, float32) fp16 autocast. The extractor must already be in ``dtype``.
     """
     outs: list[list[torch.Tensor]] = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for sl in batches(len(images), batch_size):
             x = prepare_images(images[sl], image_size, resize, imagenet_norm)
             x = x.to(device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
             with autocast(device, enabled=dtype == torch.float32):
-                maps = extractor(x)
+                maps = extractor(x) if state is None else torch.func.functional_call(extractor, state, (x,))
             maps = [m.to(dtype).contiguous() for m in maps]
             if post is not None:
                 maps = post(maps)

@@ -3,6 +3,10 @@
 Frozen features; score = sum of squared L2 distances to the k nearest training features (k=2 in
 the paper, fewer when fewer training images exist). With one training image the score is the
 squared distance to it, so the whole per-sample matrix is one distance matrix.
+
+Reference: PANDA's ``utils.py`` knn_score (faiss IndexFlatL2, k = 2) on frozen features, as
+the paper's DN2 / single-sample PANDA; no deviation. Pixel features are the raw values 0..255
+(exact integer distances: ties stay ties).
 """
 
 from __future__ import annotations

@@ -14,6 +14,20 @@ data sets.
 - Score: sum of squared L2 distances to the k (``k`` 2) nearest training features of the
   trained net (k capped at the number of training images).
 
+Against the reference (talreiss/PANDA) and the paper; * = deviation:
+
+=====================  ==============================  ===================================  ==========
+setting                protolib default                reference (file)                     paper
+=====================  ==============================  ===================================  ==========
+network                ResNet152, 2048-d avg-pool      ``utils.py`` get_resnet_model(152)   ResNet152
+trained layers, BN     layer3+4, eval mode             ``utils.py`` freeze_parameters,      -
+                                                       ``panda.py`` model.eval()
+optimiser              SGD 1e-2, mom. 0.9, wd 5e-5     ``panda.py`` train_model             lr 1e-2
+clip, batch            grad norm 1e-3, 32              ``panda.py`` run_epoch, --batch_size -
+training length        * 2355 steps                    ``panda.py``: 15 epochs              2355 steps
+score                  k = 2 squared L2 (faiss, CPU)   ``utils.py`` knn_score (IndexFlatL2) k = 2
+=====================  ==============================  ===================================  ==========
+
 Single-sample detectors: with one training image c = psi0(x), so the loss and its gradient are
 zero from the first step (the paper: "training has no effect"); ``fit`` then skips the loop
 (``train_single: false``), which makes the detector exactly the ``knn`` detector on the same

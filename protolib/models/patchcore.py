@@ -23,6 +23,22 @@
 with its own core-set (batched greedy selection over candidates), and the nearest-neighbour search
 of all val patches against all candidate banks runs as chunked matrix products.
 
+Against the reference (amazon-science/patchcore-inspection, ``src/patchcore/``) and the paper;
+* = deviation:
+
+==================  ====================================  ===============================  =======
+setting             protolib default                      reference (file)                 paper
+==================  ====================================  ===============================  =======
+backbone, layers    WRN50-2, layer2 + layer3              ``patchcore.py``, ``backbones``  same
+neighbourhood       * 3x3 average, then channel pooling   ``patchcore.py`` PatchMaker      average
+embedding           1024 (pretrain) -> 1024 (target)      ``common.py`` Preprocessing,     1024
+                                                          Aggregator
+core-set            10 %, 128-d projection, Euclidean     ``sampler.py`` ApproximateGreedy 10 %
+image score         max of squared NN distance, k = 1     ``common.py`` FaissNN            max
+                                                          (IndexFlatL2), PatchMaker.score
+anomaly map         bilinear, Gaussian sigma 4            ``common.py`` RescaleSegmentor   -
+==================  ====================================  ===============================  =======
+
 Deviations: the reference unfolds 3x3 patches and pools the flattened (C, 3, 3) vector, which
 mixes neighbourhood and channels; here the neighbourhood is averaged first, then channels are
 pooled, as the paper describes it.
@@ -40,6 +56,7 @@ import torch.nn.functional as F
 from protolib.models.backbones import resolve_device
 from protolib.models.base import DETECTORS, Detector
 from protolib.models.feature_maps import ResNetFeatureMaps, extract_maps, read_saved, save_detector
+from protolib.models.neighbours import nearest_squared
 from protolib.models.ssim import gaussian_blur
 
 
@@ -164,16 +181,16 @@ class PatchCoreDetector(Detector):
         return self
 
     def patch_scores(self, images: np.ndarray) -> torch.Tensor:
-        """(N, h, w) squared nearest-neighbour distance of every patch to the memory bank."""
+        """(N, h, w) squared nearest-neighbour distance of every patch to the memory bank, float64
+        (``neighbours.nearest_squared``: faiss on the CPU, torch float32 on a GPU)."""
         if self.bank is None:
             raise RuntimeError("patchcore: score called before fit")
         with torch.inference_mode():
             feats = self.patch_features(images)
             n, h, w, d = feats.shape
-            q = feats.reshape(-1, d)
-            out = torch.cat([squared_pairwise_distances(q[s : s + self.query_chunk], self.bank).amin(1)
-                             for s in range(0, len(q), self.query_chunk)])
-        return out.reshape(n, h, w)
+            nearest = nearest_squared(self.bank, feats.reshape(-1, d), 1, device=self.device,
+                                      dtype=self.bank.dtype, chunk=self.query_chunk)
+        return torch.from_numpy(nearest[:, 0]).reshape(n, h, w).to(feats.device)
 
     def score(self, images: np.ndarray) -> np.ndarray:
         return self.patch_scores(images).amax(dim=(1, 2)).double().cpu().numpy()

@@ -27,6 +27,20 @@ iolag/UPD_study whose hyper-parameters the paper says it used).
   (``score_reduce: mean``, UPD_study's ``val_step`` for chest X-rays, the paper's RD setting;
   RD4AD and UPD_study's RF modality take the max, its MRI modality the max inside the brain).
 
+Against the references (hq-deng/RD4AD; iolag/UPD_study ``UPD_study/models/RD/``, whose
+settings the paper uses) and the paper; * = deviation from UPD_study:
+
+==============  =====================================  ==========================================  ==========
+setting         protolib default                       reference (file)                            paper
+==============  =====================================  ==========================================  ==========
+network         WRN50-2 encoder, OCBE, mirror decoder  ``resnet.py``, ``de_resnet.py``             -
+input           128 px, [0, 1] (no ImageNet norm)      ``RDtrainer.py`` (UPD_study)                as [23]
+optimiser       Adam 5e-3, betas (0.5, 0.999), bs 4    ``RDtrainer.py``                            as [23]
+training        * 500 steps                            ``RDtrainer.py``: 10 000 steps               -
+loss            1 - cos of flattened maps, 3 scales    ``RDtrainer.py`` loss_fucntion              -
+map, score      sum of 1 - cos maps, no blur, mean     ``RDtrainer.py`` get_anomaly_map, val_step  as [23]
+==============  =====================================  ==========================================  ==========
+
 Deviations: the reference's ReLUs are in-place (here not, for autograd under vmap); BatchNorm in
 the student is the vmap-safe re-implementation (same behaviour) of ``vmap_training``;
 ``norm: group|instance|none`` are alternatives.

@@ -1,0 +1,367 @@
+"""Bad input: one clear message naming the key, file or value, before any job runs where the
+config alone decides it; or, where the input is fine after all, the right result. Never a
+wrong number without a word (issue #17)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from protolib import io, pipeline
+from protolib.checks import InputMismatchError
+from protolib.config import ConfigError, load, validate
+from tests.helpers import REPO, small_config, snakemake, write_config
+
+
+def base(tmp_path: Path) -> dict:
+    return small_config(tmp_path / "results")
+
+
+def _manual(config: dict, lists: dict) -> None:
+    config["selection"]["methods"] = ["manual"]
+    config["selection"]["manual"] = {"digits": lists}
+
+
+# ----------------------------------------------------------------------------- the config table
+BAD_CONFIGS = {
+    "results empty": (lambda c, t: c.update(results=""), "results: '' should be non-empty"),
+    "results an existing file": (
+        lambda c, t: (t.joinpath("afile").write_text("x"), c.update(results=str(t / "afile"))),
+        "is an existing file, not a folder",
+    ),
+    "manual list missing a class": (
+        lambda c, t: _manual(c, {3: [1, 2, 3, 4, 5]}),
+        "selection.manual.digits: no ids for class(es) 8",
+    ),
+    "manual key not a class": (
+        lambda c, t: _manual(c, {3: [1, 2, 3, 4, 5], 8: [1, 2, 3, 4, 5], "eleven": [1, 2, 3, 4, 5]}),
+        "selection.manual.digits.eleven: not a class of 'digits'",
+    ),
+    "manual class given twice": (
+        lambda c, t: _manual(c, {3: [1, 2, 3, 4, 5], "3": [1, 2, 3, 4, 5], 8: [1, 2, 3, 4, 5]}),
+        "the same class as selection.manual.digits.3",
+    ),
+    "manual duplicate ids": (
+        lambda c, t: _manual(c, {3: [1, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
+        "selection.manual.digits.3: the first 5 ids contain duplicates",
+    ),
+    "duplicate runs": (
+        lambda c, t: c["runs"].append({"dataset": "digits", "model": "knn"}),
+        "runs[1]: dataset 'digits' with model 'knn' is already runs[0]; list each pair once",
+    ),
+    "split.train smaller than M": (
+        lambda c, t: c["datasets"]["digits"]["split"].update(train=3),
+        "datasets.digits.split.train: 3 training images per class, fewer than the largest selection.M = 5",
+    ),
+    "population 1e9": (
+        lambda c, t: c["selection"]["evolutionary"].update(population=10**9),
+        "selection.evolutionary.population: 1000000000 is greater than the maximum of 100000",
+    ),
+    "random repeats 1e9": (
+        lambda c, t: c["selection"]["random"].update(repeats=10**9),
+        "selection.random.repeats: 1000000000 is greater than the maximum of 1000",
+    ),
+    "fig2 dataset not a run": (
+        lambda c, t: (c["datasets"].update(digits2={"loader": "digits", "classes": [3]}),
+                      c.update(report={"fig2": {"dataset": "digits2"}})),
+        "report.fig2: no run has dataset 'digits2'",
+    ),
+    "figure methods not selected": (
+        lambda c, t: c.update(report={"fig3": {"methods": ["greedy", "manual"]}}),
+        "report.fig3.methods: 'manual' not in selection.methods",
+    ),
+    "fig6 source unknown": (
+        lambda c, t: c.update(report={"fig6": {"source": "nope"}}),
+        "report.fig6.source: 'nope' is not the name of a transfer entry (none configured)",
+    ),
+    "transfer target unknown": (
+        lambda c, t: c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
+                                         "target": {"dataset": "chexpert", "model": "knn"}}]),
+        "transfer[0].target.dataset: 'chexpert' is not a key of datasets",
+    ),
+    "transfer methods not selected": (
+        lambda c, t: c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
+                                         "target": {"dataset": "digits", "model": "knn"}, "methods": ["manual"]}]),
+        "transfer[0].methods: 'manual' not in selection.methods",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_is_one_message_naming_the_key(case, tmp_path):
+    mutate, fragment = BAD_CONFIGS[case]
+    config = base(tmp_path)
+    mutate(config, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    assert fragment in str(err.value)
+
+
+def test_a_class_named_twice_is_one_class(tmp_path):
+    config = base(tmp_path)
+    config["datasets"]["digits"]["classes"] = [3, 8, "8", 3]
+    validate(config)
+    assert pipeline.classes(config, "digits") == [3, 8]
+
+
+# ----------------------------------------------------------------------------- config files
+BAD_FILES = {
+    "duplicate top-level key": (lambda p: p.write_text("seed: 0\nresults: a\nseed: 1\n"),
+                                "key 'seed' is written twice (lines 1 and 3)"),
+    "a folder": (lambda p: p.mkdir(), "is a folder; expected a YAML config file"),
+    "a binary file": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00"), "not a text file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_validate_config_names_a_bad_file(case, tmp_path):
+    path = tmp_path / "study.yaml"
+    BAD_FILES[case][0](path)
+    run = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert str(path) in run.stderr and BAD_FILES[case][1] in run.stderr
+
+
+def test_validate_config_runs_the_report_and_transfer_checks(tmp_path):
+    config = base(tmp_path)
+    config["report"] = {"fig2": {"dataset": "nope"}}
+    with pytest.raises(ConfigError, match=r"report\.fig2: no run has dataset 'nope'"):
+        load(write_config(tmp_path / "c.yaml", config))
+
+
+# ----------------------------------------------------------------------------- the Snakefile
+@pytest.mark.parametrize("args, fragments", [
+    (["--config", "foo=1"], ["with --config foo=1 is invalid", "'foo' was unexpected", "(set by --config)"]),
+    (["--config", "results="], ["results: None is not of type 'string' (set by --config)"]),
+])
+def test_snakemake_names_config_overrides_without_traceback(args, fragments, tmp_path):
+    path = write_config(tmp_path / "study.yaml", base(tmp_path))
+    run = snakemake("-n", "--cores", "1", "--configfile", str(path), *args)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr and 'File "' not in run.stderr
+    for fragment in fragments:
+        assert fragment in run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_rejects_duplicate_keys_and_figure_errors_before_any_job(tmp_path):
+    config = base(tmp_path)
+    config["report"] = {"fig2": {"dataset": "nope"}}
+    path = write_config(tmp_path / "study.yaml", config)
+    path.write_text(path.read_text() + "seed: 3\n")
+    run = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"{path}: key 'seed' is written twice" in run.stderr
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert run.returncode != 0 and "report.fig2: no run has dataset 'nope'" in run.stderr
+
+
+# ----------------------------------------------------------------------------- what a stage reads
+@pytest.fixture
+def scored(tmp_path):
+    """One class of the small study up to its score matrix."""
+    config = validate(base(tmp_path))
+    data, split = tmp_path / "digits.npz", tmp_path / "split.json"
+    pipeline.prepare_dataset(config, "digits", data)
+    pipeline.make_split(config, "digits", 3, data, split)
+    features = tmp_path / "pixels.npy"
+    pipeline.make_features(config, "digits", "knn", data, features, tmp_path / "pixels.json")
+    chunks = []
+    for chunk in range(pipeline.n_chunks(config, "digits")):
+        chunks.append(str(tmp_path / f"chunk{chunk}.npz"))
+        pipeline.score_chunk(config, "digits", "knn", chunk, split, None, features, chunks[-1])
+    matrix = tmp_path / "matrix.npz"
+    pipeline.merge_scores(config, "digits", "knn", split, chunks, matrix)
+    return config, split, features, matrix
+
+
+def _edit_matrix(path: Path, **changes) -> None:
+    data = io.read_npz(path)
+    data.update(changes)
+    io.write_npz(path, **data)
+
+
+@pytest.mark.parametrize("method", ["greedy", "gmm"])
+def test_nan_in_a_score_matrix_stops_every_selector_naming_the_file(method, scored, tmp_path):
+    config, split, features, matrix = scored
+    scores = io.read_npz(matrix)["scores"].copy()
+    scores[0, 0] = np.nan
+    _edit_matrix(matrix, scores=scores)
+    with pytest.raises(InputMismatchError, match=rf"{matrix} \(scores\): 1 values are NaN"):
+        pipeline.select_subsets(config, "digits", "knn", method, split, matrix, features, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_manual_lists_with_integer_class_keys_are_used(scored, tmp_path):
+    """The README's form (YAML integer class keys) selects the listed ids."""
+    config, split, features, matrix = scored
+    train = json.loads(Path(split).read_text())["train"]
+    lists = yaml.safe_load(f"3: {train[:5][::-1]}\n8: [1, 2, 3, 4, 5]\n")
+    config = copy.deepcopy(config)
+    _manual(config, lists)
+    config = validate(config)
+    pipeline.select_subsets(config, "digits", "knn", "manual", split, matrix, features, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "M5_seed0.json").read_text())["ids"] == train[:5][::-1]
+
+
+def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
+    config, split, features, matrix = scored
+    _edit_matrix(matrix, sample_auroc=io.read_npz(matrix)["sample_auroc"][::-1].copy())
+    with pytest.raises(InputMismatchError, match="sample_auroc is not the AUROC of the score rows"):
+        pipeline.select_subsets(config, "digits", "knn", "greedy", split, matrix, features, tmp_path / "out")
+    from protolib import report
+
+    with pytest.raises(InputMismatchError, match="sample_auroc"):
+        report.write_fig4(tmp_path / "digits.npz", [str(matrix)], {"dataset": "digits", "model": "knn",
+                          "classes": [3], "class_names": ["3"]}, tmp_path / "fig4.png")
+
+
+def test_a_subset_with_test_ids_is_refused_by_evaluation(scored, tmp_path):
+    config, split, features, _ = scored
+    test_ids = json.loads(Path(split).read_text())["test"]["ids"][:5]
+    io.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
+    with pytest.raises(InputMismatchError, match=r"subset\.json: subset ids .* are not training images of"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
+                                  [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_a_split_leaving_too_few_normal_test_images_is_refused(tmp_path):
+    config = base(tmp_path)
+    config["datasets"]["digits"]["split"]["train"] = 0.99
+    config = validate(config)
+    data = tmp_path / "digits.npz"
+    pipeline.prepare_dataset(config, "digits", data)
+    with pytest.raises(ValueError, match=r"split\.train = 0\.99 takes \d+ for training and leaves 1 normal images"):
+        pipeline.make_split(config, "digits", 3, data, tmp_path / "split.json")
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        io.write_json(tmp_path / "a.json", {"x": 1})
+        io.write_npz(tmp_path / "b.npz", x=np.zeros(2))
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "a.json").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "b.npz").stat().st_mode & 0o777) == oct(0o644)
+
+
+# ----------------------------------------------------------------------------- image reading
+def test_sixteen_bit_png_with_twelve_bit_data_keeps_its_levels(tmp_path):
+    """protolib rank's reading: 12-bit data in a 16-bit PNG is scaled by 4095, not 65535."""
+    from protolib.imagefolder import read_folder
+
+    ramp = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (256, 1))  # 256 levels of 12-bit data
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "black.png")
+    image = read_folder(tmp_path, 256, progress=False).images[1]
+    assert image.max() == 254 and len(np.unique(image)) > 200
+
+
+def test_deep_images_of_one_folder_share_one_scale(tmp_path):
+    """The folder loader: a dark and a bright image stay dark and bright (no per-image
+    stretching), int32 and float alike."""
+    from protolib.data import load_dataset
+
+    ramp = np.tile(np.arange(16), (16, 1))
+    for dtype in (np.int32, np.float32):
+        root = tmp_path / np.dtype(dtype).name
+        (root / "train").mkdir(parents=True)
+        Image.fromarray((90 + ramp).astype(dtype)).save(root / "train" / "a_dark.tif")
+        Image.fromarray((900 + 10 * ramp).astype(dtype)).save(root / "train" / "b_bright.tif")
+        images = load_dataset({"loader": "folder", "root": str(root)}).images
+        assert images[0].max() < images[1].min() / 5, dtype
+
+
+def test_rgba_with_content_only_in_alpha_is_not_blank(tmp_path):
+    from protolib.data.images import read_image
+
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[2:8, 2:8, 3] = 255  # a black square drawn only by its opacity
+    Image.fromarray(rgba).save(tmp_path / "glyph.png")
+    image = read_image(tmp_path / "glyph.png")
+    assert image.max() == 255 and image.shape == (10, 10) and image[5, 5] == 255 and image[0, 0] == 0
+
+
+def test_folder_loader_and_rank_read_a_file_alike(tmp_path):
+    from protolib.data import load_dataset
+    from protolib.imagefolder import read_folder
+
+    (tmp_path / "train" / "sub").mkdir(parents=True)
+    Image.fromarray(np.tile(np.arange(0, 4096, 256, dtype=np.uint16), (16, 1))).save(tmp_path / "train" / "a.png")
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "train" / "sub" / "b.bmp")
+    loaded = load_dataset({"loader": "folder", "root": str(tmp_path)})
+    ranked = read_folder(tmp_path / "train", 16, progress=False)
+    assert ranked.names == ["a.png", "sub/b.bmp"]
+    assert np.array_equal(loaded.images, ranked.images)
+
+
+# ----------------------------------------------------------------------------- protolib rank
+def _rank(*args, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "protolib", "rank", "-q", *map(os.fsdecode, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def _images(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+RANK_CASES = {
+    "out inside the input folder": (lambda t: ["imgs", "--out", "imgs/ranked"], "is inside the input folder"),
+    "out is the input folder": (lambda t: ["imgs", "--out", "imgs"], "is inside the input folder"),
+    "out an existing file": (lambda t: (t.joinpath("afile").write_text("x"), ["imgs", "--out", "afile"])[1],
+                             "--out 'afile' is an existing file"),
+    "seed -1": (lambda t: ["imgs", "--out", "o", "--seed", "-1"], "argument --seed: must be 0 or more, got -1"),
+    "one image": (lambda t: [_images(t / "one", 1).name, "--out", "o", "-M", "1"], "ranking needs at least 2"),
+    "unknown model": (lambda t: ["imgs", "--out", "o", "--model", "foo"],
+                      "unknown model 'foo'; choose from fae, knn, panda, patchcore, rd"),
+    "non-UTF-8 file name": (
+        lambda t: (t.joinpath("imgs", os.fsdecode(b"bad\xff.png")).write_bytes((t / "imgs" / "00.png").read_bytes()),
+                   ["imgs", "--out", "o"])[1],
+        "is not valid UTF-8; rename it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RANK_CASES))
+def test_rank_checks_its_input_before_any_compute(case, tmp_path):
+    _images(tmp_path / "imgs", 6)
+    args = RANK_CASES[case][0](tmp_path)
+    run = _rank(*args, cwd=tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert RANK_CASES[case][1] in run.stderr
+    assert "embedding" not in run.stderr and not (tmp_path / "o").exists()
+
+
+def test_rank_reports_dangling_links_and_loops_in_the_summary(tmp_path):
+    folder = _images(tmp_path / "imgs", 6)
+    os.symlink("missing.png", folder / "dangling.png")
+    os.symlink("loop.png", folder / "loop.png")
+    run = _rank("imgs", "--out", "o", "-M", "2", "--no-contact-sheet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    skipped = {Path(s["file"]).name: s["reason"] for s in json.loads((tmp_path / "o" / "summary.json").read_text())["skipped"]}
+    assert "dangling symbolic link" in skipped["dangling.png"] and skipped["loop.png"] == "symbolic link loop"
+
+
+def test_registry_names_lazy_entries_in_its_error():
+    from protolib.models import DETECTORS
+
+    with pytest.raises(KeyError, match="registered: .*fae.*knn.*panda.*patchcore"):
+        DETECTORS.get("foo")
