@@ -76,6 +76,11 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     if errors:
         lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)
         raise ConfigError(f"{source} is invalid:\n  {lines}")
+    from protolib.plugins import import_plugins  # before names are checked against the registries
+
+    problems = import_plugins(config)
+    if problems:
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
     check_semantics(config, source)
     return config
 

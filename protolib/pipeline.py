@@ -50,7 +50,10 @@ def selection_rng(config: dict[str, Any], cls: int, method: str, M: int, seed: i
 
 
 def provenance(config: dict[str, Any], dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
-    """The config values a result depends on (recorded in every output file)."""
+    """The config values a result depends on (recorded in every output file).
+
+    In the workflow a rule passes these as ``params.settings`` (its rerun trigger: Snakemake
+    reruns a job whose params changed) and the job records exactly what it was given."""
     out: dict[str, Any] = {"seed": config.get("seed", 0)}
     if dataset is not None:
         out["dataset"] = {dataset: config["datasets"][dataset]}
@@ -59,17 +62,24 @@ def provenance(config: dict[str, Any], dataset: str | None = None, model: str | 
     return out
 
 
+def selection_provenance(config: dict[str, Any], dataset: str, model: str, method: str) -> dict[str, Any]:
+    """What one method's subsets depend on: the run's settings and the method's own."""
+    return {**provenance(config, dataset, model), "selection": {method: config["selection"].get(method, {})}}
+
+
 # ----------------------------------------------------------------------------- prepare
-def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path) -> None:
+def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path, *,
+                    settings: dict[str, Any] | None = None) -> None:
     """Read the dataset's official files once into the compact array file later rules use."""
     data = load_dataset(config["datasets"][dataset])
     if len(data) == 0:
         raise ValueError(f"datasets.{dataset}: the loader found no images")
-    data.save(out, provenance(config, dataset))
+    data.save(out, settings or provenance(config, dataset))
 
 
 # ----------------------------------------------------------------------------- split
-def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path) -> Split:
+def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
+               settings: dict[str, Any] | None = None) -> Split:
     cfg = config["datasets"][dataset]
     data = ImageDataset.load(data_path)
     idx = data.class_index(cls)
@@ -87,7 +97,7 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | 
             f"images ({len(split.candidates)} candidates), fewer than the largest selection.M = {largest_M}; "
             "raise split.train or lower M"
         )
-    save_split(split, out, provenance(config, dataset))
+    save_split(split, out, settings or provenance(config, dataset))
     return split
 
 
@@ -107,7 +117,7 @@ def _one_vs_rest(data: ImageDataset, idx: int, cfg: dict[str, Any], seed: int, d
 
 # ----------------------------------------------------------------------------- features
 def make_features(config: dict[str, Any], dataset: str, model: str, data_path: str | Path,
-                  out: str | Path, meta_out: str | Path) -> None:
+                  out: str | Path, meta_out: str | Path, *, settings: dict[str, Any] | None = None) -> None:
     """Embed every image of the dataset once with the model's frozen backbone (the cache)."""
     data = ImageDataset.load(data_path)
     model_cfg = config["models"][model]
@@ -117,7 +127,7 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     io.write_json(
         meta_out,
         {"dataset": dataset, "feature_key": feature_key(model_cfg), "shape": list(features.shape),
-         "config": provenance(config, dataset, model)},
+         "config": settings or provenance(config, dataset, model)},
     )
 
 
@@ -153,7 +163,8 @@ def fit_and_score(detector: Any, inputs: Inputs, train_ids: np.ndarray, test_ids
 # ----------------------------------------------------------------------------- per-sample scores
 def score_chunk(
     config: dict[str, Any], dataset: str, model: str, chunk: int, split_path: str | Path,
-    data_path: str | Path | None, features_path: str | Path | None, out: str | Path,
+    data_path: str | Path | None, features_path: str | Path | None, out: str | Path, *,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Rows ``chunk * chunk_size ...`` of the single-sample score matrix of one class."""
     split = load_split(split_path)
@@ -170,11 +181,11 @@ def score_chunk(
         matrix = detector.score_matrix(inputs.images[rows], inputs.images[split.val_ids])
     check_finite(matrix, str(out))
     io.write_npz(out, scores=matrix, candidates=rows,
-                 meta={"chunk": chunk, "config": provenance(config, dataset, model)})
+                 meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)})
 
 
 def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
-                 chunk_paths: list[str], out: str | Path) -> None:
+                 chunk_paths: list[str], out: str | Path, *, settings: dict[str, Any] | None = None) -> None:
     """Join the chunks into the (K, |val|) matrix and the per-sample val AUROC vector."""
     split = load_split(split_path)
     parts = [io.read_npz(p) for p in chunk_paths]
@@ -196,7 +207,7 @@ def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: s
         val_ids=split.val_ids,
         val_labels=split.val_labels,
         sample_auroc=rowwise_auroc(matrix, split.val_labels),
-        meta={"config": provenance(config, dataset, model)},
+        meta={"config": settings or provenance(config, dataset, model)},
     )
 
 
@@ -207,7 +218,8 @@ def subset_name(M: int, seed: int) -> str:
 
 def select_subsets(
     config: dict[str, Any], dataset: str, model: str, method: str, split_path: str | Path,
-    scores_path: str | Path, features_path: str | Path | None, out_dir: str | Path,
+    scores_path: str | Path, features_path: str | Path | None, out_dir: str | Path, *,
+    settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     split = load_split(split_path)
     scores = read_scores(scores_path, split, split_path)
@@ -235,7 +247,7 @@ def select_subsets(
                 "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
                 "model": model, "method": method, "M": M, "seed": seed,
                 "ids": result.ids, "fitness": result.fitness, "info": result.info,
-                "config": {**provenance(config, dataset, model), "selection": {method: config["selection"].get(method, {})}},
+                "config": settings or selection_provenance(config, dataset, model, method),
             })
             written.append(path)
     return written
@@ -243,17 +255,18 @@ def select_subsets(
 
 # ----------------------------------------------------------------------------- evaluation
 def _result(split: Split, dataset: str, model: str, method: str, M: int, seed: int,
-            ids: list[int], test_auroc: float, config: dict[str, Any]) -> dict[str, Any]:
+            ids: list[int], test_auroc: float, settings: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
         "model": model, "method": method, "M": M, "seed": seed, "n_train": len(ids),
-        "test_auroc": test_auroc, "ids": ids, "config": provenance(config, dataset, model),
+        "test_auroc": test_auroc, "ids": ids, "config": settings,
     }
 
 
 def evaluate_subsets(
     config: dict[str, Any], dataset: str, model: str, split_path: str | Path, data_path: str | Path | None,
-    features_path: str | Path | None, subset_paths: list[str], out_paths: list[str],
+    features_path: str | Path | None, subset_paths: list[str], out_paths: list[str], *,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Fit the detector on each subset and write its test AUROC (one file per subset)."""
     split = load_split(split_path)
@@ -262,16 +275,18 @@ def evaluate_subsets(
         subset = read_subset(subset_path, split, split_path)
         scores = fit_and_score(detector, inputs, subset["ids"], split.test_ids)
         io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
-                                   subset["ids"], auroc(split.test_labels, scores), config))
+                                   subset["ids"], auroc(split.test_labels, scores),
+                                   settings or provenance(config, dataset, model)))
 
 
 def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
-                  data_path: str | Path | None, features_path: str | Path | None, out: str | Path) -> None:
+                  data_path: str | Path | None, features_path: str | Path | None, out: str | Path, *,
+                  settings: dict[str, Any] | None = None) -> None:
     split = load_split(split_path)
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     scores = fit_and_score(detector, inputs, split.train, split.test_ids)
     result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
-                     auroc(split.test_labels, scores), config)
+                     auroc(split.test_labels, scores), settings or provenance(config, dataset, model))
     io.write_json(out, result)
 
 

@@ -22,6 +22,7 @@ figures from the subset, score, split, feature and prepared-image files they nam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ TRANSFER_COLUMNS = ["name", "source_dataset", "source_model", "target_dataset", 
                     "test_auroc"]
 
 
-def write_evaluation_csv(result_paths: list[str], out: str | Path, config: dict[str, Any] | None = None) -> pd.DataFrame:
+def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFrame:
     frame = tables.collect(result_paths)
     io.write_text(out, frame.to_csv(index=False, float_format="%.8f"))
     return frame
@@ -255,3 +256,33 @@ def write_fig7(data_path: str | Path, split_path: str | Path, features_path: str
              f"to the class centre ({key} features)")
     images.fig7(data.images, tail, _stem(first_output), title, f"{key} feature units",
                 _info(choice, **{"class": split.normal_class, "class_name": split.class_name, "features": _rel(features_path, first_output)}))
+
+
+# ----------------------------------------------------------------------------- Snakemake jobs
+#: rule name -> how that rule's job calls its writer. Every table and figure rule runs
+#: scripts/report_job.py, which looks its rule up here; a new figure adds its writer above, one
+#: line here, its rule in workflow/rules/report.smk and its caption (README "Extending").
+JOBS: dict[str, Callable[[Any], Any]] = {
+    "evaluation_table": lambda smk: write_evaluation_csv(list(smk.input), smk.output[0]),
+    "transfer": lambda smk: write_transfer_csv(list(smk.input.results), list(smk.params.baselines), smk.output[0]),
+    "table1": lambda smk: write_table1(smk.input[0], smk.output[0]),
+    "table2": lambda smk: write_table2(smk.input.evaluation, smk.input.get("transfer") or None, smk.params.dataset,
+                                       smk.params.model, list(smk.params.entries), smk.output[0]),
+    "tables": lambda smk: write_per_class_tables(smk.input[0], [tuple(r) for r in smk.params.runs], smk.output[0]),
+    "fig1": lambda smk: write_fig1(smk.input[0], dict(smk.params.choice), smk.output[0]),
+    "fig2": lambda smk: write_fig2(smk.input[0], [tuple(r) for r in smk.params.runs], smk.output[0], smk.params.methods),
+    "fig3": lambda smk: write_fig3(smk.input.data, smk.input.split,
+                                   dict(zip(smk.params.methods, list(smk.input.subsets), strict=True)),
+                                   dict(smk.params.choice), smk.output[0]),
+    "fig4": lambda smk: write_fig4(smk.input.data, list(smk.input.scores), dict(smk.params.choice), smk.output[0]),
+    "fig5": lambda smk: write_fig5(smk.input.data, smk.input.scores, list(smk.input.get("subsets") or []),
+                                   dict(smk.params.choice), smk.output[0]),
+    "fig6": lambda smk: write_fig6(smk.input[0] if len(smk.input) else None, list(smk.params.entries), smk.output[0]),
+    "fig7": lambda smk: write_fig7(smk.input.data, smk.input.split, smk.input.features, dict(smk.params.choice),
+                                   smk.output[0]),
+}
+
+
+def run_job(smk: Any) -> None:
+    """Write the table or figure of a Snakemake job (``smk``: the script's ``snakemake`` object)."""
+    JOBS[smk.rule](smk)

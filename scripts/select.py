@@ -3,10 +3,13 @@ from pathlib import Path
 
 from protolib import pipeline
 from protolib.config import for_job
+from protolib.joblog import to_rule_log
 
 smk = snakemake  # noqa: F821
+to_rule_log(smk)
 w = smk.wildcards
 pipeline.select_subsets(
     for_job(smk.config), w.dataset, w.model, smk.params.method,
     smk.input.split, smk.input.scores, smk.input.features, Path(smk.output[0]).parent,
+    settings=smk.params.settings,
 )

@@ -2,8 +2,10 @@
 and of the source's whole training set."""
 from protolib import pipeline
 from protolib.config import for_job
+from protolib.joblog import to_rule_log
 
 smk = snakemake  # noqa: F821
+to_rule_log(smk)
 i = smk.input
 pipeline.evaluate_transfer(
     for_job(smk.config), smk.params.name, i.source_split, i.target_split,

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, Study, run_study, study_config
 
 
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory) -> Study:
+    """The small digits study (tests.helpers.study_config), run once per test session with
+    Snakemake and shared by the end-to-end tests. A test that deletes outputs rebuilds them."""
+    workdir = tmp_path_factory.mktemp("small_study")
+    return run_study(workdir, study_config(workdir / "results"))

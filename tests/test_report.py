@@ -1,8 +1,8 @@
 """Every table and figure of the paper as a named target, on a reduced embedded-default study.
 
-One study (digits / knn, two classes, 20 candidates, M in {1, 3}, methods greedy / evolutionary /
-random / manual, plus a transfer entry digits/knn -> digits/knn_resnet) is run once by naming
-every report target; the tests then check that tables parse back to the numbers of
+The session's shared small study (tests.helpers.study_config: digits / knn, two classes, 20
+candidates, M in {1, 3}, every selector, plus a transfer entry digits/knn -> digits/knn_resnet),
+run once with every target; the tests check that tables parse back to the numbers of
 evaluation.csv, that figures are valid PNG / PDF files, that the images shown are the ids the
 subset / score / split / feature files name (sidecar JSON), and that `snakemake --report` writes
 an HTML page with every caption.
@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,57 +23,27 @@ from sklearn.metrics import roc_auc_score
 
 from protolib import io
 from protolib.config import ConfigError, validate
-from protolib.data import load_dataset
-from protolib.data.splits import one_vs_rest_split
-from tests.helpers import small_config, snakemake, write_config
+from protolib.models.backbones import feature_key
+from tests.helpers import STUDY_CLASSES, STUDY_METHODS, STUDY_TRANSFER, small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-TARGETS = ["table1", "table2", "tables", "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "transfer"]
-CLASSES = (3, 8)
-METHODS = ["greedy", "evolutionary", "random", "manual"]
-TRANSFER = "knn_to_resnet"
+CLASSES = STUDY_CLASSES
+METHODS = STUDY_METHODS
+TRANSFER = STUDY_TRANSFER
 CAPTIONS = ["Table 1 (summary)", "Table 2 (one run", "Per-class tables", "Figure 1 (one class)",
             "Figure 2 (every class)", "Figure 3 (what the methods select)", "Figure 4 (best and worst single",
             "Figure 5 (best and worst by", "Figure 6 (transfer)", "Figure 7 (long-tailed"]
 
 
-def manual_ids() -> dict[str, list[int]]:
-    """Three training ids per class (the split is seeded, so known before the run)."""
-    labels = load_dataset({"loader": "digits"}).labels
-    out = {}
-    for cls in CLASSES:
-        split = one_vs_rest_split(labels, cls, dataset="digits", class_name=str(cls), train=0.6667,
-                                  anomalies_per_other_class=1.0, candidates=20, seed=0)
-        out[str(cls)] = [int(i) for i in split.train[-3:]]
-    return out
+@pytest.fixture
+def study(small_study):
+    return small_study.results, small_study.config, small_study.path
 
 
-def report_config(results) -> dict:
-    config = small_config(results)
-    config["datasets"]["digits"]["candidates"] = 20
-    config["models"]["knn_resnet"] = {"detector": "knn", "backbone": "resnet18", "weights": "none", "image_size": 32}
-    config["scores"] = {"chunk_size": 20}
-    config["selection"] = {
-        "M": [1, 3], "methods": METHODS, "random": {"repeats": 2},
-        "evolutionary": {"population": 20, "generations": 5}, "manual": {"digits": manual_ids()},
-    }
-    config["transfer"] = [{"name": TRANSFER, "source": {"dataset": "digits", "model": "knn"},
-                           "target": {"dataset": "digits", "model": "knn_resnet"},
-                           "methods": ["greedy", "random", "manual"]}]
-    config["report"] = {"fig2": {"dataset": "digits", "model": "knn"}, "fig5": {"n_images": 4},
-                        "fig7": {"class": 8, "n_images": 3}}
-    return config
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    config = report_config(tmp / "results")
-    path = write_config(tmp / "small.yaml", config)
-    out = snakemake(*TARGETS, "--cores", "2", "--configfile", str(path))  # targets first: --configfile takes several
-    assert out.returncode == 0, out.stderr[-4000:]
-    return tmp / "results", config, path
+def features_file(results, config) -> Path:
+    """The study's feature cache of digits / knn (named by the backbone's feature key)."""
+    return results / "features" / "digits" / f"{feature_key(config['models']['knn'])}.npy"
 
 
 def _eval(results) -> pd.DataFrame:
@@ -295,11 +266,11 @@ def test_fig6_has_the_transfer_curves_and_both_baselines(study):
 
 
 def test_fig7_shows_the_centre_and_the_tail(study):
-    results, _, _ = study
+    results, config, _ = study
     side = io.read_json(results / "figures" / "fig7.json")
     assert side["class"] == 8
     split = io.read_json(results / "splits" / "digits" / "8.json")
-    features = np.load(results / "features" / "digits" / "pixels.npy").astype(np.float64)
+    features = np.load(features_file(results, config)).astype(np.float64)
     train = np.asarray(split["train"])
     dist = np.linalg.norm(features[train] - features[train].mean(0), axis=1)
     order = train[np.argsort(dist, kind="stable")]
@@ -426,11 +397,11 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
     target_split = tmp_path / "digits2_3.json"
     pipeline.make_split(config, "digits2", 3, results / "data" / "digits.npz", target_split)
     target_features = tmp_path / "pixels.npy"
-    shutil.copy(results / "features" / "digits" / "pixels.npy", target_features)
+    shutil.copy(features_file(results, config), target_features)
     subset = results / "subsets" / "digits" / "knn" / "3" / "greedy" / "M3_seed0.json"
     out = tmp_path / "M3_seed0.json"
     pipeline.evaluate_transfer(config, "to_digits2", results / "splits" / "digits" / "3.json", target_split, None,
-                               results / "features" / "digits" / "pixels.npy", None, target_features, [str(subset)], [str(out)])
+                               features_file(results, config), None, target_features, [str(subset)], [str(out)])
     result = io.read_json(out)
     split = io.read_json(target_split)
     x = np.load(target_features).astype(np.float64)

@@ -29,11 +29,13 @@ def tiny(results: Path) -> dict:
 
 
 def outputs(results: Path) -> dict[str, bytes]:
-    """Every result file except the ones whose bytes depend on the renderer (PNG/PDF)."""
+    """Every result file except the ones whose bytes depend on the renderer (PNG/PDF) and the
+    jobs' logs and benchmarks (timings)."""
     return {
         str(p.relative_to(results)): p.read_bytes()
         for p in sorted(results.rglob("*"))
         if p.is_file() and p.suffix not in (".png", ".pdf", ".part")
+        and p.relative_to(results).parts[0] not in ("logs", "benchmarks")
     }
 
 

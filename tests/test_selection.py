@@ -54,7 +54,7 @@ def test_selector_contract(context, method, M):
     assert a.ids == b.ids, "same seed, same subset"
 
 
-@pytest.mark.parametrize("method", ["greedy", "evolutionary", "gmm", "random", "manual"])
+@pytest.mark.parametrize("method", SELECTORS.names())
 def test_m_larger_than_pool_is_a_clear_error(context, method):
     with pytest.raises(ValueError, match="M = 500"):
         make_selector(method, SETTINGS).select(context, 500, np.random.default_rng(0))

@@ -1,4 +1,5 @@
-"""The paper's figures: which data each shows (``choices``) and the image figures (``images``).
+"""The paper's figures: which data each shows (``choices``), what the report's rules are made
+from (``plan``) and the image figures (``images``).
 
 Line plots (Figs. 1, 2, 6) live in :mod:`protolib.plots`; the image figures (Figs. 3, 4, 5, 7)
 in :mod:`protolib.figures.images`. Every figure is written as PNG and PDF; the image figures

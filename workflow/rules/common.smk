@@ -1,26 +1,68 @@
-# Path helpers shared by the rules (no logic beyond naming files).
+# The results tree: every path a rule reads or writes is named here, once, and nowhere else.
+# Path helpers take wildcard values; called without them they return the rule's output pattern
+# (e.g. subset_files("greedy") -> ".../{dataset}/{model}/{cls}/greedy/M1_seed0.json", ...).
+# The (M, seed) list of a method's files is subset_runs(method), for subsets, evaluations and
+# transfer alike.
+# No rules in this file (snakemake --lint).
+#
+# Rerun triggers: a job rule's `params.settings` is the part of the config its output records
+# (protolib.pipeline.provenance; the job writes exactly what it is given). Snakemake reruns a job
+# whose params changed, so a changed setting reruns the jobs that record it and nothing else
+# (tests/test_pipeline.py: test_a_changed_setting_reruns_what_depends_on_it_and_nothing_else).
 
 # The conda environment of the GPU rules (features, score_chunk, evaluate_*, transfer): the CPU
 # rules' pinned environment, or the same with pytorch's CUDA build forced (`conda_cuda: true`).
-GPU_ENV = "../../envs/protolib-cuda.yaml" if config.get("conda_cuda", False) else "../../envs/protolib.yaml"
+GPU_ENV = (
+    "../../envs/protolib-cuda.yaml"
+    if config.get("conda_cuda", False)
+    else "../../envs/protolib.yaml"
+)
 
 
 def gpu_request():
-    """GPUs a GPU rule asks for (`resources: gpu`): none with `device: cpu`, so the same SLURM
-    profile runs on CPU-only clusters (which reject `--gpus`), else one (`cuda`, `auto`)."""
+    """GPUs each GPU job asks for (`resources` key `gpu`): none with `device: cpu`, so the same SLURM
+    profile runs on CPU-only clusters (which reject `--gpus`), else one (`cuda`, `auto`).
+    """
     return 0 if config["device"] == "cpu" else 1
 
 
-def data_path(dataset):
+FIG = f"{R}/figures"
+TAB = f"{R}/tables"
+EVALUATION_CSV = f"{R}/evaluation.csv"
+TRANSFER_CSV = f"{R}/transfer/evaluation.csv"
+
+
+# ----------------------------------------------------------------------------- logs, benchmarks
+def log_file(rule, *wildcards):
+    """log: of one job, <results>/logs/<rule>/<wildcard values joined by />.log"""
+    return f"{R}/logs/{_job_stem(rule, wildcards)}.log"
+
+
+def benchmark_file(rule, *wildcards):
+    """benchmark: of one job (time and memory), <results>/benchmarks/<rule>/....tsv"""
+    return f"{R}/benchmarks/{_job_stem(rule, wildcards)}.tsv"
+
+
+def _job_stem(rule, wildcards):
+    return os.path.join(rule, *(f"{{{w}}}" for w in wildcards))
+
+
+# ----------------------------------------------------------------------------- data
+def data_path(dataset="{dataset}"):
     return f"{R}/data/{dataset}.npz"
 
 
-def split_path(dataset, cls):
+def split_path(dataset="{dataset}", cls="{cls}"):
     return f"{R}/splits/{dataset}/{cls}.json"
 
 
 def features_path(dataset, model):
-    return f"{R}/features/{dataset}/{feature_key(config['models'][model])}.npy"
+    return feature_files(dataset, feature_key(config["models"][model]))[0]
+
+
+def feature_files(dataset="{dataset}", fkey="{fkey}"):
+    """The feature cache (.npy) and its description (.json)."""
+    return [f"{R}/features/{dataset}/{fkey}.npy", f"{R}/features/{dataset}/{fkey}.json"]
 
 
 def detector_features(wildcards):
@@ -37,29 +79,181 @@ def detector_images(wildcards):
     return data_path(wildcards.dataset)
 
 
-def subset_files(dataset, model, cls, method):
+# ----------------------------------------------------------------------------- scores
+def chunk_file(dataset="{dataset}", model="{model}", cls="{cls}", chunk="{chunk}"):
+    return f"{R}/scores/{dataset}/{model}/{cls}/chunk{chunk}.npz"
+
+
+def chunk_files(wildcards):
     return [
-        f"{R}/subsets/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, s)}.json"
-        for M in M_VALUES
-        for s in pl.seeds(config, method)
+        chunk_file(wildcards.dataset, wildcards.model, wildcards.cls, c)
+        for c in range(pl.n_chunks(config, wildcards.dataset))
     ]
 
 
-def eval_files(dataset, model, cls, method):
+def scores_file(dataset="{dataset}", model="{model}", cls="{cls}"):
+    return f"{R}/scores/{dataset}/{model}/{cls}/matrix.npz"
+
+
+# ----------------------------------------------------------------------------- subsets, evaluation
+def subset_runs(method):
+    """One method's (M, seed) pairs, in output order: one per M and repeat."""
+    return [(M, s) for M in M_VALUES for s in pl.seeds(config, method)]
+
+
+def subset_file(method, M, seed, dataset="{dataset}", model="{model}", cls="{cls}"):
+    return (
+        f"{R}/subsets/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, seed)}.json"
+    )
+
+
+def subset_files(method, dataset="{dataset}", model="{model}", cls="{cls}"):
+    return [
+        subset_file(method, M, s, dataset, model, cls) for M, s in subset_runs(method)
+    ]
+
+
+def eval_files(method, dataset="{dataset}", model="{model}", cls="{cls}"):
     return [
         f"{R}/eval/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, s)}.json"
-        for M in M_VALUES
-        for s in pl.seeds(config, method)
+        for M, s in subset_runs(method)
     ]
+
+
+def eval_full_file(dataset="{dataset}", model="{model}", cls="{cls}"):
+    """The detector trained on the whole training set (the 100 % row)."""
+    return f"{R}/eval/{dataset}/{model}/{cls}/{pl.FULL}.json"
 
 
 def all_eval_files(dataset, model):
     files = []
     for cls in CLASSES[dataset]:
-        files.append(f"{R}/eval/{dataset}/{model}/{cls}/{pl.FULL}.json")
+        files.append(eval_full_file(dataset, model, cls))
         for method in METHODS:
-            files += eval_files(dataset, model, cls, method)
+            files += eval_files(method, dataset, model, cls)
     return files
+
+
+# ----------------------------------------------------------------------------- transfer
+def transfer_files(name, method, cls="{cls}"):
+    return [
+        f"{R}/transfer/{name}/{cls}/{method}/{pl.subset_name(M, s)}.json"
+        for M, s in subset_runs(method)
+    ]
+
+
+def transfer_full_file(name, cls="{cls}"):
+    return f"{R}/transfer/{name}/{cls}/{pl.FULL}.json"
+
+
+def transfer_subsets(entry, source_cls):
+    """The source subsets an entry evaluates for one class, in output order."""
+    src = entry["source"]
+    return [
+        f
+        for method in entry["methods"]
+        for f in subset_files(method, src["dataset"], src["model"], source_cls)
+    ]
+
+
+def transfer_inputs(entry):
+    """Input function of one entry's rule: both splits, the target model's inputs on each dataset
+    (feature caches or prepared images) and the source subsets."""
+
+    def inputs(w):
+        src, tgt = entry["source"], entry["target"]
+        source_cls = int(w.cls)
+        target_cls = dict(entry["pairs"])[source_cls]
+        out = {
+            "source_split": split_path(src["dataset"], source_cls),
+            "target_split": split_path(tgt["dataset"], target_cls),
+            "subsets": transfer_subsets(entry, source_cls),
+        }
+        if detector_uses_features(config["models"][tgt["model"]]):
+            out["source_features"] = features_path(src["dataset"], tgt["model"])
+            out["target_features"] = features_path(tgt["dataset"], tgt["model"])
+        else:
+            out["source_data"] = data_path(src["dataset"])
+            out["target_data"] = data_path(tgt["dataset"])
+        return out
+
+    return inputs
+
+
+def transfer_result_files(entry):
+    files = []
+    for source_cls, _ in entry["pairs"]:
+        files.append(transfer_full_file(entry["name"], source_cls))
+        for method in entry["methods"]:
+            files += transfer_files(entry["name"], method, source_cls)
+    return files
+
+
+def transfer_baselines(entry):
+    """The target trained on its own whole training set, per class pair (the 100 % line)."""
+    tgt = entry["target"]
+    return [
+        {
+            "name": entry["name"],
+            "source": entry["source"],
+            "class": source_cls,
+            "path": eval_full_file(tgt["dataset"], tgt["model"], target_cls),
+        }
+        for source_cls, target_cls in entry["pairs"]
+    ]
+
+
+# ----------------------------------------------------------------------------- report
+def report_item(path, caption, category, subcategory, result, shows):
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"result": result, "shows": shows},
+    )
+
+
+def figure_files(name, shows, subcategory):
+    """PNG (in the report), PDF and the sidecar JSON of one figure."""
+    return [
+        report_item(
+            f"{FIG}/{name}.png",
+            name,
+            "Figures",
+            subcategory,
+            subcategory.split(":")[0],
+            shows,
+        ),
+        f"{FIG}/{name}.pdf",
+        f"{FIG}/{name}.json",
+    ]
+
+
+def fig2_files(runs):
+    """Fig. 2 has one PNG (in the report) and PDF per run, no sidecar."""
+    return [
+        f
+        for dataset, model in runs
+        for f in (
+            report_item(
+                f"{FIG}/fig2_{dataset}_{model}.png",
+                "fig2",
+                "Figures",
+                "Fig. 2: every class",
+                "Fig. 2",
+                f"{dataset}/{model}",
+            ),
+            f"{FIG}/fig2_{dataset}_{model}.pdf",
+        )
+    ]
+
+
+def table_files(stem, caption, subcategory, result, shows):
+    """CSV, Markdown, LaTeX, JSON and HTML (in the report) of one table."""
+    return [f"{TAB}/{stem}{ext}" for ext in (".csv", ".md", ".tex", ".json")] + [
+        report_item(f"{TAB}/{stem}.html", caption, "Tables", subcategory, result, shows)
+    ]
 
 
 wildcard_constraints:

@@ -7,47 +7,57 @@ for _model, _cfg in config["models"].items():
 
 rule prepare:
     output:
-        f"{R}/data/{{dataset}}.npz",
-    params:
-        dataset_config=lambda w: config["datasets"][w.dataset],
-    resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        data_path(),
+    log:
+        log_file("prepare", "dataset"),
+    benchmark:
+        benchmark_file("prepare", "dataset")
     conda:
         "../../envs/protolib.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+    params:
+        settings=lambda w: pl.provenance(config, w.dataset),
     script:
         "../../scripts/prepare.py"
 
 
 rule split:
     input:
-        data=lambda w: data_path(w.dataset),
+        data=data_path(),
     output:
-        f"{R}/splits/{{dataset}}/{{cls}}.json",
-    params:
-        dataset_config=lambda w: config["datasets"][w.dataset],
-        seed=config["seed"],
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        split_path(),
+    log:
+        log_file("split", "dataset", "cls"),
+    benchmark:
+        benchmark_file("split", "dataset", "cls")
     conda:
         "../../envs/protolib.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        settings=lambda w: pl.provenance(config, w.dataset),
     script:
         "../../scripts/split.py"
 
 
 rule features:
     input:
-        data=lambda w: data_path(w.dataset),
+        data=data_path(),
     output:
-        features=f"{R}/features/{{dataset}}/{{fkey}}.npy",
-        meta=f"{R}/features/{{dataset}}/{{fkey}}.json",
-    params:
-        model=lambda w: FEATURE_MODELS[w.fkey],
-        model_config=lambda w: config["models"][FEATURE_MODELS[w.fkey]],
-        dataset_config=lambda w: config["datasets"][w.dataset],
+        features=feature_files()[0],
+        meta=feature_files()[1],
+    log:
+        log_file("features", "dataset", "fkey"),
+    benchmark:
+        benchmark_file("features", "dataset", "fkey")
+    conda:
+        GPU_ENV
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         gpu=gpu_request(),
-    conda:
-        GPU_ENV
+    params:
+        model=lambda w: FEATURE_MODELS[w.fkey],
+        settings=lambda w: pl.provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),
     script:
         "../../scripts/features.py"

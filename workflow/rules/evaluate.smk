@@ -6,44 +6,44 @@ for _method in METHODS:
         name:
             f"evaluate_{_method}"
         input:
-            split=lambda w: split_path(w.dataset, w.cls),
+            split=split_path(),
             data=detector_images,
             features=detector_features,
-            subsets=[
-                f"{R}/subsets/{{dataset}}/{{model}}/{{cls}}/{_method}/{pl.subset_name(M, s)}.json"
-                for M in M_VALUES
-                for s in pl.seeds(config, _method)
-            ],
+            subsets=subset_files(_method),
         output:
-            [
-                f"{R}/eval/{{dataset}}/{{model}}/{{cls}}/{_method}/{pl.subset_name(M, s)}.json"
-                for M in M_VALUES
-                for s in pl.seeds(config, _method)
-            ],
-        params:
-            model_config=lambda w: config["models"][w.model],
+            eval_files(_method),
+        log:
+            log_file(f"evaluate_{_method}", "dataset", "model", "cls"),
+        benchmark:
+            benchmark_file(f"evaluate_{_method}", "dataset", "model", "cls")
+        conda:
+            GPU_ENV
         resources:
             mem_mb=lambda wildcards, attempt: 8000 * attempt,
             gpu=gpu_request(),
-        conda:
-            GPU_ENV
+        params:
+            settings=lambda w: pl.provenance(config, w.dataset, w.model),
         script:
             "../../scripts/evaluate.py"
 
 
 rule evaluate_full:
     input:
-        split=lambda w: split_path(w.dataset, w.cls),
+        split=split_path(),
         data=detector_images,
         features=detector_features,
     output:
-        f"{R}/eval/{{dataset}}/{{model}}/{{cls}}/{pl.FULL}.json",
-    params:
-        model_config=lambda w: config["models"][w.model],
+        eval_full_file(),
+    log:
+        log_file("evaluate_full", "dataset", "model", "cls"),
+    benchmark:
+        benchmark_file("evaluate_full", "dataset", "model", "cls")
+    conda:
+        GPU_ENV
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         gpu=gpu_request(),
-    conda:
-        GPU_ENV
+    params:
+        settings=lambda w: pl.provenance(config, w.dataset, w.model),
     script:
         "../../scripts/evaluate_full.py"

@@ -4,35 +4,44 @@
 
 rule score_chunk:
     input:
-        split=lambda w: split_path(w.dataset, w.cls),
+        split=split_path(),
         data=detector_images,
         features=detector_features,
     output:
-        f"{R}/scores/{{dataset}}/{{model}}/{{cls}}/chunk{{chunk}}.npz",
-    params:
-        model_config=lambda w: config["models"][w.model],
-        chunk_size=config["scores"]["chunk_size"],
+        chunk_file(),
+    log:
+        log_file("score_chunk", "dataset", "model", "cls", "chunk"),
+    benchmark:
+        benchmark_file("score_chunk", "dataset", "model", "cls", "chunk")
+    conda:
+        GPU_ENV
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         gpu=gpu_request(),
-    conda:
-        GPU_ENV
+    params:
+        settings=lambda w: {
+            **pl.provenance(config, w.dataset, w.model),
+            "scores": config["scores"],
+        },
     script:
         "../../scripts/score_chunk.py"
 
 
 rule merge_scores:
     input:
-        split=lambda w: split_path(w.dataset, w.cls),
-        chunks=lambda w: [
-            f"{R}/scores/{w.dataset}/{w.model}/{w.cls}/chunk{c}.npz"
-            for c in range(pl.n_chunks(config, w.dataset))
-        ],
+        split=split_path(),
+        chunks=chunk_files,
     output:
-        f"{R}/scores/{{dataset}}/{{model}}/{{cls}}/matrix.npz",
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        scores_file(),
+    log:
+        log_file("merge_scores", "dataset", "model", "cls"),
+    benchmark:
+        benchmark_file("merge_scores", "dataset", "model", "cls")
     conda:
         "../../envs/protolib.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        settings=lambda w: pl.provenance(config, w.dataset, w.model),
     script:
         "../../scripts/merge_scores.py"

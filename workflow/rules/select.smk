@@ -7,22 +7,23 @@ for _method in METHODS:
         name:
             f"select_{_method}"
         input:
-            split=lambda w: split_path(w.dataset, w.cls),
-            scores=f"{R}/scores/{{dataset}}/{{model}}/{{cls}}/matrix.npz",
+            split=split_path(),
+            scores=scores_file(),
             features=lambda w: features_path(w.dataset, w.model),
         output:
-            [
-                f"{R}/subsets/{{dataset}}/{{model}}/{{cls}}/{_method}/{pl.subset_name(M, s)}.json"
-                for M in M_VALUES
-                for s in pl.seeds(config, _method)
-            ],
-        params:
-            method=_method,
-            selection_config=config["selection"].get(_method, {}),
-            M=M_VALUES,
-        resources:
-            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            subset_files(_method),
+        log:
+            log_file(f"select_{_method}", "dataset", "model", "cls"),
+        benchmark:
+            benchmark_file(f"select_{_method}", "dataset", "model", "cls")
         conda:
             "../../envs/protolib.yaml"
+        resources:
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        params:
+            method=_method,
+            settings=lambda w, method=_method: pl.selection_provenance(
+                config, w.dataset, w.model, method
+            ),
         script:
             "../../scripts/select.py"

@@ -1,0 +1,47 @@
+"""Route a Snakemake job's output to its rule's ``log:`` file.
+
+Every rule names a log file under ``<results>/logs/``; a script calls :func:`to_rule_log` first
+thing, so that logging, warnings, prints and the output of C extensions (file descriptors 1 and
+2) land there instead of being interleaved on the terminal with other jobs. A job that fails
+still prints its error on the terminal too (and in the log), so Snakemake's own report of the
+failure names the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+
+def to_rule_log(smk: Any) -> None:
+    """Send this job's stdout, stderr, warnings and ``logging`` to ``smk.log[0]`` (appended)."""
+    if not smk.log:
+        return
+    path = Path(smk.log[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("protolib").setLevel(logging.INFO)  # libraries: warnings only
+    logging.captureWarnings(True)
+
+    def report_failure(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        text = "".join(traceback.format_exception(kind, error, tb))
+        sys.stderr.write(text)
+        terminal.write(f"{text}(log: {path})\n")
+        terminal.flush()
+
+    sys.excepthook = report_failure

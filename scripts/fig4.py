@@ -1,5 +1,0 @@
-"""Snakemake entry: Fig. 4, best and worst single samples per class."""
-from protolib import report
-
-smk = snakemake  # noqa: F821
-report.write_fig4(smk.input.data, list(smk.input.scores), dict(smk.params.choice), smk.output[0])

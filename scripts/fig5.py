@@ -1,5 +1,0 @@
-"""Snakemake entry: Fig. 5, best and worst samples by the evolutionary ranking."""
-from protolib import report
-
-smk = snakemake  # noqa: F821
-report.write_fig5(smk.input.data, smk.input.scores, list(smk.input.get("subsets") or []), dict(smk.params.choice), smk.output[0])

@@ -1,5 +1,0 @@
-"""Snakemake entry: one per-class table per (dataset, model) run."""
-from protolib import report
-
-smk = snakemake  # noqa: F821
-report.write_per_class_tables(smk.input[0], [tuple(r) for r in smk.params.runs], smk.output[0])

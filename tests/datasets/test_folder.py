@@ -1,0 +1,87 @@
+"""The user's own folder of images (fixed and pool layouts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protolib.data import load_dataset
+from protolib.data.images import DatasetFilesError
+from tests.datasets.builders import (
+    _png,
+    assert_clear,
+    assert_deterministic,
+    assert_disjoint,
+    split_of,
+)
+
+
+def test_folder_fixed_layout_val_carved_from_test(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    for i in range(8):
+        _png(tmp_path / "train" / f"n{i}.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
+    for i in range(4):
+        _png(tmp_path / "test" / "normal" / f"n{i}.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
+        _png(tmp_path / "test" / "anomalous" / f"a{i}.png", rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    cfg = {"loader": "folder", "root": str(tmp_path), "candidates": 5}
+    data = load_dataset(cfg)
+    assert data.images.shape == (16, 20, 24, 3)  # native size; one colour file: all stored RGB
+    assert load_dataset({**cfg, "color": "grey"}).images.shape == (16, 20, 24)
+    split = split_of(data, "normal", cfg)
+    assert len(split.train) == 8 and len(split.candidates) == 5
+    assert np.bincount(split.val_labels).tolist() == [2, 2] and np.bincount(split.test_labels).tolist() == [2, 2]
+    assert_disjoint(split)
+    assert_deterministic(data, 0, cfg)
+    # both parts given: used as they are
+    for i in range(2):
+        _png(tmp_path / "val" / "normal" / f"v{i}.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
+        _png(tmp_path / "val" / "anomalous" / f"w{i}.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
+    data = load_dataset(cfg)
+    split = split_of(data, 0, cfg)
+    assert sorted(data.meta["path"][split.val_ids].tolist()) == ["val/anomalous/w0.png", "val/anomalous/w1.png",
+                                                                 "val/normal/v0.png", "val/normal/v1.png"]
+    assert len(split.test_ids) == 8
+
+
+def test_folder_pool_layout_formats_and_errors(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(9)
+    (tmp_path / "normal").mkdir()
+    for i in range(12):  # PNG, JPEG and TIFF files of different sizes
+        ext = (".png", ".jpg", ".tif")[i % 3]
+        Image.fromarray(rng.integers(0, 256, (30 + i, 40), dtype=np.uint8)).save(tmp_path / "normal" / f"{i}{ext}")
+    cfg = {"loader": "folder", "root": str(tmp_path), "split": {"train": 0.5}}
+    with pytest.raises(DatasetFilesError) as e:  # sizes differ and no image_size
+        load_dataset(cfg)
+    assert_clear(e, "image_size", str(tmp_path / "normal"))
+    cfg["image_size"] = 16
+    data = load_dataset(cfg)
+    assert data.images.shape == (12, 16, 16)
+    with pytest.raises(ValueError) as e:  # no anomalies known: val/test cannot measure AUROC
+        split_of(data, 0, cfg)
+    assert_clear(e, "anomalous", "root/anomalous/")
+    for i in range(4):
+        _png(tmp_path / "anomalous" / f"a{i}.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    data = load_dataset(cfg)
+    split = split_of(data, 0, cfg)
+    assert len(split.train) == 6 and np.bincount(split.val_labels).tolist() == [3, 2]
+    assert np.bincount(split.test_labels).tolist() == [3, 2]
+    assert_disjoint(split)
+    with pytest.raises(ValueError) as e:
+        split_of(data, 0, {**cfg, "split": {"train": 4000}})
+    assert_clear(e, "split.train = 4000", "fraction")
+    bad = tmp_path / "anomalous" / "a2.png"
+    bad.write_bytes(bad.read_bytes()[:70])  # a truncated PNG
+    with pytest.raises(DatasetFilesError) as e:
+        load_dataset(cfg)
+    assert_clear(e, str(bad), "truncated")
+    with pytest.raises(DatasetFilesError) as e:
+        load_dataset({"loader": "folder", "root": str(tmp_path / "normal")})
+    assert_clear(e, "neither a train/ nor a normal/ folder", "root/test/{normal,anomalous}/")
+    with pytest.raises(DatasetFilesError) as e:
+        load_dataset({"loader": "folder", "root": None})
+    assert_clear(e, "no root given")
