@@ -6,7 +6,9 @@ from sklearn.metrics import roc_auc_score
 
 from protolib.selection import SELECTORS, SelectionContext, make_selector
 from protolib.selection.evolutionary import (
+    FITNESS,
     AurocFitness,
+    BalancedFitness,
     PaperFitness,
     crossover,
     evolve,
@@ -82,6 +84,15 @@ def test_paper_fitness_equals_eq3(context):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+def test_balanced_fitness_equals_class_weighted_eq3(context):
+    population = random_population(20, K, 5, np.random.default_rng(0))
+    labels = context.val_labels
+    w = np.where(labels > 0, 1.0 / (labels > 0).sum(), -1.0 / (labels == 0).sum())
+    expected = [(w[None, :] * context.score_matrix[s]).max(axis=0).sum() for s in population]
+    got = BalancedFitness(context.score_matrix, labels)(population)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
 def test_auroc_fitness_equals_auroc_of_min_aggregated_scores(context):
     population = random_population(20, K, 5, np.random.default_rng(0))
     expected = [roc_auc_score(context.val_labels, context.score_matrix[s].min(axis=0)) for s in population]
@@ -99,9 +110,9 @@ def test_crossover_and_mutation_give_valid_subsets():
         assert len(set(child) - set(parent)) == 1  # exactly one member replaced by a non-member
 
 
-@pytest.mark.parametrize("fitness", ["paper", "auroc"])
+@pytest.mark.parametrize("fitness", ["paper", "balanced", "auroc"])
 def test_evolution_never_falls_below_its_first_generation(context, fitness):
-    fit = {"paper": PaperFitness, "auroc": AurocFitness}[fitness](context.score_matrix, context.val_labels)
+    fit = FITNESS[fitness](context.score_matrix, context.val_labels)
     best, value, history = evolve(fit, K, 5, population=50, generations=30, rng=np.random.default_rng(3))
     assert np.all(np.diff(history) >= 0)
     assert value == history[-1] >= history[0]
