@@ -51,12 +51,12 @@ def test_selector_contract(context, method, M):
     a = selector.select(context, M, np.random.default_rng(7))
     b = selector.select(context, M, np.random.default_rng(7))
     assert len(a.ids) == M and len(set(a.ids)) == M
-    pool = context.train_ids if method in ("gmm", "manual") else context.candidates
+    pool = context.train_ids if method in ("gmm", "typical", "manual") else context.candidates
     assert set(a.ids) <= set(pool.tolist())
     assert a.ids == b.ids, "same seed, same subset"
 
 
-@pytest.mark.parametrize("method", ["greedy", "evolutionary", "gmm", "random", "manual"])
+@pytest.mark.parametrize("method", ["greedy", "evolutionary", "gmm", "typical", "random", "manual"])
 def test_m_larger_than_pool_is_a_clear_error(context, method):
     with pytest.raises(ValueError, match="M = 500"):
         make_selector(method, SETTINGS).select(context, 500, np.random.default_rng(0))
@@ -136,3 +136,24 @@ def test_manual_rejects_ids_outside_the_training_set(context):
     context.manual_ids = [1, 2, 3, 4, 5]
     with pytest.raises(ValueError, match="not training images"):
         make_selector("manual").select(context, 5, np.random.default_rng(0))
+
+
+def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(context):
+    """Two tight clusters (sizes 30 and 10) and two far outliers: with M = 2 the prototypes are
+    one image of each cluster, never an outlier."""
+    from protolib.selection.typicality import cover
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * 6, [10.0] * 6])
+    z = np.concatenate([centres[0] + rng.normal(size=(30, 6)) * 0.1, centres[1] + rng.normal(size=(10, 6)) * 0.1,
+                        np.full((2, 6), 100.0) + rng.normal(size=(2, 6))])
+    ids = np.arange(500, 500 + len(z))
+    ctx = SelectionContext(candidates=ids, pool_ids=ids, pool_features=z)  # no scores, no labels
+    sel = make_selector("typical", {"typical": {"tail": 0.05}}).select(ctx, 2, np.random.default_rng(0))
+    assert 500 <= sel.ids[0] < 530 and 530 <= sel.ids[1] < 540 and sel.info["excluded"] == 2
+    # facility location against its definition: each step the smallest summed distance to the nearest pick
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    chosen = cover(d, 3)
+    brute = [min(range(len(z)), key=lambda j: np.minimum(d[chosen[:i] + [j]].min(0), np.inf).sum())
+             for i in range(3)]
+    assert chosen == brute
