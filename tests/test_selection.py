@@ -84,6 +84,20 @@ def test_paper_fitness_equals_eq3(context):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("fitness", ["paper", "balanced"])
+def test_eq3_from_values_and_from_ranks_are_the_same_integers(context, fitness):
+    from protolib.selection.kernels import subset_max_sum, subset_max_sum_values
+
+    fit = FITNESS[fitness](context.score_matrix, context.val_labels)
+    for M in (1, 3, 12):
+        population = random_population(50, K, M, np.random.default_rng(M))
+        slots = np.arange(50, dtype=np.int64)
+        by_ranks, by_values = np.empty(50, np.int64), np.empty(50, np.int64)
+        subset_max_sum(fit.table.ranks, fit.qtable, population, slots, by_ranks)
+        subset_max_sum_values(fit.qvalues(), population, slots, by_values)
+        np.testing.assert_array_equal(by_values, by_ranks)
+
+
 def test_balanced_fitness_equals_class_weighted_eq3(context):
     population = random_population(20, K, 5, np.random.default_rng(0))
     labels = context.val_labels

@@ -32,6 +32,7 @@ from protolib.selection.kernels import (
     make_children,
     mutate_rows,
     subset_max_sum,
+    subset_max_sum_values,
     subset_min_values,
 )
 
@@ -69,6 +70,19 @@ class PaperFitness:
         largest = float(np.abs(values).max()) * values.shape[1]
         self.exponent = 60 - int(np.ceil(np.log2(largest))) if largest > 0 else 0
         self.qtable = np.round(np.ldexp(self.table.table, self.exponent)).astype(np.int64)
+        self._qvalues: np.ndarray | None = None
+
+    #: up to this subset size the fixed-point values are read row by row (``subset_max_sum_values``),
+    #: above it the uint16 ranks and the table (``subset_max_sum``); both give the same integers
+    VALUES_UP_TO_M = 10
+
+    def qvalues(self) -> np.ndarray:
+        """(K, V) fixed-point values: ``qtable`` looked up at every rank (built on first use)."""
+        if self._qvalues is None:
+            K, V = self.table.K, self.table.V
+            self._qvalues = np.ascontiguousarray(
+                np.take_along_axis(self.qtable.reshape(V, K).T, self.table.ranks.astype(np.intp), axis=0))
+        return self._qvalues
 
     @staticmethod
     def column_weights(val_labels: np.ndarray) -> np.ndarray:
@@ -96,8 +110,12 @@ class PaperTracker:
     def update(self, population: np.ndarray, slots: np.ndarray) -> None:
         """Evaluate the subsets in ``slots`` into ``keys``."""
         f = self.fitness
-        subset_max_sum(f.table.ranks, f.qtable, np.ascontiguousarray(population, dtype=np.int64),
-                       np.asarray(slots, dtype=np.int64), self.keys)
+        population = np.ascontiguousarray(population, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        if population.shape[1] <= f.VALUES_UP_TO_M:
+            subset_max_sum_values(f.qvalues(), population, slots, self.keys)
+        else:
+            subset_max_sum(f.table.ranks, f.qtable, population, slots, self.keys)
 
     def value(self, slot: int) -> float:
         return float(self.fitness.to_value(self.keys[slot]))
