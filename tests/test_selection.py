@@ -163,7 +163,8 @@ def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(conte
                         np.full((2, 6), 100.0) + rng.normal(size=(2, 6))])
     ids = np.arange(500, 500 + len(z))
     ctx = SelectionContext(candidates=ids, pool_ids=ids, pool_features=z)  # no scores, no labels
-    sel = make_selector("typical", {"typical": {"tail": 0.05}}).select(ctx, 2, np.random.default_rng(0))
+    sel = make_selector("typical", {"typical": {"tail": 0.05, "metric": "sqeuclidean"}}).select(
+        ctx, 2, np.random.default_rng(0))
     assert 500 <= sel.ids[0] < 530 and 530 <= sel.ids[1] < 540 and sel.info["excluded"] == 2
     # facility location against its definition: each step the smallest summed distance to the nearest pick
     d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)

@@ -48,29 +48,6 @@ def in_metric(features: np.ndarray, metric: str) -> np.ndarray:
     raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
 
 
-def knn_typicality(
-    features: np.ndarray, k: int, device: str = "cpu", chunk: int = 1024, progress: bool | None = False
-) -> np.ndarray:
-    """Mean squared L2 distance of each row to its k nearest other rows (k capped at N - 1)."""
-    from tqdm.auto import tqdm
-
-    from protolib.models.neighbours import squared_distances
-
-    n = len(features)
-    k = min(k, n - 1)
-    chunk = max(1, min(chunk, 2**25 // max(n, 1)))  # at most 256 MB of distances at a time
-    if k < 1:
-        return np.zeros(n, dtype=np.float64)
-    out = np.empty(n, dtype=np.float64)
-    disable = None if progress is None else not progress
-    for start in tqdm(range(0, n, chunk), desc="nearest neighbours", disable=disable, leave=False):
-        d = squared_distances(features[start : start + chunk], features, device=device)
-        rows = np.arange(len(d))
-        d[rows, start + rows] = np.inf  # not itself (an identical copy still counts)
-        out[start : start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
-    return out
-
-
 def cover(distances: np.ndarray, M: int) -> list[int]:
     """Greedy facility location over a (n, n) squared-distance matrix: M row indices, each
     the one that most lowers sum_i min_{j in S} d(j, i) (ties: the smallest index)."""
@@ -117,22 +94,38 @@ class Typicality:
 
 
 def typicality(features: np.ndarray, M: int, neighbours: int = DEFAULTS["neighbours"],
-               exclude: int = 0, device: str = "cpu", progress: bool | None = False) -> Typicality:
-    """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical."""
+               exclude: int = 0, device: str = "cpu", progress: bool | None = False,
+               distances: np.ndarray | None = None) -> Typicality:
+    """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
+
+    ``distances``: the rows' (n, n) squared distances, when the caller has them (one matrix
+    serves every M); else computed here (n^2 float64: 128 MB for 4000 images)."""
     from protolib.models.neighbours import squared_distances
 
     n = len(features)
     if M > n - exclude:
         raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
-    knn = knn_typicality(features, neighbours, device=device, progress=progress)
+    d = squared_distances(features, features, device=device) if distances is None else distances
+    knn = knn_from_distances(d, neighbours)
     typical = np.ones(n, dtype=bool)
     typical[np.argsort(-knn, kind="stable")[:exclude]] = False
     rows = np.flatnonzero(typical)
-    core = [int(rows[j]) for j in cover(squared_distances(features[rows], features[rows], device=device), M)]
-    to_core = squared_distances(features, features[core], device=device)
+    core = [int(rows[j]) for j in cover(d[np.ix_(rows, rows)], M)]
+    to_core = d[:, core]
     core_dist, nearest = to_core.min(axis=1), np.asarray(core)[to_core.argmin(axis=1)]
     core_dist[core], nearest[core] = 0.0, core
     return Typicality(knn=knn, core=core, typical=typical, core_dist=core_dist, nearest_core=nearest)
+
+
+def knn_from_distances(distances: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each row's k smallest entries off the diagonal (k capped at n - 1)."""
+    n = len(distances)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros(n, dtype=np.float64)
+    d = distances.copy()
+    np.fill_diagonal(d, np.inf)  # not itself (an identical copy still counts)
+    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
 class TypicalSelector(Selector):
@@ -146,6 +139,7 @@ class TypicalSelector(Selector):
         self.tail = tail
         self.metric = metric
         self.pool = pool
+        self._distances: tuple[Any, np.ndarray] | None = None  # the last pool's, reused for every M
 
     def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
         if context.pool_features is None or context.pool_ids is None:
@@ -157,7 +151,7 @@ class TypicalSelector(Selector):
             ids, z = ids[keep], z[keep]
         self._check_size(context, M, pool=len(ids))
         exclude = min(int(self.tail * len(ids)), len(ids) - M)
-        found = typicality(z, M, neighbours=self.neighbours, exclude=exclude)
+        found = typicality(z, M, neighbours=self.neighbours, exclude=exclude, distances=self._pool_distances(z))
         return Selection(
             ids=[int(ids[j]) for j in found.core],
             fitness=float(found.core_dist[found.typical].sum()),
@@ -165,6 +159,15 @@ class TypicalSelector(Selector):
                   "neighbours": self.neighbours, "tail": self.tail, "metric": self.metric, "excluded": exclude,
                   "pool": self.pool},
         )
+
+
+    def _pool_distances(self, z: np.ndarray) -> np.ndarray:
+        from protolib.models.neighbours import squared_distances
+
+        key = (z.shape, hash(z.tobytes()))
+        if self._distances is None or self._distances[0] != key:
+            self._distances = (key, squared_distances(z, z))
+        return self._distances[1]
 
 
 @SELECTORS.register("typical")
