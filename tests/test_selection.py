@@ -172,3 +172,31 @@ def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(conte
     brute = [min(range(len(z)), key=lambda j: np.minimum(d[chosen[:i] + [j]].min(0), np.inf).sum())
              for i in range(3)]
     assert chosen == brute
+
+
+def test_config_runs_typical_and_balanced_fitness_and_names_a_bad_key(tmp_path):
+    from protolib.config import ConfigError, validate
+    from tests.helpers import small_config
+
+    config = small_config(tmp_path)
+    config["selection"]["methods"].append("typical")
+    config["selection"]["typical"] = {"neighbours": 3, "metric": "sqeuclidean"}
+    config["selection"]["evolutionary"]["fitness"] = "balanced"
+    validate(config)
+    assert make_selector("typical", config["selection"]).metric == "sqeuclidean"
+    config["selection"]["typical"]["metric"] = "manhattan"
+    with pytest.raises(ConfigError, match="selection.typical.metric"):
+        validate(config)
+
+
+def test_ablation_table_means_classes_then_seeds():
+    import pandas as pd
+
+    from protolib.ablation import ablation_table
+
+    rows = [{"val": "literal", "method": "random", "M": 1, "seed": s, "class": c, "test_auroc": v}
+            for s, c, v in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    rows.append({"val": "literal", "method": "greedy", "M": 1, "seed": 0, "class": 0, "test_auroc": 0.9})
+    table = ablation_table(pd.DataFrame(rows))
+    assert table.loc["literal val: random", "M = 1"] == "70.00 ± 10.00"
+    assert table.loc["literal val: greedy", "M = 1"] == "90.00"
