@@ -60,7 +60,7 @@ def _knn_score(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def numpy_reference(results: Path, config: dict) -> float:
     """Seconds for greedy + random + 100 % of every class, plain numpy, on the study's files."""
-    (dataset, ds), = config["datasets"].items()
+    dataset = next(iter(config["datasets"]))
     k = next(iter(config["models"].values())).get("k", 2)
     Ms, repeats = config["selection"]["M"], config["selection"].get("random", {}).get("repeats", 10)
     start = time.perf_counter()
