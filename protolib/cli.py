@@ -24,7 +24,7 @@ def _validate_config(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- rank
 RANK_EPILOG = """\
 outputs (in --out): ranking.csv (every image, most prototypical first: rank, kNN and core-set
-distances), coreset.csv/.json (the GMM core-set of M prototypical images), atypical.csv (the
+distances), coreset.csv/.json (M prototypes covering the typical images: the typical selector), atypical.csv (the
 --n-atypical most atypical: long-tail or corrupted images), contact_sheet.png, summary.json; with
 --val-normal/--val-anomalous also subsets/{greedy,evolutionary}.csv/.json and val_auroc.csv.
 Features: --backbone pixels (the default without --weights: raw pixels, no network needed) or a
@@ -105,7 +105,7 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         "rank",
         help="rank the images of a folder from prototypical to long-tail (no labels, no Snakemake)",
         description="Rank every image of IMAGES_DIR (PNG/JPEG/TIFF/BMP files, subfolders included) by\n"
-        "label-free typicality, pick a GMM core-set of M prototypical images and list the most\n"
+        "label-free typicality, pick M prototypes covering the typical images and list the most\n"
         "atypical (long-tail or corrupted) ones. With labelled val folders also the paper's greedy\n"
         "and evolutionary subsets and their val AUROC. No labels, no Snakemake.",
         epilog=RANK_EPILOG,
@@ -129,11 +129,10 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
     rank.add_argument("--neighbours", "-k", type=_positive, default=5,
                       help="k of the kNN typicality score (default 5)")
     rank.add_argument("--coreset-exclude", type=_non_negative, default=None,
-                      help="leave this many images of largest kNN distance out of the GMM fit "
-                      "(default: --n-atypical, at most a tenth of the images; 0 = every image, "
-                      "the paper's Eq. 5 as is)")
+                      help="leave this many images of largest kNN distance out of the core-set's cover "
+                      "(default: --n-atypical, at most a tenth of the images; 0 = every image)")
     rank.add_argument("--pca", type=_non_negative, default=None,
-                      help="fit the GMM on this many principal components (default: the features as they are)")
+                      help="typicality and core-set on this many principal components (default: the features as they are)")
     rank.add_argument("--val-normal", default=None, metavar="DIR", help="labelled normal val images")
     rank.add_argument("--val-anomalous", default=None, metavar="DIR", help="labelled anomalous val images")
     rank.add_argument("--population", type=_positive, default=1000, help="evolutionary population (default 1000)")
@@ -144,7 +143,8 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
                       help="extra model setting (YAML value), e.g. --set k=2; repeatable")
     rank.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     rank.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default 64)")
-    rank.add_argument("--seed", type=_non_negative, default=0, help="seed of the GMM and the selections (default 0)")
+    rank.add_argument("--seed", type=_non_negative, default=0,
+                      help="seed of the PCA, the candidates and the selections (default 0)")
     rank.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                       help="unreadable image: skip it and report its name (default), or stop")
     rank.add_argument("--no-contact-sheet", action="store_true", help="do not draw contact_sheet.png")

@@ -8,12 +8,13 @@ one call; it is the Mann-Whitney statistic with average ranks for ties, equal to
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import roc_auc_score
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """AUROC with anomalies (label 1) as the positive class; scores must be finite."""
+    # imported here, not at the top: jobs that never compute an AUROC skip ~1 s of start-up
+    from sklearn.metrics import roc_auc_score
+
     scores = np.asarray(scores, dtype=np.float64)
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
@@ -22,6 +23,8 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def rowwise_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AUROC of each row of ``scores`` (n, V) against binary ``labels`` (V,)."""
+    from scipy.stats import rankdata
+
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     n_pos = int(labels.sum())

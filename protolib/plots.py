@@ -21,14 +21,15 @@ PALETTE = {
     "greedy": "#E69F00",
     "evolutionary": "#009E73",
     "gmm": "#CC79A7",
+    "typical": "#332288",
     "manual": "#D55E00",
 }
-MARKERS = {"greedy": "o", "evolutionary": "s", "gmm": "^", "manual": "D"}
+MARKERS = {"greedy": "o", "evolutionary": "s", "gmm": "^", "typical": "v", "manual": "D"}
 FULL_COLOUR = "#000000"
 SOURCE_FULL_COLOUR = "#56B4E9"  # Okabe-Ito sky blue
 NORMAL_COLOUR = "#0072B2"
 ANOMALY_COLOUR = "#D55E00"
-SELECTED_METHODS = ("greedy", "evolutionary", "gmm", "manual")
+SELECTED_METHODS = ("greedy", "evolutionary", "gmm", "typical", "manual")
 
 
 def _style() -> None:

@@ -5,20 +5,19 @@ two label-free typicality measures:
 
 * ``knn_sqdist``: the mean squared L2 distance to its k nearest other images in feature space
   (k = ``neighbours``, the image itself excluded; duplicates count as neighbours);
-* ``core_sqdist``: the squared distance to the nearest member of the GMM core-set (paper
-  Eq. 5: a Gaussian mixture with M components, and for each component mean the nearest image),
-  0 for the core-set members themselves.
+* ``core_sqdist``: the squared distance to the nearest member of the core-set (M prototypes
+  covering the typical images, see below), 0 for the core-set members themselves.
 
 ``rank`` orders the images by the mean of the two ranks (ties: smaller kNN distance, then file
 name); rank 1 is the most prototypical image, the last ranks are the long-tail candidates: rare
 but valid images, or noisy, corrupted and mislabelled files (paper Sec. 5.2). The
 ``n_atypical`` last ones are listed separately.
 
-The GMM core-set is fitted without the ``coreset_exclude`` images of largest kNN distance
-(default: the ``n_atypical`` most atypical, at most a tenth of the images). Fitted on every
-image (``coreset_exclude=0``, the paper's Eq. 5 as is), a mixture spends components on
-isolated outliers such as pure-noise images, and their nearest image - the outlier itself -
-enters the core-set.
+The core-set is the ``typical`` selector's (``protolib.selection.typicality``, the one
+implementation of this ranking): M prototypes covering all images but the ``coreset_exclude``
+of largest kNN distance (default: the ``n_atypical`` most atypical, at most a tenth of the
+images), so that no prototype is spent on an isolated outlier such as a pure-noise image.
+With ``pca`` typicality and prototypes are computed on that many principal components.
 
 Features: for a detector on frozen features (``knn``) its own embedding; for the others
 (``panda``, ``patchcore``, ``fae``) the global-average-pooled features of the model's backbone
@@ -87,8 +86,8 @@ class RankResult:
         out = self.outputs
         rows = [
             ("every image, most prototypical first", f"{out['ranking']}"),
-            (f"GMM core-set, M = {len(self.coreset)}"
-             + (f" (val AUROC {self.val_auroc['gmm']:.4f})" if "gmm" in self.val_auroc else ""),
+            (f"core-set (typical), M = {len(self.coreset)}"
+             + (f" (val AUROC {self.val_auroc['typical']:.4f})" if "typical" in self.val_auroc else ""),
              f"{out['coreset_csv']} (+ .json)"),
             (f"most atypical (long tail, corrupted), {len(self.atypical)}", f"{out['atypical']}"),
         ]
@@ -174,45 +173,6 @@ def embedder(detector: Any, model_cfg: dict[str, Any], device: str) -> Callable[
         raise RankError(str(err.args[0]) if err.args else str(err)) from err
     except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise RankError(f"cannot build backbone {model_cfg.get('backbone')!r}: {err}") from err
-
-
-# ----------------------------------------------------------------------------- typicality
-def knn_typicality(
-    features: np.ndarray, k: int, device: str = "cpu", chunk: int = 1024, progress: bool | None = False
-) -> np.ndarray:
-    """Mean squared L2 distance of each row to its k nearest other rows (k capped at N - 1)."""
-    from protolib.models.neighbours import squared_distances
-
-    n = len(features)
-    k = min(k, n - 1)
-    chunk = max(1, min(chunk, 2**25 // max(n, 1)))  # at most 256 MB of distances at a time
-    if k < 1:
-        return np.zeros(n, dtype=np.float64)
-    out = np.empty(n, dtype=np.float64)
-    for start in tqdm(range(0, n, chunk), desc="nearest neighbours", disable=_disabled(progress), leave=False):
-        d = squared_distances(features[start : start + chunk], features, device=device)
-        rows = np.arange(len(d))
-        d[rows, start + rows] = np.inf  # not itself (an identical copy still counts)
-        out[start : start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
-    return out
-
-
-def gmm_coreset(
-    features: np.ndarray, M: int, exclude: np.ndarray, rng: np.random.Generator, settings: dict[str, Any]
-) -> tuple[list[int], Any]:
-    """Paper Eq. 5 through the ``gmm`` selector, over every image but ``exclude`` (indices)."""
-    from protolib.selection import SelectionContext, make_selector
-
-    pool = np.setdiff1d(np.arange(len(features)), exclude)
-    context = SelectionContext(candidates=pool, pool_ids=pool, pool_features=features[pool])
-    selection = make_selector("gmm", {"gmm": settings}).select(context, M, rng)
-    return selection.ids, selection
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(values, method="average")
 
 
 # ----------------------------------------------------------------------------- main entry
@@ -320,36 +280,28 @@ def rank_folder(
     log(f"embedding {n} images ({train.mode}, {size}x{size}) with {model_cfg['backbone']} on {device}")
     features = np.asarray(embed(train.images))
     _check_finite(features, "image features")
-    knn = knn_typicality(features, neighbours, device=device, progress=progress)
     exclude_n = min(n_atypical, n // 10) if coreset_exclude is None else coreset_exclude
     exclude_n = min(exclude_n, n - M)
-    exclude = np.argsort(-knn, kind="stable")[:exclude_n]
-    gmm_settings = {"covariance_type": "diag", "pca_components": pca or None, "pool": "train"}
-    log(f"fitting a {M}-component GMM to {n - exclude_n} images")
-    core_ids, core_selection = gmm_coreset(features, M, exclude, np.random.default_rng([seed, 0]), gmm_settings)
-    from protolib.models.neighbours import squared_distances
+    log(f"choosing {M} prototypes covering the {n - exclude_n} most typical images")
+    from protolib.selection.typicality import typicality
 
-    to_core = squared_distances(features, features[core_ids], device=device)
-    core_dist = to_core.min(axis=1)
-    core_dist[core_ids] = 0.0
-    nearest_core = np.asarray(core_ids)[to_core.argmin(axis=1)]
-    nearest_core[core_ids] = core_ids
-    knn_rank, core_rank = _ranks(knn), _ranks(core_dist)
-    order = np.lexsort((np.array(train.names), knn, (knn_rank + core_rank) / 2.0))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1)
+    space = features if not pca else _pca(features, pca, seed)
+    found = typicality(space, M, neighbours=neighbours, exclude=exclude_n, device=device, progress=progress)
+    knn, core_ids, core_dist, nearest_core = found.knn, found.core, found.core_dist, found.nearest_core
+    rank = found.rank(train.names)
+    order = np.argsort(rank)
     names = train.names
     atypical_ids = [int(i) for i in order[::-1][:n_atypical]]
     table = pd.DataFrame({
         "rank": rank,
         "file": names,
         "knn_sqdist": knn,
-        "knn_rank": knn_rank,
+        "knn_rank": found.knn_rank(),
         "core_sqdist": core_dist,
-        "core_rank": core_rank,
+        "core_rank": found.core_rank(),
         "nearest_core": [names[j] for j in nearest_core],
         "coreset": np.isin(np.arange(n), core_ids),
-        "coreset_fit": ~np.isin(np.arange(n), exclude),
+        "coreset_fit": found.typical,
         "atypical": np.isin(np.arange(n), atypical_ids),
     })
 
@@ -362,7 +314,8 @@ def rank_folder(
         "coreset_exclude": int(exclude_n), "pca": pca or None, "seed": seed, "on_error": on_error,
         "model_config": model_cfg, "n_images": n,
     }
-    coreset_info = {"fitness": core_selection.fitness, **core_selection.info}
+    coreset_info = {"fitness": "summed squared distance of the typical images to their nearest prototype",
+                    "value": float(core_dist[found.typical].sum())}
 
     # ---- validation: single-sample scores, greedy, evolutionary, val AUROC of each subset
     subsets: dict[str, list[int]] = {}
@@ -402,7 +355,7 @@ def rank_folder(
             subsets[method] = [int(j) for j in result.ids]
             subset_info[method] = {"fitness": result.fitness, **result.info}
             table[method] = np.isin(np.arange(n), subsets[method])
-        evaluate = {**subsets, "gmm": list(core_ids), "all": list(range(n))}
+        evaluate = {**subsets, "typical": list(core_ids), "all": list(range(n))}
         bar = tqdm(evaluate.items(), desc="val AUROC per subset", disable=_disabled(progress), leave=False)
         for method, ids in bar:
             fitted = copy.copy(detector) if val_features is not None else copy.deepcopy(detector)
@@ -428,8 +381,8 @@ def rank_folder(
     outputs["coreset_json"] = out_dir / "coreset.json"
     io.write_text(outputs["coreset_csv"], core_frame.to_csv(index=False))
     io.write_json(outputs["coreset_json"], {
-        "method": "gmm", "M": M, "files": [names[i] for i in core_ids],
-        "val_auroc": val_auroc.get("gmm"), "info": coreset_info, "settings": settings,
+        "method": "typical", "M": M, "files": [names[i] for i in core_ids],
+        "val_auroc": val_auroc.get("typical"), "info": coreset_info, "settings": settings,
     })
     atyp_frame = by_id.loc[[names[i] for i in atypical_ids]].reset_index()
     outputs["atypical"] = out_dir / "atypical.csv"
@@ -445,7 +398,7 @@ def rank_folder(
         })
     if val_auroc:
         outputs["val_auroc"] = out_dir / "val_auroc.csv"
-        sizes = {**{m: len(v) for m, v in subsets.items()}, "gmm": len(core_ids), "all": n}
+        sizes = {**{m: len(v) for m, v in subsets.items()}, "typical": len(core_ids), "all": n}
         frame = pd.DataFrame([{"method": m, "images": sizes[m], "val_auroc": v} for m, v in val_auroc.items()])
         io.write_text(outputs["val_auroc"], frame.to_csv(index=False))
     if contact_sheet:
@@ -476,6 +429,12 @@ def rank_folder(
         "subsets": result.subsets, "val_auroc": val_auroc,
     })
     return result
+
+
+def _pca(features: np.ndarray, components: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=min(components, *features.shape), random_state=seed).fit_transform(features)
 
 
 def _device(device: str) -> str:
@@ -559,8 +518,8 @@ def _contact_sheet(
         return f", val AUROC {val_auroc[method]:.3f}" if method in val_auroc else ""
 
     sections = [Section(
-        title=f"Prototypical: GMM core-set, M = {len(core_ids)}{auroc_note('gmm')}",
-        colour=section_colour("gmm"), images=data.images[core_ids], names=[names[i] for i in core_ids],
+        title=f"Prototypical: core-set (typical), M = {len(core_ids)}{auroc_note('typical')}",
+        colour=section_colour("typical"), images=data.images[core_ids], names=[names[i] for i in core_ids],
         captions=[caption(i) for i in core_ids],
     )]
     for method, ids in subsets.items():

@@ -27,7 +27,7 @@ from protolib import io
 
 FULL_LABEL = "100 %"
 SOURCE_FULL_LABEL = "100 % (source data)"
-METHOD_ORDER = ["greedy", "evolutionary", "gmm", "random", "manual"]
+METHOD_ORDER = ["greedy", "evolutionary", "gmm", "typical", "random", "manual"]
 AVERAGE = "average"
 LEGEND = ("Bold: best per column; underlined: second best; *: above the column's 100 % row; "
           "random: mean ± std over seeds.")

@@ -171,7 +171,7 @@ def test_val_path_writes_greedy_and_evolutionary_subsets(ranked_with_val):
         assert pd.read_csv(out / "subsets" / f"{method}.csv").file.tolist() == subset["files"]
         assert table[method].sum() == 5
     aurocs = pd.read_csv(out / "val_auroc.csv").set_index("method").val_auroc
-    assert set(aurocs.index) == {"greedy", "evolutionary", "gmm", "all"}
+    assert set(aurocs.index) == {"greedy", "evolutionary", "typical", "all"}
     assert ((aurocs >= 0) & (aurocs <= 1)).all()
     # greedy = the M images of best single-sample val AUROC
     chosen = table.greedy.to_numpy()

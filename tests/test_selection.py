@@ -6,7 +6,9 @@ from sklearn.metrics import roc_auc_score
 
 from protolib.selection import SELECTORS, SelectionContext, make_selector
 from protolib.selection.evolutionary import (
+    FITNESS,
     AurocFitness,
+    BalancedFitness,
     PaperFitness,
     crossover,
     evolve,
@@ -49,7 +51,7 @@ def test_selector_contract(context, method, M):
     a = selector.select(context, M, np.random.default_rng(7))
     b = selector.select(context, M, np.random.default_rng(7))
     assert len(a.ids) == M and len(set(a.ids)) == M
-    pool = context.train_ids if method in ("gmm", "manual") else context.candidates
+    pool = context.train_ids if method in ("gmm", "typical", "manual") else context.candidates
     assert set(a.ids) <= set(pool.tolist())
     assert a.ids == b.ids, "same seed, same subset"
 
@@ -82,6 +84,29 @@ def test_paper_fitness_equals_eq3(context):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("fitness", ["paper", "balanced"])
+def test_eq3_from_values_and_from_ranks_are_the_same_integers(context, fitness):
+    from protolib.selection.kernels import subset_max_sum, subset_max_sum_values
+
+    fit = FITNESS[fitness](context.score_matrix, context.val_labels)
+    for M in (1, 3, 12):
+        population = random_population(50, K, M, np.random.default_rng(M))
+        slots = np.arange(50, dtype=np.int64)
+        by_ranks, by_values = np.empty(50, np.int64), np.empty(50, np.int64)
+        subset_max_sum(fit.table.ranks, fit.qtable, population, slots, by_ranks)
+        subset_max_sum_values(fit.qvalues(), population, slots, by_values)
+        np.testing.assert_array_equal(by_values, by_ranks)
+
+
+def test_balanced_fitness_equals_class_weighted_eq3(context):
+    population = random_population(20, K, 5, np.random.default_rng(0))
+    labels = context.val_labels
+    w = np.where(labels > 0, 1.0 / (labels > 0).sum(), -1.0 / (labels == 0).sum())
+    expected = [(w[None, :] * context.score_matrix[s]).max(axis=0).sum() for s in population]
+    got = BalancedFitness(context.score_matrix, labels)(population)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
 def test_auroc_fitness_equals_auroc_of_min_aggregated_scores(context):
     population = random_population(20, K, 5, np.random.default_rng(0))
     expected = [roc_auc_score(context.val_labels, context.score_matrix[s].min(axis=0)) for s in population]
@@ -99,9 +124,9 @@ def test_crossover_and_mutation_give_valid_subsets():
         assert len(set(child) - set(parent)) == 1  # exactly one member replaced by a non-member
 
 
-@pytest.mark.parametrize("fitness", ["paper", "auroc"])
+@pytest.mark.parametrize("fitness", ["paper", "balanced", "auroc"])
 def test_evolution_never_falls_below_its_first_generation(context, fitness):
-    fit = {"paper": PaperFitness, "auroc": AurocFitness}[fitness](context.score_matrix, context.val_labels)
+    fit = FITNESS[fitness](context.score_matrix, context.val_labels)
     best, value, history = evolve(fit, K, 5, population=50, generations=30, rng=np.random.default_rng(3))
     assert np.all(np.diff(history) >= 0)
     assert value == history[-1] >= history[0]
@@ -125,3 +150,53 @@ def test_manual_rejects_ids_outside_the_training_set(context):
     context.manual_ids = [1, 2, 3, 4, 5]
     with pytest.raises(ValueError, match="not training images"):
         make_selector("manual").select(context, 5, np.random.default_rng(0))
+
+
+def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(context):
+    """Two tight clusters (sizes 30 and 10) and two far outliers: with M = 2 the prototypes are
+    one image of each cluster, never an outlier."""
+    from protolib.selection.typicality import cover
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * 6, [10.0] * 6])
+    z = np.concatenate([centres[0] + rng.normal(size=(30, 6)) * 0.1, centres[1] + rng.normal(size=(10, 6)) * 0.1,
+                        np.full((2, 6), 100.0) + rng.normal(size=(2, 6))])
+    ids = np.arange(500, 500 + len(z))
+    ctx = SelectionContext(candidates=ids, pool_ids=ids, pool_features=z)  # no scores, no labels
+    sel = make_selector("typical", {"typical": {"tail": 0.05, "metric": "sqeuclidean"}}).select(
+        ctx, 2, np.random.default_rng(0))
+    assert 500 <= sel.ids[0] < 530 and 530 <= sel.ids[1] < 540 and sel.info["excluded"] == 2
+    # facility location against its definition: each step the smallest summed distance to the nearest pick
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    chosen = cover(d, 3)
+    brute = [min(range(len(z)), key=lambda j: np.minimum(d[chosen[:i] + [j]].min(0), np.inf).sum())
+             for i in range(3)]
+    assert chosen == brute
+
+
+def test_config_runs_typical_and_balanced_fitness_and_names_a_bad_key(tmp_path):
+    from protolib.config import ConfigError, validate
+    from tests.helpers import small_config
+
+    config = small_config(tmp_path)
+    config["selection"]["methods"].append("typical")
+    config["selection"]["typical"] = {"neighbours": 3, "metric": "sqeuclidean"}
+    config["selection"]["evolutionary"]["fitness"] = "balanced"
+    validate(config)
+    assert make_selector("typical", config["selection"]).metric == "sqeuclidean"
+    config["selection"]["typical"]["metric"] = "manhattan"
+    with pytest.raises(ConfigError, match="selection.typical.metric"):
+        validate(config)
+
+
+def test_ablation_table_means_classes_then_seeds():
+    import pandas as pd
+
+    from protolib.ablation import ablation_table
+
+    rows = [{"val": "literal", "method": "random", "M": 1, "seed": s, "class": c, "test_auroc": v}
+            for s, c, v in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    rows.append({"val": "literal", "method": "greedy", "M": 1, "seed": 0, "class": 0, "test_auroc": 0.9})
+    table = ablation_table(pd.DataFrame(rows))
+    assert table.loc["literal val: random", "M = 1"] == "70.00 ± 10.00"
+    assert table.loc["literal val: greedy", "M = 1"] == "90.00"

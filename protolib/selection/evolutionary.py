@@ -9,8 +9,13 @@ population; children are built and evaluated by compiled loops (``kernels``).
 Fitness ``paper`` is Eq. 3, f(S) = sum_k max_{j in S} y_k s(j, k) with y = -1 (normal) / +1
 (anomalous). It is evaluated on per-column ranks stored as uint16 (the max over a subset of ranks
 picks the same row as the max over values, at a quarter of the bytes) and summed exactly in fixed
-point. Fitness ``auroc`` is the val AUROC of the scores
-aggregated as the min over the subset (exact for a kNN detector with k = 1).
+point. Fitness ``balanced`` is Eq. 3 with each val image weighted by the inverse size of its class
+(normal or anomalous), f(S) = sum_k max_{j in S} y_k s(j, k) / n_{y_k}: both classes count
+equally however many anomalies the val set has (the paper's protocol has 9 per normal image,
+and the unweighted sum is then dominated by the anomalies). The weights are positive per
+column, so the ranks, and the exact fixed-point path, are those of ``paper``. Fitness ``auroc``
+is the val AUROC of the scores aggregated as the min over the subset (exact for a kNN detector
+with k = 1).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from protolib.selection.kernels import (
     make_children,
     mutate_rows,
     subset_max_sum,
+    subset_max_sum_values,
     subset_min_values,
 )
 
@@ -56,8 +62,7 @@ class PaperFitness:
     """Eq. 3 of the paper, summed exactly in fixed point (see ``kernels``)."""
 
     def __init__(self, score_matrix: np.ndarray, val_labels: np.ndarray) -> None:
-        y = np.where(np.asarray(val_labels) > 0, 1.0, -1.0)
-        values = np.asarray(score_matrix, dtype=np.float64) * y[None, :]
+        values = np.asarray(score_matrix, dtype=np.float64) * self.column_weights(val_labels)[None, :]
         if not np.isfinite(values).all():
             raise ValueError("the single-sample score matrix has NaN or infinite entries")
         self.table = RankTable(values)
@@ -65,6 +70,24 @@ class PaperFitness:
         largest = float(np.abs(values).max()) * values.shape[1]
         self.exponent = 60 - int(np.ceil(np.log2(largest))) if largest > 0 else 0
         self.qtable = np.round(np.ldexp(self.table.table, self.exponent)).astype(np.int64)
+        self._qvalues: np.ndarray | None = None
+
+    #: up to this subset size the fixed-point values are read row by row (``subset_max_sum_values``),
+    #: above it the uint16 ranks and the table (``subset_max_sum``); both give the same integers
+    VALUES_UP_TO_M = 10
+
+    def qvalues(self) -> np.ndarray:
+        """(K, V) fixed-point values: ``qtable`` looked up at every rank (built on first use)."""
+        if self._qvalues is None:
+            K, V = self.table.K, self.table.V
+            self._qvalues = np.ascontiguousarray(
+                np.take_along_axis(self.qtable.reshape(V, K).T, self.table.ranks.astype(np.intp), axis=0))
+        return self._qvalues
+
+    @staticmethod
+    def column_weights(val_labels: np.ndarray) -> np.ndarray:
+        """y_k: -1 for a normal val image, +1 for an anomalous one."""
+        return np.where(np.asarray(val_labels) > 0, 1.0, -1.0)
 
     def to_value(self, fixed: np.ndarray | int) -> np.ndarray | float:
         return np.ldexp(np.asarray(fixed, dtype=np.float64), -self.exponent)
@@ -87,11 +110,28 @@ class PaperTracker:
     def update(self, population: np.ndarray, slots: np.ndarray) -> None:
         """Evaluate the subsets in ``slots`` into ``keys``."""
         f = self.fitness
-        subset_max_sum(f.table.ranks, f.qtable, np.ascontiguousarray(population, dtype=np.int64),
-                       np.asarray(slots, dtype=np.int64), self.keys)
+        population = np.ascontiguousarray(population, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        if population.shape[1] <= f.VALUES_UP_TO_M:
+            subset_max_sum_values(f.qvalues(), population, slots, self.keys)
+        else:
+            subset_max_sum(f.table.ranks, f.qtable, population, slots, self.keys)
 
     def value(self, slot: int) -> float:
         return float(self.fitness.to_value(self.keys[slot]))
+
+
+class BalancedFitness(PaperFitness):
+    """Class-balanced Eq. 3: column k weighted by y_k / (number of val images of its class)."""
+
+    @staticmethod
+    def column_weights(val_labels: np.ndarray) -> np.ndarray:
+        anomalous = np.asarray(val_labels) > 0
+        n_anomalous = int(anomalous.sum())
+        n_normal = len(anomalous) - n_anomalous
+        if n_anomalous == 0 or n_normal == 0:
+            raise ValueError("balanced fitness needs normal and anomalous val images")
+        return np.where(anomalous, 1.0 / n_anomalous, -1.0 / n_normal)
 
 
 class AurocFitness:
@@ -105,7 +145,7 @@ class AurocFitness:
         return rowwise_auroc(self.table.min_values(population), self.labels)
 
 
-FITNESS = {"paper": PaperFitness, "auroc": AurocFitness}
+FITNESS = {"paper": PaperFitness, "balanced": BalancedFitness, "auroc": AurocFitness}
 
 
 def random_population(n: int, K: int, M: int, rng: np.random.Generator) -> np.ndarray:

@@ -135,6 +135,27 @@ def subset_max_sum(ranks: np.ndarray, qtable: np.ndarray, population: np.ndarray
         fitness[slots[j]] = total
 
 
+@njit(parallel=True, cache=True)
+def subset_max_sum_values(qvalues: np.ndarray, population: np.ndarray, slots: np.ndarray,
+                          fitness: np.ndarray) -> None:
+    """The same sums as ``subset_max_sum``, from the fixed-point values laid out (K, V): M
+    contiguous rows per child and no table lookups. Faster for small M (fewer bytes than the
+    lookups cost), slower for large M (a row is 4x the bytes of a row of ranks)."""
+    M = population.shape[1]
+    V = qvalues.shape[1]
+    for j in prange(slots.shape[0]):
+        members = population[slots[j]]
+        acc = qvalues[members[0]].copy()
+        for m in range(1, M):
+            row = qvalues[members[m]]
+            for k in range(V):
+                acc[k] = max(acc[k], row[k])
+        total = 0
+        for k in range(V):
+            total += acc[k]
+        fitness[slots[j]] = total
+
+
 # ---------------------------------------------------------------------------------------------
 # min over the subset (for AUROC fitness)
 
