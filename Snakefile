@@ -58,10 +58,12 @@ rule all:
     default_target: True
     input:
         # every table and figure: the rules that run the report job script (report.smk, transfer)
+        # (plain paths: the report flags stay with the rules that make the files)
         [
-            r.output
+            str(f)
             for r in workflow.rules
             if str(r.script or "").endswith("report_job.py")
+            for f in r.output
         ],
 
 
