@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from protolib.models.backbones import feature_key
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
 METHODS = ["greedy", "evolutionary", "gmm", "random", "manual"]
@@ -209,7 +211,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
     # Stand-in SLURM runs nothing, so each job fails for missing outputs and is retried once.
     proc = snakemake(
         work,
-        "results/features/digits/pixels.npy",  # one GPU rule and one CPU rule, nothing else
+        f"results/features/digits/{feature_key(TINY['models']['knn'])}.npy",  # one GPU rule, one CPU rule
         "results/splits/digits/0.json",
         "--profile",
         str(PROFILES / "slurm"),
