@@ -104,7 +104,10 @@ def one_vs_rest_split(
     anomalies_per_other_class: float,
     candidates: int,
     seed: int,
+    min_normal_eval: int = MIN_NORMAL_EVAL,
 ) -> Split:
+    """``min_normal_eval``: the fewest normal val (and test) images accepted; the pipeline keeps
+    the default, tests of a loader's file format on a tiny copy may lower it."""
     labels = np.asarray(labels)
     rng = class_seed(seed, normal_class)
     normal = rng.permutation(np.flatnonzero(labels == normal_class))
@@ -113,11 +116,11 @@ def one_vs_rest_split(
         raise ValueError(f"{dataset}: class {class_name!r} has no images")
     n_train = int(round(train * n_class)) if isinstance(train, float) else int(train)
     n_val = (n_class - n_train) // 2
-    if n_train < 1 or n_val < MIN_NORMAL_EVAL:
+    if n_train < 1 or n_val < min_normal_eval:
         raise ValueError(
             f"{dataset}: class {class_name!r} has {n_class} images; split.train = {train} takes {n_train} for "
             f"training and leaves {max(n_val, 0)} normal images each for val and test (need at least "
-            f"{MIN_NORMAL_EVAL} each: an AUROC over fewer normal images means little); lower split.train"
+            f"{min_normal_eval} each: an AUROC over fewer normal images means little); lower split.train"
         )
     train_ids = normal[:n_train]
     val_normal = normal[n_train : n_train + n_val]
