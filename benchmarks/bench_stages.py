@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from protolib.models import make_detector  # noqa: E402
 from protolib.models.backbones import make_backbone  # noqa: E402
-from protolib.models.vmap_training import TrainedMapDetector  # noqa: E402
+from protolib.models.trained_map import TrainedMapDetector  # noqa: E402
 from protolib.selection import make_selector  # noqa: E402
 from protolib.selection.evolutionary import PaperFitness, evolve  # noqa: E402
 

@@ -60,8 +60,8 @@ import torch.nn.functional as F
 from protolib.models.base import DETECTORS
 from protolib.models.feature_maps import ResNetFeatureMaps, batch_statistics, bn_buffers, extract_maps, seeded
 from protolib.models.ssim import ssim_loss, ssim_map, top_fraction_mean
-from protolib.models.vmap_training import (Features, TrainedMapDetector, adam, make_norm, minibatch_stream,
-                                           stack_state, train_plain, train_stacked)
+from protolib.models.trained_map import Features, TrainedMapDetector
+from protolib.models.vmap_training import adam, make_norm, minibatch_stream, stack_state, train_plain, train_stacked
 
 EXTRACTOR_BN = ("batch", "imagenet")
 FITTED_BN = "fitted_bn."  # prefix of the fitted extractor statistics in a saved detector

@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from protolib.models.base import DETECTORS
 from protolib.models.feature_maps import ResNetFeatureMaps, extract_maps, seeded
 from protolib.models.ssim import gaussian_blur
-from protolib.models.vmap_training import Features, TrainedMapDetector, adam, make_norm
+from protolib.models.trained_map import Features, TrainedMapDetector
+from protolib.models.vmap_training import adam, make_norm
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
