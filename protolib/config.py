@@ -65,7 +65,8 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     return line
 
 
-def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
+def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None,
+             settings: bool = True) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
 
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
@@ -81,18 +82,20 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     problems = import_plugins(config)
     if problems:
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
-    check_semantics(config, source)
+    check_semantics(config, source, settings)
     return config
 
 
-def check_semantics(config: dict[str, Any], source: str = "config") -> None:
-    """What a schema cannot express; every problem found is listed in one ConfigError."""
+def check_semantics(config: dict[str, Any], source: str = "config", settings: bool = True) -> None:
+    """What a schema cannot express; every problem found is listed in one ConfigError.
+    ``settings``: also check every detector's and selector's settings against its constructor
+    (which imports its module: torch for most detectors)."""
     problems = (
         _results_problems(config)
         + _dataset_problems(config)
-        + _model_problems(config)
+        + _model_problems(config, settings)
         + _run_problems(config)
-        + _selection_problems(config)
+        + _selection_problems(config, settings)
         + _manual_problems(config)
         + transfer_problems(config)
     )
@@ -148,8 +151,10 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _model_problems(config: dict[str, Any]) -> list[str]:
+def _model_problems(config: dict[str, Any], settings: bool = True) -> list[str]:
     from protolib.models import DETECTORS, backbone_names
+    from protolib.models.backbones import FEATURE_DEFAULTS
+    from protolib.models.base import model_problems
 
     problems = []
     for name, model in config["models"].items():
@@ -157,11 +162,13 @@ def _model_problems(config: dict[str, Any]) -> list[str]:
             problems.append(
                 f"models.{name}.detector: unknown detector {model['detector']!r}; allowed: {', '.join(DETECTORS.names())}"
             )
-        if model.get("backbone", "pixels") not in backbone_names():
+        elif settings:
+            problems += model_problems(name, model)
+        if model.get("backbone", FEATURE_DEFAULTS["backbone"]) not in backbone_names():
             problems.append(
                 f"models.{name}.backbone: unknown backbone {model['backbone']!r}; allowed: {', '.join(backbone_names())}"
             )
-        weights = model.get("weights", "none")
+        weights = model.get("weights", FEATURE_DEFAULTS["weights"])
         if weights not in ("none", "imagenet") and not Path(weights).expanduser().is_file():
             problems.append(
                 f"models.{name}.weights: file {weights!r} not found; use 'imagenet' (torchvision "
@@ -191,14 +198,15 @@ def _run_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _selection_problems(config: dict[str, Any]) -> list[str]:
+def _selection_problems(config: dict[str, Any], settings: bool = True) -> list[str]:
     from protolib.selection import SELECTORS
+    from protolib.selection.base import selection_problems
 
     return [
         f"selection.methods: unknown method {method!r}; allowed: {', '.join(SELECTORS.names())}"
         for method in config["selection"]["methods"]
         if method not in SELECTORS
-    ]
+    ] + (selection_problems(config["selection"]) if settings else [])
 
 
 def manual_lists(config: dict[str, Any], dataset: str) -> dict[int, list[int]]:
@@ -385,5 +393,7 @@ def model_config(config: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def for_job(snakemake_config: dict[str, Any]) -> dict[str, Any]:
-    """The validated config inside a Snakemake job (defaults filled in again, the same way)."""
-    return validate(copy.deepcopy(dict(snakemake_config)), "workflow config")
+    """The validated config inside a Snakemake job (defaults filled in again, the same way).
+    Settings are not checked against the constructors again: the Snakefile did before any job
+    ran, and it would cost every CPU job the import of torch."""
+    return validate(copy.deepcopy(dict(snakemake_config)), "workflow config", settings=False)

@@ -5,6 +5,7 @@ profile gives the new evaluate rule a GPU like the built-in ones."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -29,6 +30,40 @@ def toy_config(results) -> dict:
         runs=[{"dataset": "digits", "model": "toy"}],
         selection={"M": [1, 3], "methods": ["greedy", "toy_first"]},
     )
+
+
+@pytest.fixture
+def plugin_in_process():
+    """The plugin imported here, and forgotten again afterwards: the end-to-end test checks that
+    the workflow's processes import it themselves."""
+    from protolib.models import DETECTORS
+    from protolib.selection import SELECTORS
+
+    yield
+    DETECTORS._items.pop("toy_mean", None)
+    SELECTORS._items.pop("toy_first", None)
+    sys.modules.pop(PLUGIN, None)
+
+
+def test_a_plugins_settings_are_validated_like_the_built_in_ones(tmp_path, plugin_in_process):
+    config = toy_config(tmp_path / "results")
+    config["models"]["toy"]["power"] = 1.0
+    config["selection"]["toy_first"] = {"skip": 2}
+    checked = validate(copy.deepcopy(config))
+    from protolib.models import make_detector
+    from protolib.selection import make_selector
+
+    assert make_detector(checked["models"]["toy"]).power == 1.0
+    assert make_selector("toy_first", checked["selection"]).skip == 2
+
+    config["models"]["toy"].update(k=2, power="high")
+    config["selection"]["toy_first"]["skp"] = 1
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    assert "models.toy.power: 'high' is not of type integer or number, as detector 'toy_mean' declares it" in str(err.value)
+    assert "models.toy.k: not a setting of detector 'toy_mean'; allowed: backbone, batch_size, image_size, power, " \
+           "weights" in str(err.value)
+    assert "selection.toy_first.skp: not a setting of selection method 'toy_first'; allowed: skip" in str(err.value)
 
 
 def test_an_unimportable_plugin_is_named(tmp_path):

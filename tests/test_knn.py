@@ -75,4 +75,4 @@ def test_local_weights_file_is_loaded(tmp_path, digits):
     for name, tensor in reference.state_dict().items():
         if name.startswith("fc."):
             continue
-        assert torch.equal(det.backbone.model.state_dict()[name], tensor), name
+        assert torch.equal(det.embedder.model.state_dict()[name], tensor), name

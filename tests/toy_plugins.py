@@ -1,9 +1,8 @@
 """A toy detector and a toy selector registered from outside protolib, as README "Extending"
-describes: one module, named by the study config's ``plugins`` key. Used by test_extending.py."""
+describes: one module, named by the study config's ``plugins`` key. Used by test_extending.py.
+Each class is its own registry entry; its constructor's keywords are its settings."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -11,10 +10,14 @@ from protolib.models import DETECTORS, Detector
 from protolib.selection import SELECTORS, Selection, SelectionContext, Selector
 
 
+@DETECTORS.register("toy_mean")
 class MeanImageDetector(Detector):
-    """Anomaly score: squared distance to the mean training image."""
+    """Anomaly score: distance to the mean training image, to the power ``power``."""
 
     name = "toy_mean"
+
+    def __init__(self, *, power: float = 2.0) -> None:
+        self.power = power
 
     def fit(self, images: np.ndarray) -> MeanImageDetector:
         self.mean_ = images.reshape(len(images), -1).astype(np.float64).mean(0)
@@ -22,24 +25,20 @@ class MeanImageDetector(Detector):
 
     def score(self, images: np.ndarray) -> np.ndarray:
         x = images.reshape(len(images), -1).astype(np.float64)
-        return ((x - self.mean_) ** 2).sum(1)
-
-
-@DETECTORS.register("toy_mean")
-def make_toy_mean(model_cfg: dict[str, Any], device: str = "auto") -> MeanImageDetector:
-    return MeanImageDetector()
-
-
-class FirstCandidates(Selector):
-    """The first M candidates in the split's order: a selector that uses no information."""
-
-    name = "toy_first"
-
-    def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
-        self._check_size(context, M)
-        return Selection(ids=[int(i) for i in context.candidates[:M]], info={"rule": "the first M candidates"})
+        return ((x - self.mean_) ** 2).sum(1) ** (self.power / 2)
 
 
 @SELECTORS.register("toy_first")
-def make_toy_first(settings: dict[str, Any]) -> FirstCandidates:
-    return FirstCandidates()
+class FirstCandidates(Selector):
+    """The M candidates after the first ``skip``, in the split's order: a selector that uses no
+    information."""
+
+    name = "toy_first"
+
+    def __init__(self, *, skip: int = 0) -> None:
+        self.skip = skip
+
+    def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
+        self._check_size(context, M + self.skip)
+        ids = context.candidates[self.skip : self.skip + M]
+        return Selection(ids=[int(i) for i in ids], info={"rule": f"the candidates {self.skip}..{self.skip + M - 1}"})

@@ -20,6 +20,10 @@ from protolib.registry import Registry
 BackboneFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
 BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 
+#: the model-block keys that name the frozen backbone embedding every image once (the feature
+#: cache: gmm and typical select on it, frozen-feature detectors score on it), and their defaults
+FEATURE_DEFAULTS: dict[str, Any] = {"backbone": "pixels", "weights": "none", "image_size": 224, "batch_size": 64}
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -39,13 +43,13 @@ def resolve_device(device: str = "auto") -> str:
 
 def feature_key(model_cfg: dict[str, Any]) -> str:
     """A file-name-safe key of everything that determines the features (the cache key)."""
-    backbone = model_cfg.get("backbone", "pixels")
+    backbone = model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"])
     if backbone == "pixels":
         return "pixels-raw"  # 0..255 (caches of the former [0, 1] scaling are not reused)
-    weights = model_cfg.get("weights", "none")
+    weights = model_cfg.get("weights", FEATURE_DEFAULTS["weights"])
     if weights not in ("none", "imagenet"):
         weights = "file-" + hashlib.sha256(str(Path(weights).expanduser().resolve()).encode()).hexdigest()[:10]
-    size = model_cfg.get("image_size", 224)
+    size = model_cfg.get("image_size", FEATURE_DEFAULTS["image_size"])
     return f"{backbone}-{weights}-{size}"
 
 
@@ -152,13 +156,9 @@ class ResNetPooled:
 
 def _resnet_factory(name: str) -> BackboneFactory:
     def factory(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> ResNetPooled:
-        cfg = model_cfg or {}
+        cfg = {**FEATURE_DEFAULTS, **(model_cfg or {})}
         return ResNetPooled(
-            name,
-            weights=cfg.get("weights", "none"),
-            image_size=cfg.get("image_size", 224),
-            batch_size=cfg.get("batch_size", 64),
-            device=device,
+            name, weights=cfg["weights"], image_size=cfg["image_size"], batch_size=cfg["batch_size"], device=device
         )
 
     return factory
@@ -169,4 +169,4 @@ for _name in _TORCHVISION_RESNETS:
 
 
 def make_backbone(model_cfg: dict[str, Any], device: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
-    return BACKBONES.get(model_cfg.get("backbone", "pixels"))(model_cfg, device=device)
+    return BACKBONES.get(model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"]))(model_cfg, device=device)

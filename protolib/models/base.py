@@ -4,6 +4,10 @@ A detector is fitted on normal images only and scores images (higher = more anom
 ``score_matrix`` is the per-sample quantity of the paper: row i holds the scores of every val
 image under a detector fitted on training image i alone. The default computes it by definition
 (one fit per image); detectors with a closed form override it and are tested equal.
+
+A detector class is its own registry entry: ``@DETECTORS.register("name")`` on a class whose
+constructor takes its hyper-parameters as keywords with their defaults (``protolib.hyperparams``),
+plus ``device`` if it uses one. ``models.<name>`` gives ``detector`` and the keywords to change.
 """
 
 from __future__ import annotations
@@ -16,15 +20,36 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from protolib.hyperparams import build, hyper_parameters, settings_problems
+from protolib.models.backbones import FEATURE_DEFAULTS
 from protolib.registry import Registry
 
 
 class Detector(ABC):
     name: str = "detector"
+    #: whether the pipeline gives it the cached frozen features (``*_features`` methods)
+    frozen_features: bool = False
 
     @abstractmethod
     def fit(self, images: np.ndarray) -> "Detector":
         """Fit on normal images only."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters it was built with (scikit-learn's convention: each is kept as the
+        attribute of its own name), e.g. to save it and build it again."""
+        return {name: getattr(self, name) for name in hyper_parameters(type(self))}
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], device: str = "auto") -> "Detector":
+        """An unfitted detector built from saved ``params`` without loading pretrained weights
+        (the saved state replaces them); keys it does not take are dropped (files saved before
+        keyword hyper-parameters held the whole model block)."""
+        taken = hyper_parameters(cls)
+        det = build(cls, {k: v for k, v in params.items() if k in taken and k != "weights"},
+                    {"weights": "none", "device": device})
+        if "weights" in taken:
+            det.weights = params.get("weights", "none")  # what it was trained from, for a later save
+        return det
 
     @abstractmethod
     def score(self, images: np.ndarray) -> np.ndarray:
@@ -46,11 +71,13 @@ class FrozenFeatureDetector(Detector):
     the ``*_features`` methods; ``fit``/``score`` on images embed first, so both routes agree.
     """
 
-    def __init__(self, backbone: Any) -> None:
-        self.backbone = backbone
+    frozen_features = True
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        return self.backbone(images)
+        return self.embedder(images)
 
     def fit(self, images: np.ndarray) -> "FrozenFeatureDetector":
         return self.fit_features(self.embed(images))
@@ -80,9 +107,31 @@ DetectorFactory = Callable[..., Detector]
 DETECTORS: Registry[DetectorFactory] = Registry("detector")
 
 
+def _split_block(model_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ``models.<name>`` block's hyper-parameters, and its feature-cache keys (``backbone``,
+    ``weights``, ``image_size``, ``batch_size``: read by the pipeline for every model, passed on
+    to a detector whose constructor takes them)."""
+    settings = {k: v for k, v in model_cfg.items() if k != "detector" and k not in FEATURE_DEFAULTS}
+    return settings, {k: v for k, v in model_cfg.items() if k in FEATURE_DEFAULTS}
+
+
 def make_detector(model_cfg: dict[str, Any], device: str = "auto") -> Detector:
     """Build the detector a ``models.<name>`` config block describes."""
-    return DETECTORS.get(model_cfg["detector"])(model_cfg, device=device)
+    settings, feature_keys = _split_block(model_cfg)
+    return build(DETECTORS.get(model_cfg["detector"]), settings, {**feature_keys, "device": device})
+
+
+def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:
+    """The keys of ``models.<name>`` its (registered) detector does not take, each named."""
+    detector = model_cfg["detector"]
+    factory = DETECTORS.get(detector)
+    settings, _ = _split_block(model_cfg)
+    problems = settings_problems(f"models.{name}", f"detector {detector!r}", factory, settings, FEATURE_DEFAULTS)
+    own = hyper_parameters(factory).get("backbone", FEATURE_DEFAULTS["backbone"])
+    if "backbone" not in model_cfg and own != FEATURE_DEFAULTS["backbone"]:
+        problems.append(f"models.{name}.backbone: missing; detector {detector!r} would use {own!r} and the "
+                        f"feature cache (gmm, typical) {FEATURE_DEFAULTS['backbone']!r}: name it")
+    return problems
 
 
 def detector_uses_features(model_cfg: dict[str, Any]) -> bool:

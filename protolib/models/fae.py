@@ -110,38 +110,45 @@ def sample_masks(channels: list[int], p: float, batch: int, generator: torch.Gen
     return [((torch.rand(batch, c, 1, 1, generator=generator) >= p).float() / (1.0 - p)).to(device) for c in channels]
 
 
+@DETECTORS.register("fae")
 class FAEDetector(TrainedMapDetector):
     name = "fae"
-    default_steps = 500
-    default_train_batch_size = 64
     default_parallel_models = 64
 
-    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
-        super().__init__(cfg, device)
-        self.backbone_name = cfg.get("backbone", "resnet18")
-        self.layers = list(cfg.get("layers", ["layer1", "layer2", "layer3"]))
-        self.image_size = int(cfg.get("image_size", 128))
-        self.imagenet_norm = bool(cfg.get("imagenet_norm", False))
-        self.hidden_dims = [int(h) for h in cfg.get("hidden_dims", [50, 100])]
-        self.dropout = float(cfg.get("dropout", 0.1))
-        self.norm = cfg.get("norm", "batch")
-        self.lr = float(cfg.get("lr", 2e-4))
-        self.weight_decay = float(cfg.get("weight_decay", 0.0))
-        self.betas = tuple(float(b) for b in cfg.get("betas", (0.9, 0.999)))
-        self.ssim_window = int(cfg.get("ssim_window", 11))
-        self.ssim_sigma = float(cfg.get("ssim_sigma", 1.5))
-        self.top_fraction = float(cfg.get("top_fraction", 0.1))
+    def __init__(self, *, backbone: str = "resnet18", weights: str = "none",
+                 layers: tuple[str, ...] = ("layer1", "layer2", "layer3"), image_size: int = 128,
+                 imagenet_norm: bool = False, extractor_bn: str = "batch", hidden_dims: tuple[int, ...] = (50, 100),
+                 dropout: float = 0.1, norm: str = "batch", lr: float = 2e-4, weight_decay: float = 0.0,
+                 betas: tuple[float, float] = (0.9, 0.999), ssim_window: int = 11, ssim_sigma: float = 1.5,
+                 top_fraction: float = 0.1, steps: int = 500, train_batch_size: int = 64, batch_size: int = 64,
+                 seed: int = 0, parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
+                 device: str = "auto") -> None:
+        super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
+                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, device=device)
+        self.backbone, self.weights = backbone, weights
+        self.layers = list(layers)
+        self.image_size = int(image_size)
+        self.imagenet_norm = bool(imagenet_norm)
+        self.hidden_dims = [int(h) for h in hidden_dims]
+        self.dropout = float(dropout)
+        self.norm = norm
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.betas = tuple(float(b) for b in betas)
+        self.ssim_window = int(ssim_window)
+        self.ssim_sigma = float(ssim_sigma)
+        self.top_fraction = float(top_fraction)
         self.feature_size = self.image_size // 4
         if self.feature_size % (2 ** len(self.hidden_dims)):
             raise ValueError(
                 f"fae: image_size // 4 = {self.feature_size} must be divisible by 2**len(hidden_dims) = "
                 f"{2 ** len(self.hidden_dims)}"
             )
-        self.extractor_bn = cfg.get("extractor_bn", "batch")
+        self.extractor_bn = extractor_bn
         if self.extractor_bn not in EXTRACTOR_BN:
             raise ValueError(f"fae: extractor_bn must be one of {EXTRACTOR_BN}, got {self.extractor_bn!r}")
-        extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"), self.layers)
-        self.extractor = extractor.to(self.device, self.dtype)
+        extractor = ResNetFeatureMaps(backbone, weights, self.layers)
+        self.extractor = extractor.to(self.device, self.torch_dtype)
         self.in_channels = sum(self.extractor.channels)
         self.bn_state: dict[str, torch.Tensor] | None = None  # the fitted extractor statistics
 
@@ -154,7 +161,7 @@ class FAEDetector(TrainedMapDetector):
         """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
         (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                                 imagenet_norm=self.imagenet_norm, device=self.device, batch_size=self.batch_size,
-                                post=self._post, dtype=self.dtype, state=state if state is not None else self.bn_state)
+                                post=self._post, dtype=self.torch_dtype, state=state if state is not None else self.bn_state)
         return (feats.contiguous(),)
 
     def train_features(self, images: np.ndarray, state: dict[str, torch.Tensor],
@@ -164,7 +171,7 @@ class FAEDetector(TrainedMapDetector):
         with batch_statistics(self.extractor, momentum):
             (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                                     imagenet_norm=self.imagenet_norm, device=self.device, batch_size=len(images),
-                                    post=self._post, dtype=self.dtype, state=state)
+                                    post=self._post, dtype=self.torch_dtype, state=state)
         return (feats.contiguous(),)
 
     # ------------------------------------------------------------------ reference BatchNorm
@@ -222,7 +229,7 @@ class FAEDetector(TrainedMapDetector):
     def new_net(self) -> FeatureAutoencoder:
         with seeded(self.seed):
             net = FeatureAutoencoder(self.in_channels, self.hidden_dims, self.norm, self.dropout)
-        return net.to(self.device, self.dtype)
+        return net.to(self.device, self.torch_dtype)
 
     def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:
         (feats,) = batch
@@ -251,7 +258,7 @@ class FAEDetector(TrainedMapDetector):
 
         def noise(step: int, batch: int) -> list[torch.Tensor]:
             masks = sample_masks(channels, self.dropout, batch, generator, self.device)
-            return [m.to(self.dtype) for m in masks]
+            return [m.to(self.torch_dtype) for m in masks]
 
         return noise
 
@@ -263,8 +270,3 @@ class FAEDetector(TrainedMapDetector):
         fitted = {k[len(FITTED_BN):]: v.to(self.device) for k, v in state.items() if k.startswith(FITTED_BN)}
         self.extractor.load_state_dict({k: v for k, v in state.items() if not k.startswith(FITTED_BN)})
         self.bn_state = fitted or None
-
-
-@DETECTORS.register("fae")
-def make_fae(model_cfg: dict[str, Any], device: str = "auto") -> FAEDetector:
-    return FAEDetector(model_cfg, device=device)

@@ -11,22 +11,29 @@ the paper's DN2 / single-sample PANDA; no deviation. Pixel features are the raw 
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
-from protolib.models.backbones import make_backbone, resolve_device
+from protolib.models.backbones import FEATURE_DEFAULTS, make_backbone, resolve_device
 from protolib.models.base import DETECTORS, FrozenFeatureDetector
 from protolib.models.neighbours import knn_score, squared_distances
 
 
+@DETECTORS.register("knn")
 class KNNDetector(FrozenFeatureDetector):
+    """kNN on the frozen features of ``backbone`` (the feature cache's, so its defaults are the
+    cache's: ``protolib.models.backbones.FEATURE_DEFAULTS``)."""
+
     name = "knn"
 
-    def __init__(self, backbone: Any, k: int = 2, device: str = "cpu") -> None:
-        super().__init__(backbone)
+    def __init__(self, *, k: int = 2, backbone: str = FEATURE_DEFAULTS["backbone"],
+                 weights: str = FEATURE_DEFAULTS["weights"], image_size: int = FEATURE_DEFAULTS["image_size"],
+                 batch_size: int = FEATURE_DEFAULTS["batch_size"], device: str = "auto") -> None:
         self.k = k
-        self.device = device
+        self.backbone, self.weights, self.image_size, self.batch_size = backbone, weights, image_size, batch_size
+        self.device = resolve_device(device)
+        cache = {"backbone": backbone, "weights": weights, "image_size": image_size, "batch_size": batch_size}
+        super().__init__(make_backbone(cache, device=self.device))
         self.bank: np.ndarray | None = None
 
     def fit_features(self, features: np.ndarray) -> "KNNDetector":
@@ -43,12 +50,3 @@ class KNNDetector(FrozenFeatureDetector):
     def score_matrix_features(self, train_features: np.ndarray, val_features: np.ndarray) -> np.ndarray:
         # A single-image bank has k_eff = 1: the score is the squared distance itself.
         return squared_distances(train_features, val_features, device=self.device)
-
-
-@DETECTORS.register("knn")
-def make_knn(model_cfg: dict[str, Any], device: str = "auto") -> KNNDetector:
-    device = resolve_device(device)
-    return KNNDetector(make_backbone(model_cfg, device=device), k=model_cfg.get("k", 2), device=device)
-
-
-make_knn.frozen_features = True  # type: ignore[attr-defined]

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -55,25 +54,28 @@ from protolib.models.vmap_training import minibatch_stream
 TRAINED_LAYERS = ("layer3", "layer4")
 
 
+@DETECTORS.register("panda")
 class PandaDetector(Detector):
     name = "panda"
 
-    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
-        self.cfg = dict(cfg)
+    def __init__(self, *, backbone: str = "resnet152", weights: str = "none", image_size: int = 224,
+                 batch_size: int = 64, k: int = 2, steps: int = 2355, lr: float = 1e-2, momentum: float = 0.9,
+                 weight_decay: float = 5e-5, grad_clip: float = 1e-3, train_batch_size: int = 32,
+                 train_single: bool = False, seed: int = 0, device: str = "auto") -> None:
         self.device = resolve_device(device)
-        self.backbone_name = cfg.get("backbone", "resnet152")
-        self.image_size = int(cfg.get("image_size", 224))
-        self.batch_size = int(cfg.get("batch_size", 64))
-        self.k = int(cfg.get("k", 2))
-        self.steps = int(cfg.get("steps", 2355))
-        self.lr = float(cfg.get("lr", 1e-2))
-        self.momentum = float(cfg.get("momentum", 0.9))
-        self.weight_decay = float(cfg.get("weight_decay", 5e-5))
-        self.grad_clip = float(cfg.get("grad_clip", 1e-3))
-        self.train_batch_size = int(cfg.get("train_batch_size", 32))
-        self.train_single = bool(cfg.get("train_single", False))
-        self.seed = int(cfg.get("seed", 0))
-        net = load_resnet(self.backbone_name, cfg.get("weights", "none"))
+        self.backbone, self.weights = backbone, weights
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.k = int(k)
+        self.steps = int(steps)
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.grad_clip = float(grad_clip)
+        self.train_batch_size = int(train_batch_size)
+        self.train_single = bool(train_single)
+        self.seed = int(seed)
+        net = load_resnet(backbone, weights)
         net.fc = torch.nn.Identity()
         self.net = net.to(self.device).eval()
         # the untrained net psi0: every fit starts from it (the pipeline refits one detector)
@@ -157,7 +159,6 @@ class PandaDetector(Detector):
         new = copy.copy(self)
         new.net = copy.deepcopy(self.net, memo)
         new.bank = None if self.bank is None else self.bank.copy()
-        new.cfg = dict(self.cfg)
         return new
 
     # ------------------------------------------------------------------ persistence
@@ -165,14 +166,13 @@ class PandaDetector(Detector):
         if self.bank is None:
             raise RuntimeError("panda: save called before fit")
         pristine = {k: v for k, v in self.pretrained.items() if k.split(".")[0] in TRAINED_LAYERS}
-        save_detector(path, self.name, self.cfg, {"net": self.net.state_dict(), "pretrained_trained_layers": pristine,
+        save_detector(path, self.name, self.get_params(), {"net": self.net.state_dict(), "pretrained_trained_layers": pristine,
                                                    "bank": torch.from_numpy(self.bank)})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "PandaDetector":
         cfg, state = read_saved(path, cls.name)
-        det = cls({**cfg, "weights": "none"}, device=device)
-        det.cfg = cfg
+        det = cls.from_saved(cfg, device=device)
         # psi0 = the saved net with its trained layers put back to their untrained values
         det.pretrained = {k: v.clone() for k, v in state["net"].items()}
         det.pretrained.update(state["pretrained_trained_layers"])
@@ -180,8 +180,3 @@ class PandaDetector(Detector):
         det.net.eval()
         det.bank = state["bank"].numpy().astype(np.float64)
         return det
-
-
-@DETECTORS.register("panda")
-def make_panda(model_cfg: dict[str, Any], device: str = "auto") -> PandaDetector:
-    return PandaDetector(model_cfg, device=device)

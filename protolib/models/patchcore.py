@@ -47,7 +47,6 @@ pooled, as the paper describes it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -96,30 +95,34 @@ def greedy_coreset(features: torch.Tensor, n_select: int, projection: torch.Tens
     return torch.stack(chosen, 1)
 
 
+@DETECTORS.register("patchcore")
 class PatchCoreDetector(Detector):
     name = "patchcore"
 
-    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
-        self.cfg = dict(cfg)
+    def __init__(self, *, backbone: str = "wide_resnet50_2", weights: str = "none",
+                 layers: tuple[str, ...] = ("layer2", "layer3"), image_size: int = 224, batch_size: int = 64,
+                 patch_size: int = 3, pretrain_embed_dim: int = 1024, target_embed_dim: int = 1024,
+                 coreset_ratio: float = 0.1, projection_dim: int = 128, coreset_starts: int = 10,
+                 map_sigma: float = 4.0, seed: int = 0, query_chunk: int = 8192, device: str = "auto") -> None:
         self.device = resolve_device(device)
-        self.backbone_name = cfg.get("backbone", "wide_resnet50_2")
-        self.layers = list(cfg.get("layers", ["layer2", "layer3"]))
-        self.image_size = int(cfg.get("image_size", 224))
-        self.batch_size = int(cfg.get("batch_size", 64))
-        self.patch_size = int(cfg.get("patch_size", 3))
-        self.pretrain_embed_dim = int(cfg.get("pretrain_embed_dim", 1024))
-        self.target_embed_dim = int(cfg.get("target_embed_dim", 1024))
-        self.coreset_ratio = float(cfg.get("coreset_ratio", 0.1))
-        self.projection_dim = int(cfg.get("projection_dim", 128))
-        self.coreset_starts = int(cfg.get("coreset_starts", 10))
-        self.map_sigma = float(cfg.get("map_sigma", 4.0))
-        self.seed = int(cfg.get("seed", 0))
-        self.query_chunk = max(1, int(cfg.get("query_chunk", 8192)))
+        self.backbone, self.weights = backbone, weights
+        self.layers = list(layers)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.patch_size = int(patch_size)
+        self.pretrain_embed_dim = int(pretrain_embed_dim)
+        self.target_embed_dim = int(target_embed_dim)
+        self.coreset_ratio = float(coreset_ratio)
+        self.projection_dim = int(projection_dim)
+        self.coreset_starts = int(coreset_starts)
+        self.map_sigma = float(map_sigma)
+        self.seed = int(seed)
+        self.query_chunk = max(1, int(query_chunk))
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"patchcore: coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.patch_size % 2 != 1:
             raise ValueError(f"patchcore: patch_size must be odd, got {self.patch_size}")
-        self.extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"), self.layers).to(self.device)
+        self.extractor = ResNetFeatureMaps(backbone, weights, self.layers).to(self.device)
         self.bank: torch.Tensor | None = None
         self.grid: tuple[int, int] | None = None
 
@@ -230,20 +233,14 @@ class PatchCoreDetector(Detector):
     def save(self, path: str | Path) -> None:
         if self.bank is None:
             raise RuntimeError("patchcore: save called before fit")
-        save_detector(path, self.name, self.cfg, {"frozen": self.extractor.state_dict(), "bank": self.bank,
+        save_detector(path, self.name, self.get_params(), {"frozen": self.extractor.state_dict(), "bank": self.bank,
                                                    "grid": list(self.grid)})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "PatchCoreDetector":
         cfg, state = read_saved(path, cls.name)
-        det = cls({**cfg, "weights": "none"}, device=device)
-        det.cfg = cfg
+        det = cls.from_saved(cfg, device=device)
         det.extractor.load_state_dict(state["frozen"])
         det.bank = state["bank"].to(det.device)
         det.grid = tuple(state["grid"])
         return det
-
-
-@DETECTORS.register("patchcore")
-def make_patchcore(model_cfg: dict[str, Any], device: str = "auto") -> PatchCoreDetector:
-    return PatchCoreDetector(model_cfg, device=device)

@@ -152,39 +152,51 @@ class RDStudent(nn.Module):
         return d1, d2, d3
 
 
+@DETECTORS.register("rd")
 class RDDetector(TrainedMapDetector):
     name = "rd"
-    default_steps = 500
-    default_train_batch_size = 4
     default_parallel_models = 16  # the reference-size WRN50 student has ~85M parameters
 
-    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
-        super().__init__(cfg, device)
-        self.backbone_name = cfg.get("backbone", "wide_resnet50_2")
-        self.image_size = int(cfg.get("image_size", 128))
-        self.imagenet_norm = bool(cfg.get("imagenet_norm", False))
-        self.norm = cfg.get("norm", "batch")
-        self.lr = float(cfg.get("lr", 0.005))
-        self.betas = tuple(float(b) for b in cfg.get("betas", (0.5, 0.999)))
-        self.weight_decay = float(cfg.get("weight_decay", 0.0))
-        self.cosine = cfg.get("cosine", "flat")
+    def __init__(self, *, backbone: str = "wide_resnet50_2", weights: str = "none", image_size: int = 128,
+                 imagenet_norm: bool = False, norm: str = "batch", lr: float = 0.005,
+                 betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 0.0, cosine: str = "flat",
+                 map_sigma: float = 0.0, score_reduce: str = "mean", bottleneck_blocks: int | None = None,
+                 decoder_blocks: tuple[int, int, int] | None = None, width: float = 1.0, steps: int = 500,
+                 train_batch_size: int = 4, batch_size: int = 64, seed: int = 0,
+                 parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
+                 device: str = "auto") -> None:
+        """``bottleneck_blocks`` / ``decoder_blocks``: None = the reference's counts for the
+        backbone's block type (bottleneck 3 / [3, 4, 6]; basic 2 / [2, 2, 2])."""
+        super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
+                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, device=device)
+        self.backbone, self.weights = backbone, weights
+        self.image_size = int(image_size)
+        self.imagenet_norm = bool(imagenet_norm)
+        self.norm = norm
+        self.lr = float(lr)
+        self.betas = tuple(float(b) for b in betas)
+        self.weight_decay = float(weight_decay)
+        self.cosine = cosine
         if self.cosine not in ("flat", "pixel"):
             raise ValueError(f"rd: cosine must be 'flat' or 'pixel', got {self.cosine!r}")
-        self.map_sigma = float(cfg.get("map_sigma", 0.0))
-        self.score_reduce = cfg.get("score_reduce", "mean")
+        self.map_sigma = float(map_sigma)
+        self.score_reduce = score_reduce
         if self.score_reduce not in ("max", "mean"):
             raise ValueError(f"rd: score_reduce must be 'max' or 'mean', got {self.score_reduce!r}")
-        self.extractor = ResNetFeatureMaps(self.backbone_name, cfg.get("weights", "none"),
-                                           ["layer1", "layer2", "layer3"]).to(self.device, self.dtype)
+        self.extractor = ResNetFeatureMaps(backbone, weights, ["layer1", "layer2", "layer3"]).to(
+            self.device, self.torch_dtype)
         self.kind = "bottleneck" if self.extractor.block_type == "Bottleneck" else "basic"
-        self.bottleneck_blocks = int(cfg.get("bottleneck_blocks", 3 if self.kind == "bottleneck" else 2))
-        default_dec = [3, 4, 6] if self.kind == "bottleneck" else [2, 2, 2]
-        self.decoder_blocks = [int(b) for b in cfg.get("decoder_blocks", default_dec)]
+        if bottleneck_blocks is None:
+            bottleneck_blocks = 3 if self.kind == "bottleneck" else 2
+        self.bottleneck_blocks = int(bottleneck_blocks)
+        if decoder_blocks is None:
+            decoder_blocks = (3, 4, 6) if self.kind == "bottleneck" else (2, 2, 2)
+        self.decoder_blocks = [int(b) for b in decoder_blocks]
         if len(self.decoder_blocks) != 3 or min(self.decoder_blocks) < 1:
             raise ValueError(
                 f"rd: decoder_blocks must be 3 positive counts (de_layer3, de_layer2, de_layer1), got {self.decoder_blocks}"
             )
-        self.width = float(cfg.get("width", 1.0))
+        self.width = float(width)
         if self.width <= 0:
             raise ValueError(f"rd: width must be positive, got {self.width}")
         if self.image_size % 32:
@@ -193,14 +205,14 @@ class RDDetector(TrainedMapDetector):
     def features(self, images: np.ndarray) -> Features:
         maps = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                             imagenet_norm=self.imagenet_norm, device=self.device,
-                            batch_size=self.batch_size, dtype=self.dtype)
+                            batch_size=self.batch_size, dtype=self.torch_dtype)
         return tuple(m.contiguous() for m in maps)
 
     def new_net(self) -> RDStudent:
         with seeded(self.seed):
             net = RDStudent(self.extractor.channels, self.kind, self.extractor.base_width,
                             self.bottleneck_blocks, self.decoder_blocks, self.norm, self.width)
-        return net.to(self.device, self.dtype)
+        return net.to(self.device, self.torch_dtype)
 
     def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:
         total = 0.0
@@ -236,8 +248,3 @@ class RDDetector(TrainedMapDetector):
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
         self.extractor.load_state_dict(state)
-
-
-@DETECTORS.register("rd")
-def make_rd(model_cfg: dict[str, Any], device: str = "auto") -> RDDetector:
-    return RDDetector(model_cfg, device=device)

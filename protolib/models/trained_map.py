@@ -29,7 +29,9 @@ class TrainedMapDetector(Detector):
     shuffled minibatches of ``train_batch_size``), ``score``, ``anomaly_map``, the batched
     ``score_matrix`` (``train_stacked``: ``parallel_models`` single-image models at a time, all
     starting from the same seeded initialisation a single ``fit`` uses) and ``save``/``load``.
-    Every fit is deterministic given the config's ``seed``.
+    Every fit is deterministic given the config's ``seed``. The settings shared by both
+    (training length, seeds, batching, precision) are this constructor's keywords; each subclass
+    names them in its own signature with its own defaults and passes them on.
 
     ``parallel_models: auto`` trains the subclass's ``default_parallel_models`` at once on CUDA and
     one at a time on the CPU: there a batched step costs about as much as the models' steps one
@@ -38,26 +40,23 @@ class TrainedMapDetector(Detector):
     is launch bound. Tiny models do gain on the CPU too (benchmarks/bench_detectors.py).
     """
 
-    default_steps = 500
-    default_train_batch_size = 64
     default_parallel_models = 32  # models trained at once on CUDA (parallel_models: auto)
 
-    def __init__(self, cfg: dict[str, Any], device: str = "auto") -> None:
-        self.cfg = dict(cfg)
+    def __init__(self, *, steps: int, seed: int, train_batch_size: int, batch_size: int,
+                 parallel_models: int | str, score_batch: int, dtype: str, device: str) -> None:
         self.device = resolve_device(device)
-        self.steps = int(cfg.get("steps", self.default_steps))
-        self.seed = int(cfg.get("seed", 0))
-        self.train_batch_size = int(cfg.get("train_batch_size", self.default_train_batch_size))
-        self.batch_size = int(cfg.get("batch_size", 64))
-        parallel = cfg.get("parallel_models", "auto")
-        if parallel == "auto":  # batching pays on GPUs; on CPUs only for tiny models (see benchmark)
-            parallel = self.default_parallel_models if self.device.startswith("cuda") else 1
-        self.parallel_models = max(1, int(parallel))
-        self.score_batch = max(1, int(cfg.get("score_batch", 256)))
-        dtype = cfg.get("dtype", "float32")
+        self.steps = int(steps)
+        self.seed = int(seed)
+        self.train_batch_size = int(train_batch_size)
+        self.batch_size = int(batch_size)
+        if parallel_models == "auto":  # batching pays on GPUs; on CPUs only for tiny models (see benchmark)
+            parallel_models = self.default_parallel_models if self.device.startswith("cuda") else 1
+        self.parallel_models = max(1, int(parallel_models))
+        self.score_batch = max(1, int(score_batch))
         if dtype not in ("float32", "float64"):
             raise ValueError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.dtype = torch.float64 if dtype == "float64" else torch.float32
+        self.dtype = dtype
+        self.torch_dtype = torch.float64 if dtype == "float64" else torch.float32
         self.net: nn.Module | None = None
 
     # ------------------------------------------------------------------ hooks
@@ -166,7 +165,7 @@ class TrainedMapDetector(Detector):
         from protolib.models.feature_maps import save_detector
 
         net = self._check_fitted()
-        save_detector(path, self.name, self.cfg, {"frozen": self.frozen_state(), "net": net.state_dict()})
+        save_detector(path, self.name, self.get_params(), {"frozen": self.frozen_state(), "net": net.state_dict()})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "TrainedMapDetector":
@@ -175,8 +174,7 @@ class TrainedMapDetector(Detector):
         from protolib.models.feature_maps import read_saved
 
         cfg, state = read_saved(path, cls.name)
-        det = cls({**cfg, "weights": "none"}, device=device)
-        det.cfg = cfg
+        det = cls.from_saved(cfg, device=device)
         det.load_frozen_state(state["frozen"])
         net = det.new_net()
         net.load_state_dict(state["net"])

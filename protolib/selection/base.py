@@ -1,4 +1,9 @@
-"""The selector interface: ``select(context, M, rng) -> Selection``."""
+"""The selector interface: ``select(context, M, rng) -> Selection``.
+
+A selector class is its own registry entry: ``@SELECTORS.register("name")`` on a class whose
+constructor takes its hyper-parameters as keywords with their defaults (``protolib.hyperparams``);
+the config block ``selection.<name>`` gives the keywords to change.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from protolib.hyperparams import build, settings_problems
 from protolib.registry import Registry
+
+#: keys of the ``selection`` block that are not a method's settings: the subset sizes, the
+#: methods, and ``manual``'s id lists (dataset -> class -> ids; ``protolib.config.manual_lists``)
+NOT_SETTINGS = ("M", "methods", "manual")
 
 
 @dataclass
@@ -49,11 +59,30 @@ class Selector(ABC):
             raise ValueError(f"M = {M} is larger than the {pool} samples to choose from")
 
 
-SelectorFactory = Callable[[dict[str, Any]], Selector]
+SelectorFactory = Callable[..., Selector]
 SELECTORS: Registry[SelectorFactory] = Registry("selection method")
+
+
+def method_settings(selection_cfg: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """The settings block of one method (``selection.<name>``; none for ``manual``)."""
+    return {} if name in NOT_SETTINGS else dict((selection_cfg or {}).get(name) or {})
 
 
 def make_selector(name: str, selection_cfg: dict[str, Any] | None = None) -> Selector:
     """Build a selector from the ``selection`` config block (its own sub-block holds settings)."""
-    settings = (selection_cfg or {}).get(name, {})
-    return SELECTORS.get(name)(settings)
+    return build(SELECTORS.get(name), method_settings(selection_cfg, name))
+
+
+def selection_problems(selection_cfg: dict[str, Any]) -> list[str]:
+    """Every ``selection.<method>`` block: a registered method, and only keys its class takes."""
+    problems = []
+    for name in selection_cfg:
+        if name in NOT_SETTINGS:
+            continue
+        if name not in SELECTORS:
+            problems.append(f"selection.{name}: not a setting of selection and not a selection method; "
+                            f"allowed: {', '.join([*NOT_SETTINGS[:2], *SELECTORS.names()])}")
+            continue
+        problems += settings_problems(f"selection.{name}", f"selection method {name!r}", SELECTORS.get(name),
+                                      method_settings(selection_cfg, name))
+    return problems

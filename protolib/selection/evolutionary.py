@@ -267,11 +267,13 @@ def evolve(
     return pop[best].copy(), tracker.value(best), history
 
 
+@SELECTORS.register("evolutionary")
 class EvolutionarySelector(Selector):
     name = "evolutionary"
 
     def __init__(
         self,
+        *,
         population: int = 1000,
         generations: int = 500,
         fitness: str = "paper",
@@ -307,13 +309,3 @@ class EvolutionarySelector(Selector):
                 "best_per_generation": history,
             },
         )
-
-
-@SELECTORS.register("evolutionary")
-def _make(settings: dict[str, Any]) -> EvolutionarySelector:
-    return EvolutionarySelector(
-        population=settings.get("population", 1000),
-        generations=settings.get("generations", 500),
-        fitness=settings.get("fitness", "paper"),
-        crossover_probability=settings.get("crossover_probability", 0.5),
-    )

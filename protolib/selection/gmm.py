@@ -7,18 +7,18 @@ twice, so the subset always has M members.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 
 
+@SELECTORS.register("gmm")
 class GMMSelector(Selector):
     name = "gmm"
 
     def __init__(
         self,
+        *,
         covariance_type: str = "diag",
         pca_components: int | None = None,
         pool: str = "train",
@@ -64,13 +64,3 @@ class GMMSelector(Selector):
             fitness=float(gmm.score(z)),
             info={"fitness": "GMM mean log-likelihood", "converged": bool(gmm.converged_), "pool": self.pool},
         )
-
-
-@SELECTORS.register("gmm")
-def _make(settings: dict[str, Any]) -> GMMSelector:
-    return GMMSelector(
-        covariance_type=settings.get("covariance_type", "diag"),
-        pca_components=settings.get("pca_components"),
-        pool=settings.get("pool", "train"),
-        max_iter=settings.get("max_iter", 100),
-    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 
 
+@SELECTORS.register("greedy")
 class GreedySelector(Selector):
     name = "greedy"
 
@@ -22,8 +21,3 @@ class GreedySelector(Selector):
             fitness=float(np.mean(context.sample_auroc[order])),
             info={"fitness": "mean single-sample val AUROC"},
         )
-
-
-@SELECTORS.register("greedy")
-def _make(settings: dict[str, Any]) -> GreedySelector:
-    return GreedySelector()

@@ -5,13 +5,12 @@ Subset size M takes the first M ids of the list, so the list is read as a rankin
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 
 
+@SELECTORS.register("manual")
 class ManualSelector(Selector):
     name = "manual"
 
@@ -26,8 +25,3 @@ class ManualSelector(Selector):
         if unknown:
             raise ValueError(f"manual selection: ids {unknown} are not training images of this class")
         return Selection(ids=[int(i) for i in ids[:M]])
-
-
-@SELECTORS.register("manual")
-def _make(settings: dict[str, Any]) -> ManualSelector:
-    return ManualSelector()

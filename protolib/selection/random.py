@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 
 
+@SELECTORS.register("random")
 class RandomSelector(Selector):
     name = "random"
 
-    def __init__(self, repeats: int = 10) -> None:
+    def __init__(self, *, repeats: int = 10) -> None:
+        """``repeats``: random subsets per M (one output file each)."""
         self._repeats = repeats
 
     def repeats(self) -> int:
@@ -22,8 +22,3 @@ class RandomSelector(Selector):
         self._check_size(context, M)
         picked = rng.choice(len(context.candidates), size=M, replace=False)
         return Selection(ids=[int(i) for i in context.candidates[np.sort(picked)]])
-
-
-@SELECTORS.register("random")
-def _make(settings: dict[str, Any]) -> RandomSelector:
-    return RandomSelector(repeats=settings.get("repeats", 10))

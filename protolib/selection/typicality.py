@@ -31,8 +31,6 @@ import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 
-#: the selector's hyper-parameters and their defaults (config ``selection.typical``)
-DEFAULTS: dict[str, Any] = {"neighbours": 5, "tail": 0.0, "metric": "cosine", "pool": "train"}
 METRICS = ("cosine", "sqeuclidean")
 
 
@@ -93,8 +91,7 @@ class Typicality:
         return rank
 
 
-def typicality(features: np.ndarray, M: int, neighbours: int = DEFAULTS["neighbours"],
-               exclude: int = 0, device: str = "cpu", progress: bool | None = False,
+def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu", progress: bool | None = False,
                distances: np.ndarray | None = None) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
@@ -128,13 +125,13 @@ def knn_from_distances(distances: np.ndarray, k: int) -> np.ndarray:
     return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
+@SELECTORS.register("typical")
 class TypicalSelector(Selector):
     """M prototypes covering the typical core of the training pool (see the module doc)."""
 
     name = "typical"
 
-    def __init__(self, neighbours: int = DEFAULTS["neighbours"], tail: float = DEFAULTS["tail"],
-                 metric: str = DEFAULTS["metric"], pool: str = DEFAULTS["pool"]) -> None:
+    def __init__(self, *, neighbours: int = 5, tail: float = 0.0, metric: str = "cosine", pool: str = "train") -> None:
         self.neighbours = neighbours
         self.tail = tail
         self.metric = metric
@@ -168,8 +165,3 @@ class TypicalSelector(Selector):
         if self._distances is None or self._distances[0] != key:
             self._distances = (key, squared_distances(z, z))
         return self._distances[1]
-
-
-@SELECTORS.register("typical")
-def _make(settings: dict[str, Any]) -> TypicalSelector:
-    return TypicalSelector(**{key: settings.get(key, default) for key, default in DEFAULTS.items()})
