@@ -12,10 +12,13 @@ entry; the schema may add ranges and enums for the built-in ones, tests/test_hyp
 from __future__ import annotations
 
 import inspect
+import numbers
 import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 #: given by the run (``device``: the config's top level), never by a settings block
 RUN_ARGUMENTS = ("device",)
@@ -56,8 +59,12 @@ def json_types(factory: Callable[..., Any]) -> dict[str, set[str]]:
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return "boolean"
+    if isinstance(value, numbers.Integral):
+        return "integer"
+    if isinstance(value, numbers.Real):
+        return "number"
     return next((name for kind, name in JSON_TYPES.items() if kind is not bool and isinstance(value, kind)), "unknown")
 
 
@@ -79,9 +86,14 @@ def settings_problems(key: str, what: str, factory: Callable[..., Any], settings
     return problems
 
 
-def build(factory: Callable[..., Any], settings: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
+def build(factory: Callable[..., Any], settings: dict[str, Any], optional: dict[str, Any] | None = None,
+          key: str = "settings", what: str = "it") -> Any:
     """``factory(**settings)``, plus those ``optional`` keywords its signature takes (the run's
-    device; a model block's feature-cache keys for a detector that does not use them)."""
+    device; a model block's feature-cache keys for a detector that does not use them). Settings
+    it does not take are a ValueError naming them (outside the workflow, e.g. ``protolib rank``)."""
+    problems = settings_problems(key, what, factory, settings, [k for k in optional or {} if k not in RUN_ARGUMENTS])
+    if problems:
+        raise ValueError("; ".join(problems))
     accepted = inspect.signature(factory).parameters
     extra = {k: v for k, v in (optional or {}).items() if k in accepted}
     return factory(**settings, **extra)

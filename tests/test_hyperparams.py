@@ -96,5 +96,6 @@ def test_the_factories_pass_a_blocks_keys_as_keywords():
     assert knn.get_params() == {**FEATURE_DEFAULTS, "k": 5}
     gmm = make_selector("gmm", {"gmm": {"pool": "candidates"}})
     assert (gmm.pool, gmm.covariance_type, gmm.max_iter) == ("candidates", "diag", 100)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'neighbors'"):
+    with pytest.raises(ValueError, match="selection.typical.neighbors: not a setting of selection method 'typical'; "
+                                         "allowed: metric, neighbours, pool, tail"):
         make_selector("typical", {"typical": {"neighbors": 3}})

@@ -118,7 +118,8 @@ def _split_block(model_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
 def make_detector(model_cfg: dict[str, Any], device: str = "auto") -> Detector:
     """Build the detector a ``models.<name>`` config block describes."""
     settings, feature_keys = _split_block(model_cfg)
-    return build(DETECTORS.get(model_cfg["detector"]), settings, {**feature_keys, "device": device})
+    detector = model_cfg["detector"]
+    return build(DETECTORS.get(detector), settings, {**feature_keys, "device": device}, "model", f"detector {detector!r}")
 
 
 def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:

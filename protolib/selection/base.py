@@ -70,7 +70,8 @@ def method_settings(selection_cfg: dict[str, Any] | None, name: str) -> dict[str
 
 def make_selector(name: str, selection_cfg: dict[str, Any] | None = None) -> Selector:
     """Build a selector from the ``selection`` config block (its own sub-block holds settings)."""
-    return build(SELECTORS.get(name), method_settings(selection_cfg, name))
+    return build(SELECTORS.get(name), method_settings(selection_cfg, name), key=f"selection.{name}",
+                 what=f"selection method {name!r}")
 
 
 def selection_problems(selection_cfg: dict[str, Any]) -> list[str]:
