@@ -16,7 +16,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from protolib import config as config_module
@@ -94,16 +93,6 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(cells, orient="index")
     table.index = [f"{val} val: {method}" for val, method in table.index]
     return table
-
-
-def ordering(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (val, method, M): whether its mean test AUROC is above random's mean."""
-    means = results.groupby(["val", "method", "M"]).test_auroc.mean()
-    out = []
-    for (val, method, M), value in means.items():
-        random = means.get((val, "random", M), np.nan)
-        out.append({"val": val, "method": method, "M": M, "above_random": bool(value > random)})
-    return pd.DataFrame(out)
 
 
 def main(argv: list[str] | None = None) -> None:

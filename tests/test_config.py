@@ -70,6 +70,15 @@ def test_bad_values_are_rejected_with_the_key(tmp_path, mutate, message):
         validate(config)
 
 
+def test_an_unknown_loader_is_one_problem(tmp_path):
+    config = base(tmp_path)
+    config["datasets"]["digits"]["loader"] = "cifar11"
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    assert "datasets.digits.loader: unknown dataset 'cifar11'" in str(err.value)
+    assert "datasets.digits.classes" not in str(err.value)  # not its classes as well
+
+
 def test_config_file_with_a_typo_names_the_file_and_key(tmp_path):
     config = base(tmp_path)
     config["selection"]["methods"] = ["greedy", "gmn"]
