@@ -133,6 +133,33 @@ def test_profile_plans_default_study(name, tmp_path):
         assert planned["score_chunk"][0]["mem_mb"] == "8000"  # "8000 * attempt" at attempt 1
 
 
+def grouped_rules(log: str, group: str) -> list[set[str]]:
+    """The rules of each `group` job in a dry run's listing."""
+    out = []
+    for block in log.split(f"Group job {group} ")[1:]:
+        body = re.split(r"\n\[[^\n]*\] (?!\s)", block)[0]  # up to the next top-level entry
+        out.append(set(re.findall(r"^\s+rule (\w+):", body, re.M)))
+    return out
+
+
+@pytest.mark.slow
+@needs_slurm_plugin
+def test_every_select_rule_is_in_the_selection_group(tmp_path):
+    """The select rules declare their group themselves, so a method no profile names (`typical`
+    here) is submitted with merge_scores and the other select_* jobs of its class."""
+    from tests.helpers import small_config, write_config
+
+    config = small_config(tmp_path / "results", device="auto")
+    config["datasets"]["digits"]["classes"] = [3]
+    config["selection"]["methods"] = ["greedy", "typical"]
+    path = write_config(tmp_path / "study.yaml", config)
+    proc = snakemake(tmp_path, "-n", "--profile", str(PROFILES / "slurm"), "--cores", "2", "--configfile", str(path),
+                     env=clean_env(), timeout=120)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert grouped_rules(log, "selection") == [{"merge_scores", "select_greedy", "select_typical"}]
+
+
 # ----------------------------------------------------------------------------- stand-in SLURM
 FAKE_SLURM = '''#!{python}
 """Stand-in for a SLURM command: logs its arguments; sbatch hands out job ids, sacct calls

@@ -37,6 +37,8 @@ rule merge_scores:
         log_file("merge_scores", "dataset", "model", "cls"),
     benchmark:
         benchmark_file("merge_scores", "dataset", "model", "cls")
+    group:
+        "selection"  # with the select_* jobs of its class (select.smk)
     conda:
         "../../envs/protolib.yaml"
     resources:

@@ -1,5 +1,7 @@
 # Subsets: one job per (dataset, model, class, method) writes one file per (M, seed).
 # One rule per configured method, because each method has its own number of seeds.
+# Every select_<method> rule is in the `selection` group with merge_scores (one SLURM submission
+# per class; groups are ignored by local runs), so a new method needs no profile edit.
 
 for _method in METHODS:
 
@@ -16,6 +18,8 @@ for _method in METHODS:
             log_file(f"select_{_method}", "dataset", "model", "cls"),
         benchmark:
             benchmark_file(f"select_{_method}", "dataset", "model", "cls")
+        group:
+            "selection"
         conda:
             "../../envs/protolib.yaml"
         resources:
