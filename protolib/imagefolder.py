@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from protolib.data.images import DatasetFilesError, read_images, scan_folder
+from protolib.data.base import DatasetFilesError
+from protolib.data.images import read_images, scan_folder
 
 
 class UnreadableImageError(ValueError):

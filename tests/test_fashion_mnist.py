@@ -23,7 +23,8 @@ import yaml
 from protolib import config as protolib_config
 from protolib.data import load_dataset
 from protolib.data.base import CLASS_NAMES as REGISTERED_CLASS_NAMES
-from protolib.data.fashion_mnist import CLASS_NAMES, DEFAULT_ROOT, FILES, DatasetFilesError, resolve_root
+from protolib.data.base import DatasetFilesError
+from protolib.data.fashion_mnist import CLASS_NAMES, DEFAULT_ROOT, FILES, resolve_root
 from protolib.data.idx import IDXError, read_idx, read_idx_pair
 from protolib.data.splits import one_vs_rest_split
 

@@ -12,7 +12,8 @@ import pytest
 
 from protolib.data import load_dataset
 from protolib.data.base import ImageDataset
-from protolib.data.medical import age_groups, brats_volume, xray_split
+from protolib.data.medical import brats_volume
+from protolib.data.medical_split import age_groups, xray_split
 
 
 def test_implausible_ages_join_no_age_group():

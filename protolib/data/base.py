@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,11 @@ import numpy as np
 
 from protolib import io
 from protolib.registry import Registry
+
+
+class DatasetFilesError(FileNotFoundError, ValueError):
+    """A dataset's files are missing or unreadable; catchable as either base class. Every loader
+    raises it with a message naming the folder or file and what was expected there."""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.images import DatasetFilesError
+from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, register_dataset
+from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 from protolib.data.idx import locate_or_download, read_labelled_idx
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -29,14 +29,6 @@ FILES: dict[str, tuple[str, str]] = {
 }
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SHAPE = (28, 28)
-
-
-class DatasetFilesError(FileNotFoundError, ValueError):
-    """The dataset's files are missing or unreadable; catchable as either base class.
-
-    The message names the folder(s) searched and the four file names expected, so the fix
-    (install the package, point ``root`` elsewhere, or set ``download: true``) is obvious.
-    """
 
 
 def _expected_names() -> list[str]:

@@ -1,4 +1,4 @@
-"""The user's own images (``loader: folder``), and the split helpers other protocols share.
+"""The user's own images (``loader: folder``) and their split protocol.
 
 Two layouts under ``root`` (PNG/JPEG/TIFF/BMP, grey or colour, subfolders allowed):
 
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.images import DatasetFilesError, image_size, read_images, require_root, scan_folder
-from protolib.data.splits import Split, class_seed
+from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
+from protolib.data.images import image_size, read_images, require_root, scan_folder
+from protolib.data.splits import Split, build_split, carve, class_seed, n_train_of, split_cfg, val_fraction
 
 CLASS_NAMES = ["normal"]
 LAYOUT = (
@@ -56,89 +56,6 @@ FIXED_PARTS = [
     ("test/anomalous", "test", True),
 ]
 POOL_PARTS = [("normal", "pool", False), ("anomalous", "pool", True)]
-DEFAULT_VAL_FRACTION = 0.5
-
-
-# ----------------------------------------------------------------------------- shared split helpers
-def split_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg.get("split") or {}
-
-
-def val_fraction(cfg: dict[str, Any], default: float = DEFAULT_VAL_FRACTION) -> float:
-    frac = split_cfg(cfg).get("val_fraction", default)
-    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac < 1:
-        raise ValueError(f"split.val_fraction must be a number in (0, 1), got {frac!r}")
-    return float(frac)
-
-
-def carve(ids: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``ids`` into (val, test), each stratum by ``fraction`` (at least one each when it has two).
-
-    Stratifying (by label, or by MVTec defect type) keeps every kind of anomaly in both sets,
-    so the val AUROC the selection optimises measures the same thing as the test AUROC.
-    """
-    val, test = [], []
-    for value in sorted(set(strata.tolist())):
-        members = rng.permutation(ids[strata == value])
-        n = len(members)
-        k = int(round(fraction * n))
-        if n >= 2:
-            k = min(max(k, 1), n - 1)
-        val.append(members[:k])
-        test.append(members[k:])
-    empty = np.empty(0, dtype=np.int64)
-    return (np.concatenate(val) if val else empty).astype(np.int64), (np.concatenate(test) if test else empty).astype(np.int64)
-
-
-def build_split(
-    *, dataset: str, normal_class: int, class_name: str, seed: int, train: np.ndarray,
-    val_ids: np.ndarray, test_ids: np.ndarray, anomalous: np.ndarray, candidates: int,
-    rng: np.random.Generator, protocol: dict[str, Any], fix: str,
-) -> Split:
-    """Sorted parts, labels from ``anomalous`` (indexed by id), K candidates; fails when a part lacks a label.
-
-    ``fix`` tells the user what to change when val or test lacks normal or anomalous images.
-    """
-    train = np.sort(np.asarray(train, dtype=np.int64))
-    if len(train) == 0:
-        raise ValueError(f"{dataset}/{class_name}: no training images; {fix}")
-    parts = {}
-    for part, ids in (("val", val_ids), ("test", test_ids)):
-        ids = np.sort(np.asarray(ids, dtype=np.int64))
-        y = anomalous[ids].astype(np.int64)
-        n_anom = int(y.sum())
-        if n_anom == 0 or n_anom == len(y):
-            lacking = "anomalous" if n_anom == 0 else "normal"
-            raise ValueError(
-                f"{dataset}/{class_name}: the {part} set has {len(y) - n_anom} normal and {n_anom} anomalous "
-                f"images; it needs both (AUROC is measured on it). Add {lacking} images: {fix}"
-            )
-        parts[part] = (ids, y)
-    k = min(int(candidates), len(train))
-    cand = np.sort(rng.choice(train, size=k, replace=False)).astype(np.int64)
-    split = Split(
-        dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed), train=train,
-        candidates=cand, val_ids=parts["val"][0], val_labels=parts["val"][1],
-        test_ids=parts["test"][0], test_labels=parts["test"][1],
-        protocol={**protocol, "candidates": k, "n_train": len(train),
-                  "n_val": [int((parts["val"][1] == 0).sum()), int(parts["val"][1].sum())],
-                  "n_test": [int((parts["test"][1] == 0).sum()), int(parts["test"][1].sum())]},
-    )
-    split.check(f"{dataset}/{class_name}")
-    return split
-
-
-def n_train_of(train: Any, n: int, what: str) -> int:
-    """``split.train`` as a count or a fraction of ``n`` images, with one clear error when too large."""
-    if isinstance(train, bool) or not isinstance(train, (int, float)):
-        raise ValueError(f"split.train must be a count or a fraction in (0, 1), got {train!r}")
-    n_train = int(round(train * n)) if isinstance(train, float) and train < 1 else int(train)
-    if n_train < 1 or n - n_train < 2:
-        raise ValueError(
-            f"{what}: {n} normal images; split.train = {train} leaves {n - n_train} for val and test "
-            "(need at least 2); set split.train to a smaller count or a fraction such as 0.6"
-        )
-    return n_train
 
 
 # ----------------------------------------------------------------------------- loader

@@ -37,12 +37,9 @@ from typing import Any
 
 import numpy as np
 
-# One error type for every loader (Fashion-MNIST defined it first): catchable as
-# FileNotFoundError or ValueError, its message names the file/folder and the expected layout.
-from protolib.data.fashion_mnist import DatasetFilesError
+from protolib.data.base import DatasetFilesError
 
 __all__ = [
-    "DatasetFilesError",
     "IMAGE_SUFFIXES",
     "ImageSet",
     "center_crop_square",

@@ -2,7 +2,8 @@
 
 Each is one study with one class, ``normal`` (index 0): ``labels`` are all 0 and
 ``meta['anomalous']`` marks glioma slices / abnormal radiographs, because the anomalies are not a
-class of their own here, unlike one-vs-rest. Each registers its own split protocol (suppl. Sec. 7):
+class of their own here, unlike one-vs-rest. Each is registered with the balanced split protocol of
+``medical_split`` (suppl. Sec. 7):
 
 * BraTS: val and test of ``split.val_size`` / ``split.test_size`` slices (80 each: 40 healthy +
   40 glioma), the remaining healthy slices train (the paper had 101). As the references: each
@@ -29,25 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, register_dataset
-from protolib.data.folder import build_split, split_cfg
+from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 from protolib.data.images import (
-    IMAGE_SUFFIXES, DatasetFilesError, center_crop_square, image_size, optional_import, read_image,
-    require_root, resize, to_uint8,
+    IMAGE_SUFFIXES, center_crop_square, image_size, optional_import, read_image, require_root, resize, to_uint8,
 )
-from protolib.data.splits import Split, class_seed
+from protolib.data.medical_split import brats_split, xray_split
 
 CLASS_NAMES = ["normal"]
 DEFAULT_IMAGE_SIZE = 128
-#: age groups of Lagogiannis et al., used by the paper: young < 32 years, old > 60 years
-YOUNG_BELOW = 32
-OLD_ABOVE = 60
-#: plausible ages (unsupervised_fairness keeps 0 < age; RSNA's metadata has ages 148-155)
-AGE_RANGE = (0, 110)
 #: a BraTS slice is glioma above this many lesion pixels (unsupervised_fairness camcan_brats.py)
 GLIOMA_MIN_PIXELS = 16
-SEXES = ("M", "F")
-AGE_GROUPS = ("young", "old")
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -87,93 +79,6 @@ def parse_age(value: Any) -> float:
     except ValueError:
         return math.nan
     return age if math.isfinite(age) and age >= 0 else math.nan
-
-
-def age_groups(age: np.ndarray) -> np.ndarray:
-    """'young' (< 32), 'old' (> 60) or '' (in between, unknown or implausible: outside 0 < age <
-    110; left out of val and test)."""
-    age = np.asarray(age, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        plausible = (age > AGE_RANGE[0]) & (age < AGE_RANGE[1])
-        group = np.where(age < YOUNG_BELOW, "young", np.where(age > OLD_ABOVE, "old", ""))
-    return np.where(plausible, group, "")
-
-
-def _size(cfg: dict[str, Any], key: str, default: int) -> int:
-    value = split_cfg(cfg).get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError(f"split.{key} must be an integer >= 2, got {value!r}")
-    return value
-
-
-def balanced_split(
-    data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str,
-    *, demographics: bool, default_size: int, patient_disjoint: bool = False,
-) -> Split:
-    """Val and test with equally many images per cell (label, and sex x age group when asked).
-
-    Cells are filled by a seeded draw; all normal images left over train (``split.max_train``
-    draws that many of them), without those of val/test patients when ``patient_disjoint``. A
-    cell too small for its share raises an error naming it.
-    """
-    anomalous = data.meta["anomalous"].astype(bool)
-    ids = np.arange(len(data), dtype=np.int64)
-    cells: list[tuple[str, np.ndarray]] = []
-    labels = (("normal", ~anomalous), ("anomalous", anomalous))
-    if demographics:
-        sex = data.meta["sex"].astype(str)
-        group = age_groups(data.meta["age"])
-        for s in SEXES:
-            for g in AGE_GROUPS:
-                for name, is_label in labels:
-                    cells.append((f"sex {s}, {g}, {name}", (sex == s) & (group == g) & is_label))
-    else:
-        cells = [(name, is_label) for name, is_label in labels]
-    sizes = {part: _size(cfg, f"{part}_size", default_size) for part in ("val", "test")}
-    for part, size in sizes.items():
-        if size % len(cells):
-            raise ValueError(
-                f"{dataset_key}: split.{part}_size = {size} cannot be balanced over the {len(cells)} cells "
-                f"({'sex x age group x label' if demographics else 'label'}); use a multiple of {len(cells)}"
-            )
-    per = {part: size // len(cells) for part, size in sizes.items()}
-    rng = class_seed(seed, normal_class)
-    need = per["val"] + per["test"]
-    pools = [(name, ids[member]) for name, member in cells]
-    short = [f"({name}) has {len(pool)}" for name, pool in pools if len(pool) < need]
-    if short:
-        raise ValueError(
-            f"{dataset_key}: too few images for val and test: {'; '.join(short)}, but each cell needs "
-            f"{per['val']} + {per['test']} = {need} (split.val_size = {sizes['val']}, split.test_size = "
-            f"{sizes['test']}, over {len(cells)} cells); lower them or add images"
-        )
-    val, test, counts = [], [], {}
-    for name, pool in pools:
-        drawn = rng.permutation(pool)[:need]
-        val.append(drawn[: per["val"]])
-        test.append(drawn[per["val"] :])
-        counts[name] = int(len(pool))
-    val_ids, test_ids = np.concatenate(val), np.concatenate(test)
-    train = np.setdiff1d(ids[~anomalous], np.concatenate([val_ids, test_ids]))
-    if patient_disjoint:
-        patients = data.meta["patient"].astype(str)
-        held_out = np.unique(patients[np.concatenate([val_ids, test_ids])])
-        train = train[~np.isin(patients[train], held_out)]
-    max_train = split_cfg(cfg).get("max_train")
-    if max_train is not None and len(train) > int(max_train):
-        train = rng.choice(train, size=int(max_train), replace=False)
-    return build_split(
-        dataset=dataset_key, normal_class=normal_class, class_name=data.class_names[normal_class], seed=seed,
-        train=train, val_ids=val_ids, test_ids=test_ids, anomalous=anomalous,
-        candidates=cfg.get("candidates", 300), rng=rng,
-        protocol={
-            "kind": "balanced: " + ("sex x age group x label" if demographics else "label"),
-            "val_size": sizes["val"], "test_size": sizes["test"], "per_cell": per, "cell_pool_sizes": counts,
-            "max_train": max_train, "patient_disjoint": patient_disjoint,
-            **({"young_below": YOUNG_BELOW, "old_above": OLD_ABOVE} if demographics else {}),
-        },
-        fix="lower split.val_size / split.test_size or add images",
-    )
 
 
 def _xray(image: np.ndarray, size: int) -> np.ndarray:
@@ -288,11 +193,6 @@ def load_brats(cfg: dict[str, Any]) -> ImageDataset:
             "path": np.asarray(paths, dtype=str),
         },
     )
-
-
-def brats_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str) -> Split:
-    """80 val / 80 test slices, half glioma; the remaining healthy slices train."""
-    return balanced_split(data, normal_class, cfg, seed, dataset_key, demographics=False, default_size=80)
 
 
 # ----------------------------------------------------------------------------- RSNA
@@ -419,12 +319,6 @@ def load_rsna(cfg: dict[str, Any]) -> ImageDataset:
             "path": np.asarray(paths, dtype=str),
         },
     )
-
-
-def xray_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str) -> Split:
-    """800 val / 800 test, balanced over sex x age group x label; remaining normals train."""
-    return balanced_split(data, normal_class, cfg, seed, dataset_key, demographics=True, default_size=800,
-                          patient_disjoint=True)
 
 
 # ----------------------------------------------------------------------------- CheXpert

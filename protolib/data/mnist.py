@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, register_dataset
+from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 from protolib.data.idx import locate_or_download, read_labelled_idx
-from protolib.data.images import DatasetFilesError
 
 CLASS_NAMES = [str(d) for d in range(10)]
 #: part -> (images file, labels file), as named upstream (each may also carry ``.gz``)

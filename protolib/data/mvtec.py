@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from protolib.data.base import ImageDataset, class_list, register_dataset
-from protolib.data.folder import build_split, carve, val_fraction
-from protolib.data.images import DatasetFilesError, image_size, list_images, read_image, require_root, resize
-from protolib.data.splits import Split, class_seed
+from protolib.data.base import DatasetFilesError, ImageDataset, class_list, register_dataset
+from protolib.data.images import image_size, list_images, read_image, require_root, resize
+from protolib.data.splits import Split, build_split, carve, class_seed, val_fraction
 
 CATEGORIES = [
     "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill", "screw",

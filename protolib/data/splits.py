@@ -1,9 +1,11 @@
-"""Seeded one-vs-rest splits: the paper's protocol for the natural-image datasets.
+"""Splits: the ``Split`` record, the seeded one-vs-rest protocol, and the parts the other
+protocols (folder, MVTec, the medical sets' balanced one) build theirs from.
 
-Per normal class c: ``train`` images of c form the training set (a count, or a fraction of the
-class for small datasets); the rest of c is split equally into val and test; each is joined by
-``anomalies_per_other_class`` x |normal val| images from every other class as anomalies, val
-and test anomalies disjoint. K candidates are drawn from the training set.
+One-vs-rest, the paper's protocol for the natural-image datasets: per normal class c, ``train``
+images of c form the training set (a count, or a fraction of the class for small datasets); the
+rest of c is split equally into val and test; each is joined by ``anomalies_per_other_class`` x
+|normal val| images from every other class as anomalies, val and test anomalies disjoint. K
+candidates are drawn from the training set.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from protolib import io
 
 #: fewest normal val (and test) images a one-vs-rest split may leave
 MIN_NORMAL_EVAL = 5
+#: share of the held-out images that forms val (folder, MVTec; config split.val_fraction)
+DEFAULT_VAL_FRACTION = 0.5
 
 
 def class_seed(seed: int, class_index: int) -> np.random.Generator:
@@ -123,10 +127,30 @@ def one_vs_rest_split(
             f"{min_normal_eval} each: an AUROC over fewer normal images means little); lower split.train"
         )
     train_ids = normal[:n_train]
-    val_normal = normal[n_train : n_train + n_val]
-    test_normal = normal[n_train + n_val : n_train + 2 * n_val]
-
     n_anom = max(1, int(round(anomalies_per_other_class * n_val)))
+    val_anom, test_anom = _other_class_anomalies(labels, normal_class, n_anom, rng, dataset, anomalies_per_other_class)
+    k = min(candidates, n_train)
+    cand = np.sort(rng.choice(train_ids, size=k, replace=False))
+    val_ids, val_y = _joined(normal[n_train : n_train + n_val], val_anom)
+    test_ids, test_y = _joined(normal[n_train + n_val : n_train + 2 * n_val], test_anom)
+    split = Split(
+        dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed),
+        train=np.sort(train_ids).astype(np.int64), candidates=cand.astype(np.int64),
+        val_ids=val_ids, val_labels=val_y, test_ids=test_ids, test_labels=test_y,
+        protocol={
+            "kind": "one_vs_rest", "train": train, "anomalies_per_other_class": anomalies_per_other_class,
+            "candidates": int(k), "n_class": int(n_class), "n_train": int(n_train), "n_val_normal": int(n_val),
+            "n_anomalies_per_other_class": int(n_anom),
+        },
+    )
+    split.check(f"{dataset}/{class_name}")
+    return split
+
+
+def _other_class_anomalies(labels: np.ndarray, normal_class: int, n_anom: int, rng: np.random.Generator,
+                           dataset: str, per_other_class: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n_anom`` val and ``n_anom`` test anomalies from every other class (disjoint), drawn in
+    class order from ``rng``."""
     val_anom, test_anom = [], []
     for other in np.unique(labels):
         if other == normal_class:
@@ -135,45 +159,100 @@ def one_vs_rest_split(
         if len(pool) < 2 * n_anom:
             raise ValueError(
                 f"{dataset}: class {other} has {len(pool)} images, fewer than the {2 * n_anom} "
-                f"anomalies (val + test) that split.anomalies_per_other_class = {anomalies_per_other_class} asks for"
+                f"anomalies (val + test) that split.anomalies_per_other_class = {per_other_class} asks for"
             )
         drawn = rng.choice(pool, size=2 * n_anom, replace=False)
         val_anom.append(drawn[:n_anom])
         test_anom.append(drawn[n_anom:])
+    return val_anom, test_anom
 
-    k = min(candidates, n_train)
-    cand = np.sort(rng.choice(train_ids, size=k, replace=False))
 
-    def joined(normal_ids: np.ndarray, anomalous: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        anomalous_ids = np.concatenate(anomalous) if anomalous else np.empty(0, dtype=np.int64)
-        ids = np.concatenate([normal_ids, anomalous_ids]).astype(np.int64)
-        y = np.concatenate([np.zeros(len(normal_ids)), np.ones(len(anomalous_ids))]).astype(np.int64)
-        order = np.argsort(ids, kind="stable")
-        return ids[order], y[order]
+def _joined(normal_ids: np.ndarray, anomalous: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Normal and anomalous ids as one sorted part with its labels (1 = anomalous)."""
+    anomalous_ids = np.concatenate(anomalous) if anomalous else np.empty(0, dtype=np.int64)
+    ids = np.concatenate([normal_ids, anomalous_ids]).astype(np.int64)
+    y = np.concatenate([np.zeros(len(normal_ids)), np.ones(len(anomalous_ids))]).astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], y[order]
 
-    val_ids, val_y = joined(val_normal, val_anom)
-    test_ids, test_y = joined(test_normal, test_anom)
+
+# ----------------------------------------------------------------------------- held-out parts (folder, MVTec, medical)
+def split_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    return cfg.get("split") or {}
+
+
+def val_fraction(cfg: dict[str, Any], default: float = DEFAULT_VAL_FRACTION) -> float:
+    frac = split_cfg(cfg).get("val_fraction", default)
+    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac < 1:
+        raise ValueError(f"split.val_fraction must be a number in (0, 1), got {frac!r}")
+    return float(frac)
+
+
+def carve(ids: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``ids`` into (val, test), each stratum by ``fraction`` (at least one each when it has two).
+
+    Stratifying (by label, or by MVTec defect type) keeps every kind of anomaly in both sets,
+    so the val AUROC the selection optimises measures the same thing as the test AUROC.
+    """
+    val, test = [], []
+    for value in sorted(set(strata.tolist())):
+        members = rng.permutation(ids[strata == value])
+        n = len(members)
+        k = int(round(fraction * n))
+        if n >= 2:
+            k = min(max(k, 1), n - 1)
+        val.append(members[:k])
+        test.append(members[k:])
+    empty = np.empty(0, dtype=np.int64)
+    return (np.concatenate(val) if val else empty).astype(np.int64), (np.concatenate(test) if test else empty).astype(np.int64)
+
+
+def build_split(
+    *, dataset: str, normal_class: int, class_name: str, seed: int, train: np.ndarray,
+    val_ids: np.ndarray, test_ids: np.ndarray, anomalous: np.ndarray, candidates: int,
+    rng: np.random.Generator, protocol: dict[str, Any], fix: str,
+) -> Split:
+    """Sorted parts, labels from ``anomalous`` (indexed by id), K candidates; fails when a part lacks a label.
+
+    ``fix`` tells the user what to change when val or test lacks normal or anomalous images.
+    """
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    if len(train) == 0:
+        raise ValueError(f"{dataset}/{class_name}: no training images; {fix}")
+    parts = {}
+    for part, ids in (("val", val_ids), ("test", test_ids)):
+        ids = np.sort(np.asarray(ids, dtype=np.int64))
+        y = anomalous[ids].astype(np.int64)
+        n_anom = int(y.sum())
+        if n_anom == 0 or n_anom == len(y):
+            lacking = "anomalous" if n_anom == 0 else "normal"
+            raise ValueError(
+                f"{dataset}/{class_name}: the {part} set has {len(y) - n_anom} normal and {n_anom} anomalous "
+                f"images; it needs both (AUROC is measured on it). Add {lacking} images: {fix}"
+            )
+        parts[part] = (ids, y)
+    k = min(int(candidates), len(train))
+    cand = np.sort(rng.choice(train, size=k, replace=False)).astype(np.int64)
     split = Split(
-        dataset=dataset,
-        normal_class=int(normal_class),
-        class_name=class_name,
-        seed=int(seed),
-        train=np.sort(train_ids).astype(np.int64),
-        candidates=cand.astype(np.int64),
-        val_ids=val_ids,
-        val_labels=val_y,
-        test_ids=test_ids,
-        test_labels=test_y,
-        protocol={
-            "kind": "one_vs_rest",
-            "train": train,
-            "anomalies_per_other_class": anomalies_per_other_class,
-            "candidates": int(k),
-            "n_class": int(n_class),
-            "n_train": int(n_train),
-            "n_val_normal": int(n_val),
-            "n_anomalies_per_other_class": int(n_anom),
-        },
+        dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed), train=train,
+        candidates=cand, val_ids=parts["val"][0], val_labels=parts["val"][1],
+        test_ids=parts["test"][0], test_labels=parts["test"][1],
+        protocol={**protocol, "candidates": k, "n_train": len(train),
+                  "n_val": [int((parts["val"][1] == 0).sum()), int(parts["val"][1].sum())],
+                  "n_test": [int((parts["test"][1] == 0).sum()), int(parts["test"][1].sum())]},
     )
     split.check(f"{dataset}/{class_name}")
     return split
+
+
+def n_train_of(train: Any, n: int, what: str) -> int:
+    """``split.train`` as a count or a fraction of ``n`` images, with one clear error when too large."""
+    if isinstance(train, bool) or not isinstance(train, (int, float)):
+        raise ValueError(f"split.train must be a count or a fraction in (0, 1), got {train!r}")
+    n_train = int(round(train * n)) if isinstance(train, float) and train < 1 else int(train)
+    if n_train < 1 or n - n_train < 2:
+        raise ValueError(
+            f"{what}: {n} normal images; split.train = {train} leaves {n - n_train} for val and test "
+            "(need at least 2); set split.train to a smaller count or a fraction such as 0.6"
+        )
+    return n_train

@@ -131,7 +131,7 @@ def make_brats(root: Path, brain: tuple[np.ndarray, np.ndarray], n_patients: int
 
 def check_balanced(data: ImageDataset, ids: np.ndarray, per_cell: int) -> None:
     """Equally many images per sex x age group x label cell; nobody middle-aged or of unknown sex."""
-    from protolib.data.medical import age_groups
+    from protolib.data.medical_split import age_groups
 
     group = age_groups(data.meta["age"])
     assert set(group[ids].tolist()) <= {"young", "old"} and set(data.meta["sex"][ids].tolist()) <= {"M", "F"}

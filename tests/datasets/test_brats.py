@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from protolib.data import load_dataset
-from protolib.data.images import DatasetFilesError
+from protolib.data.base import DatasetFilesError
 from tests.datasets.builders import (
     assert_clear,
     assert_deterministic,

@@ -18,7 +18,7 @@ from protolib.data.cifar import (
     CIFAR100_FINE_CLASSES,
     FINE_TO_COARSE,
 )
-from protolib.data.images import DatasetFilesError
+from protolib.data.base import DatasetFilesError
 from tests.datasets.builders import (
     assert_clear,
     assert_deterministic,

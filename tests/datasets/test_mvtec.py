@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from protolib.data import ImageDataset, load_dataset
-from protolib.data.images import DatasetFilesError
+from protolib.data.base import DatasetFilesError
 from protolib.pipeline import make_split, prepare_dataset
 from tests.datasets.builders import (
     _png,

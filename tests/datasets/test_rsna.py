@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from protolib.data import ImageDataset, load_dataset
-from protolib.data.images import DatasetFilesError, center_crop_square, resize
+from protolib.data.base import DatasetFilesError
+from protolib.data.images import center_crop_square, resize
 from protolib.pipeline import make_split, prepare_dataset
 from tests.datasets.builders import (
     _png,
@@ -163,7 +164,8 @@ def test_rsna_errors(tmp_path: Path) -> None:
 
 
 def test_age_and_sex_parsing() -> None:
-    from protolib.data.medical import age_groups, parse_age, parse_sex
+    from protolib.data.medical import parse_age, parse_sex
+    from protolib.data.medical_split import age_groups
 
     assert parse_age("051Y") == 51 and parse_age("51") == 51 and parse_age(" 6M") == 0.5
     assert np.isnan(parse_age("")) and np.isnan(parse_age(None)) and np.isnan(parse_age("abc"))
