@@ -234,8 +234,8 @@ def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces
     class MeanImage(Detector):
         name = "test_mean_image"
 
-        def __init__(self, cfg):
-            self.embed = make_backbone(cfg)
+        def __init__(self, *, backbone: str = "pixels", image_size: int = 224) -> None:
+            self.embed = make_backbone({"backbone": backbone, "image_size": image_size})
 
         def fit(self, images):
             self.centre = self.embed(images).mean(axis=0)
@@ -245,7 +245,7 @@ def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces
             return ((self.embed(images) - self.centre) ** 2).sum(axis=1)
 
     if "test_mean_image" not in DETECTORS:
-        DETECTORS.register("test_mean_image")(lambda cfg, device="auto": MeanImage(cfg))
+        DETECTORS.register("test_mean_image")(MeanImage)
     few = tmp_path / "few"
     few.mkdir()
     for path in sorted(folders["train"].glob("zero_0*.png"))[:12] + [folders["train"] / NOISE[0]]:
