@@ -41,7 +41,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from protolib.models import make_detector  # noqa: E402
+from protolib.hyperparams import hyper_parameters  # noqa: E402
+from protolib.models import DETECTORS, make_detector  # noqa: E402
 from protolib.models.backbones import make_backbone  # noqa: E402
 from protolib.models.trained_map import TrainedMapDetector  # noqa: E402
 from protolib.selection import make_selector  # noqa: E402
@@ -147,7 +148,9 @@ class ModelCost:
 
 def measure_model(model_cfg: dict, device: str) -> ModelCost:
     """Fit the linear cost models from calls at tiny sizes (training: 1 and 2 steps)."""
-    cfg = {**model_cfg, "weights": "none", "parallel_models": 1}
+    cfg = {**model_cfg, "weights": "none"}
+    if "parallel_models" in hyper_parameters(DETECTORS.get(cfg["detector"])):  # fae, rd
+        cfg["parallel_models"] = 1
     reference = make_detector(cfg, device=device)
     steps = int(reference.__dict__.get("steps", 0))  # fit runs this many training steps
     train_batch = int(reference.__dict__.get("train_batch_size", 1))
