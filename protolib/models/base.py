@@ -34,6 +34,18 @@ class Detector(ABC):
     def fit(self, images: np.ndarray) -> "Detector":
         """Fit on normal images only."""
 
+    @abstractmethod
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """Anomaly score per image, higher = more anomalous, shape (N,)."""
+
+    def score_matrix(self, train_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
+        """(K, |val|): scores of val images under a detector fitted on each training image alone."""
+        rows = []
+        for i in tqdm(range(len(train_images)), desc=f"{self.name}: single-sample fits", leave=False):
+            single = copy.deepcopy(self).fit(train_images[i : i + 1])
+            rows.append(single.score(val_images))
+        return np.stack(rows).astype(np.float64)
+
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters it was built with (scikit-learn's convention: each is kept as the
         attribute of its own name), e.g. to save it and build it again."""
@@ -50,18 +62,6 @@ class Detector(ABC):
         if "weights" in taken:
             det.weights = params.get("weights", "none")  # what it was trained from, for a later save
         return det
-
-    @abstractmethod
-    def score(self, images: np.ndarray) -> np.ndarray:
-        """Anomaly score per image, higher = more anomalous, shape (N,)."""
-
-    def score_matrix(self, train_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
-        """(K, |val|): scores of val images under a detector fitted on each training image alone."""
-        rows = []
-        for i in tqdm(range(len(train_images)), desc=f"{self.name}: single-sample fits", leave=False):
-            single = copy.deepcopy(self).fit(train_images[i : i + 1])
-            rows.append(single.score(val_images))
-        return np.stack(rows).astype(np.float64)
 
 
 class FrozenFeatureDetector(Detector):
@@ -119,7 +119,8 @@ def make_detector(model_cfg: dict[str, Any], device: str = "auto") -> Detector:
     """Build the detector a ``models.<name>`` config block describes."""
     settings, feature_keys = _split_block(model_cfg)
     detector = model_cfg["detector"]
-    return build(DETECTORS.get(detector), settings, {**feature_keys, "device": device}, "model", f"detector {detector!r}")
+    return build(DETECTORS.get(detector), settings, {**feature_keys, "device": device}, key="model",
+                 what=f"detector {detector!r}")
 
 
 def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:

@@ -166,8 +166,8 @@ class PandaDetector(Detector):
         if self.bank is None:
             raise RuntimeError("panda: save called before fit")
         pristine = {k: v for k, v in self.pretrained.items() if k.split(".")[0] in TRAINED_LAYERS}
-        save_detector(path, self.name, self.get_params(), {"net": self.net.state_dict(), "pretrained_trained_layers": pristine,
-                                                   "bank": torch.from_numpy(self.bank)})
+        state = {"net": self.net.state_dict(), "pretrained_trained_layers": pristine, "bank": torch.from_numpy(self.bank)}
+        save_detector(path, self.name, self.get_params(), state)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "PandaDetector":

@@ -91,8 +91,8 @@ class Typicality:
         return rank
 
 
-def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu", progress: bool | None = False,
-               distances: np.ndarray | None = None) -> Typicality:
+def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu",
+               progress: bool | None = False, distances: np.ndarray | None = None) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
     ``distances``: the rows' (n, n) squared distances, when the caller has them (one matrix
