@@ -72,7 +72,7 @@ def fitness_ablation(config_paths: dict[str, str], fitnesses: tuple[str, ...] = 
             runs = [("greedy", "greedy", base), ("random", "random", base)]
             for fitness in fitnesses:
                 cfg = copy.deepcopy(base)
-                cfg["selection"]["evolutionary"]["fitness"] = fitness
+                cfg["selection"].setdefault("evolutionary", {})["fitness"] = fitness  # no block: defaults
                 runs.append((f"evolutionary ({fitness})", "evolutionary", cfg))
             for label, method, cfg in runs:
                 out = root / label.replace(" ", "_").replace("(", "").replace(")", "")
