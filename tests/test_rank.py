@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from protolib.imagefolder import read_folder
+from protolib.rank.folders import read_folder
 from protolib.rank import RankError, rank_folder
 
 NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
