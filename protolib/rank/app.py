@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ def rank_folder(images_dir: str | Path, out_dir: str | Path, options: RankOption
                 log: Log | None = _stderr, **settings: Any) -> RankResult:
     """Rank the images of ``images_dir`` and write the outputs to ``out_dir``.
 
-    The settings are a :class:`RankOptions` or its fields as keywords (``M=5, seed=0``); ``log``
-    receives the notes and warnings (None: silent). Bad input raises :class:`RankError` before
-    any compute."""
-    opts = options if options is not None else RankOptions(**settings)
+    The settings are a :class:`RankOptions` and/or its fields as keywords (``M=5, seed=0``, which
+    override the options' values); ``log`` receives the notes and warnings (None: silent). Bad
+    input raises :class:`RankError` before any compute."""
+    if options is not None and not isinstance(options, RankOptions):
+        raise TypeError(f"options must be a RankOptions, got {type(options).__name__}; pass settings as keywords")
+    opts = replace(options, **settings) if options is not None else RankOptions(**settings)
     try:
         return _run(Path(images_dir), Path(out_dir), opts, log or (lambda message: None))
     except InputMismatchError as err:  # non-finite features or scores
