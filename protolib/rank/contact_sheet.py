@@ -52,8 +52,8 @@ def draw(data: ImageFolder, ranking: Ranking, subsets: dict[str, list[int]], val
     for title, colour, ids in blocks:
         for start in range(0, len(ids), cols):
             row = ids[start : start + cols]
-            tiles.append(Tiles(len(tiles), 0, [data.images[i] for i in row],
-                               [f"{shorten(names[i])}\nrank {ranking.rank[i]}/{n}  kNN {ranking.knn[i]:.3g}" for i in row],
+            captions = [f"{shorten(names[i])}\nrank {ranking.rank[i]}/{n}  kNN {ranking.knn[i]:.3g}" for i in row]
+            tiles.append(Tiles(len(tiles), 0, [data.images[i] for i in row], captions,
                                title=title if start == 0 else "", colour=colour, ids=row))
     title = (f"{settings['images_dir']}: {n} images, model {settings['model']}, features {settings['backbone']};\n"
              "kNN = mean squared distance to the nearest neighbours")

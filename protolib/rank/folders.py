@@ -116,7 +116,8 @@ def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None
         log(f"warning: skipped {str(path)!r}: {reason}")
     if data.ignored:
         shown = ", ".join(p.name for p in data.ignored[:5]) + (", ..." if len(data.ignored) > 5 else "")
-        log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: {shown}")
+        log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
+            f"{shown}")
     if len(data) == 0:
         what = (f"none of its {len(data.skipped)} image files could be read" if data.skipped
                 else "it has no PNG, JPEG, TIFF or BMP files")

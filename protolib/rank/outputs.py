@@ -37,7 +37,8 @@ def write_tables(out_dir: Path, table: pd.DataFrame, names: list[str], ranking: 
         "settings": settings,
     })
     outputs["atypical"] = out_dir / "atypical.csv"
-    io.write_text(outputs["atypical"], by_id.loc[[names[i] for i in ranking.atypical_ids]].reset_index().to_csv(index=False))
+    atypical = by_id.loc[[names[i] for i in ranking.atypical_ids]].reset_index()
+    io.write_text(outputs["atypical"], atypical.to_csv(index=False))
     if validation is not None:
         outputs.update(_write_validation(out_dir, by_id, names, ranking, validation, settings))
     return outputs
