@@ -65,34 +65,33 @@ def _non_negative(text: str) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    from protolib.rank import RankError, rank_folder
+    from protolib.rank import RankError, RankOptions, rank_folder
 
+    options = RankOptions(
+        model=args.model,
+        backbone=args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        M=args.M,
+        n_atypical=args.n_atypical,
+        neighbours=args.neighbours,
+        coreset_exclude=args.coreset_exclude,
+        pca=args.pca,
+        val_normal=args.val_normal,
+        val_anomalous=args.val_anomalous,
+        population=args.population,
+        generations=args.generations,
+        candidates=args.candidates,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        on_error=args.on_error,
+        model_options=dict(args.set or []),
+        contact_sheet=not args.no_contact_sheet,
+        progress=False if args.quiet else None,
+    )
     try:
-        result = rank_folder(
-            args.images_dir,
-            args.out,
-            model=args.model,
-            backbone=args.backbone,
-            weights=args.weights,
-            image_size=args.image_size,
-            M=args.M,
-            n_atypical=args.n_atypical,
-            neighbours=args.neighbours,
-            coreset_exclude=args.coreset_exclude,
-            pca=args.pca,
-            val_normal=args.val_normal,
-            val_anomalous=args.val_anomalous,
-            population=args.population,
-            generations=args.generations,
-            candidates=args.candidates,
-            device=args.device,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            on_error=args.on_error,
-            model_options=dict(args.set or []),
-            contact_sheet=not args.no_contact_sheet,
-            progress=False if args.quiet else None,
-        )
+        result = rank_folder(args.images_dir, args.out, options)
     except RankError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,9 +15,10 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     # imported here, not at the top: jobs that never compute an AUROC skip ~1 s of start-up
     from sklearn.metrics import roc_auc_score
 
+    from protolib.checks import check_finite  # checks imports this module
+
     scores = np.asarray(scores, dtype=np.float64)
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
+    check_finite(scores, "AUROC scores")
     return float(roc_auc_score(np.asarray(labels), scores))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,10 @@ from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
 from protolib.metrics import auroc, rowwise_auroc
-from protolib.models import FrozenFeatureDetector, make_detector
+from protolib.models import make_detector
 from protolib.models.backbones import feature_key, make_backbone
+from protolib.models.base import detector_uses_features
+from protolib.scoring import Inputs, fit_and_score, fit_and_score_across, single_sample_scores
 from protolib.selection import SelectionContext, make_selector
 
 FULL = "full"  # the method name of training on the whole training set (the 100 % row)
@@ -131,33 +132,12 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     )
 
 
-@dataclass
-class Inputs:
-    """What a detector is fed: cached features for frozen-feature detectors, else images."""
-
-    images: np.ndarray | None
-    features: np.ndarray | None
-
-    @classmethod
-    def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> "Inputs":
-        if features_path:
-            return cls(images=None, features=np.load(features_path, mmap_mode="r"))
-        if data_path is None:
-            raise ValueError("a detector that works on images needs the prepared dataset file")
-        return cls(images=ImageDataset.load(data_path).images, features=None)
-
-
 def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Path | None,
                          features_path: str | Path | None):
-    detector = make_detector(config["models"][model], device=config.get("device", "auto"))
-    uses_features = isinstance(detector, FrozenFeatureDetector)
-    inputs = Inputs.load(data_path, features_path if uses_features else None)
+    model_cfg = config["models"][model]
+    detector = make_detector(model_cfg, device=config.get("device", "auto"))
+    inputs = Inputs.load(data_path, features_path if detector_uses_features(model_cfg) else None)
     return detector, inputs
-
-
-def fit_and_score(detector: Any, inputs: Inputs, train_ids: np.ndarray, test_ids: np.ndarray) -> np.ndarray:
-    """Fit on ``train_ids`` and score ``test_ids`` of one dataset's inputs."""
-    return fit_and_score_across(detector, inputs, train_ids, inputs, test_ids)
 
 
 # ----------------------------------------------------------------------------- per-sample scores
@@ -173,12 +153,8 @@ def score_chunk(
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     if len(rows) == 0:
         matrix = np.empty((0, len(split.val_ids)))
-    elif inputs.features is not None:
-        matrix = detector.score_matrix_features(
-            np.asarray(inputs.features[rows]), np.asarray(inputs.features[split.val_ids])
-        )
     else:
-        matrix = detector.score_matrix(inputs.images[rows], inputs.images[split.val_ids])
+        matrix = single_sample_scores(detector, inputs, rows, inputs, split.val_ids)
     check_finite(matrix, str(out))
     io.write_npz(out, scores=matrix, candidates=rows,
                  meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)})
@@ -342,17 +318,6 @@ def _transfer_inputs(config: dict[str, Any], model: str, source_data: str | Path
         raise ValueError(f"transfer with model {model!r}: source {what} have shape {a.shape[1:]}, target {what} "
                          f"{b.shape[1:]}; prepare both datasets at the same image size and channels")
     return detector, train, test
-
-
-def fit_and_score_across(detector: Any, train: Inputs, train_ids: Any, test: Inputs, test_ids: Any) -> np.ndarray:
-    """Fit on ``train_ids`` of one dataset's inputs, score ``test_ids`` of another's."""
-    train_ids = np.asarray(train_ids, dtype=np.int64)
-    test_ids = np.asarray(test_ids, dtype=np.int64)
-    if train.features is not None:
-        detector.fit_features(np.asarray(train.features[train_ids]))
-        return detector.score_features(np.asarray(test.features[test_ids]))
-    detector.fit(train.images[train_ids])
-    return detector.score(test.images[test_ids])
 
 
 def evaluate_transfer(

@@ -261,7 +261,7 @@ def test_outputs_honour_the_umask(tmp_path):
 # ----------------------------------------------------------------------------- image reading
 def test_sixteen_bit_png_with_twelve_bit_data_keeps_its_levels(tmp_path):
     """protolib rank's reading: 12-bit data in a 16-bit PNG is scaled by 4095, not 65535."""
-    from protolib.imagefolder import read_folder
+    from protolib.rank.folders import read_folder
 
     ramp = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (256, 1))  # 256 levels of 12-bit data
     Image.fromarray(ramp).save(tmp_path / "ramp.png")
@@ -297,7 +297,7 @@ def test_rgba_with_content_only_in_alpha_is_not_blank(tmp_path):
 
 def test_folder_loader_and_rank_read_a_file_alike(tmp_path):
     from protolib.data import load_dataset
-    from protolib.imagefolder import read_folder
+    from protolib.rank.folders import read_folder
 
     (tmp_path / "train" / "sub").mkdir(parents=True)
     Image.fromarray(np.tile(np.arange(0, 4096, 256, dtype=np.uint16), (16, 1))).save(tmp_path / "train" / "a.png")

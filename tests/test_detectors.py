@@ -18,7 +18,7 @@ import skimage.data
 import torch
 
 from protolib.metrics import auroc
-from protolib.models import DETECTORS, Detector, make_detector
+from protolib.models import DETECTORS, Detector, FrozenFeatureDetector, make_detector
 from protolib.models.base import detector_uses_features
 
 #: a small config per registered detector (every registered name must have one: the
@@ -79,6 +79,13 @@ def build(name: str, seed: int = 0, **overrides):
 @pytest.mark.parametrize("name", ["panda", "patchcore", "fae", "rd"])
 def test_trained_detectors_are_fed_images(name):
     assert not detector_uses_features({"detector": name})
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_frozen_features_flag_matches_the_detector_class(name):
+    """The registry entry's flag (the one answer the workflow, the pipeline and ``protolib rank``
+    ask for) is true exactly for the detectors that work on frozen features."""
+    assert detector_uses_features({"detector": name}) == isinstance(build(name), FrozenFeatureDetector)
 
 
 @pytest.mark.parametrize("name", DETECTORS.names())

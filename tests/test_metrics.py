@@ -17,3 +17,13 @@ def test_auroc_rejects_nan():
 
     with pytest.raises(ValueError, match="NaN"):
         auroc(np.array([0, 1]), np.array([0.1, np.nan]))
+
+
+def test_auroc_checks_finiteness_with_the_one_check():
+    """The NaN check is protolib.checks.check_finite's (its error type and message), not a copy."""
+    import pytest
+
+    from protolib.checks import InputMismatchError
+
+    with pytest.raises(InputMismatchError, match=r"^AUROC scores: 1 values are NaN or infinite$"):
+        auroc(np.array([0, 1, 1]), np.array([0.1, np.inf, 0.3]))

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from protolib.imagefolder import read_folder
-from protolib.rank import RankError, rank_folder
+from protolib.rank.folders import read_folder
+from protolib.rank import RankError, RankOptions, rank_folder
 
 NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
 CORRUPTED = "zero_corrupted.png"
@@ -152,9 +152,10 @@ def test_contact_sheet_is_a_real_png(ranked):
 
 
 def test_same_seed_same_outputs(ranked, folders, tmp_path):
+    """Also: the settings as one RankOptions give what the same keywords give."""
     result, out = ranked
-    again = rank_folder(folders["train"], tmp_path, image_size=SIZE, M=5, n_atypical=10, seed=0, progress=False,
-                        log=None, contact_sheet=False)
+    options = RankOptions(image_size=SIZE, M=5, n_atypical=10, seed=0, progress=False, contact_sheet=False)
+    again = rank_folder(folders["train"], tmp_path, options, log=None)
     assert (tmp_path / "ranking.csv").read_bytes() == (out / "ranking.csv").read_bytes()
     assert again.coreset == result.coreset
 

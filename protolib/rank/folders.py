@@ -1,4 +1,4 @@
-"""The folders ``protolib rank`` reads, through the pipeline's one image reader.
+"""Reading the folders of ``protolib rank``, through the pipeline's one image reader.
 
 Listing and decoding are :mod:`protolib.data.images` (:func:`scan_folder`, :func:`read_images`),
 the same rules as the ``folder`` loader: PNG/JPEG/TIFF/BMP, read recursively in sorted order,
@@ -7,12 +7,13 @@ Here only what rank adds: several folders read in one call share one scale and o
 layout (RGB if any image of any folder is colour, else grey), images are squashed to
 ``image_size`` x ``image_size``, files are named by their path relative to their folder, and
 unreadable files are skipped and reported (or fail the call with ``on_error='fail'``), as are
-dangling links and link loops.
+dangling links and link loops. The checks on the folders, the output folder and the file names
+run before any compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from protolib.data.base import DatasetFilesError
 from protolib.data.images import read_images, scan_folder
+from protolib.rank.options import RankError, RankOptions
 
 
 class UnreadableImageError(ValueError):
@@ -87,3 +89,62 @@ def read_folder(
     folder: str | Path, image_size: int, on_error: str = "skip", progress: bool | None = None
 ) -> ImageFolder:
     return read_folders([folder], image_size, on_error=on_error, progress=progress)[0]
+
+
+def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
+                log: Callable[[str], None]) -> list[ImageFolder]:
+    """The folder to rank and the val folders (normal, anomalous) if given, checked and read at
+    ``size`` x ``size``; skipped and ignored files are reported through ``log``."""
+    folders = [images_dir] + ([Path(opts.val_normal), Path(opts.val_anomalous)] if opts.with_val else [])
+    for folder in folders:
+        if not folder.exists():
+            raise RankError(f"folder {str(folder)!r} does not exist")
+        if not folder.is_dir():
+            raise RankError(f"{str(folder)!r} is not a folder")
+    check_out_dir(out_dir, folders)
+    try:
+        read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress)
+    except UnreadableImageError as err:
+        raise RankError(f"{err} (use --on-error skip to leave it out)") from err
+    check_names(read)
+    for folder, data in zip(folders, read):
+        _report(folder, data, log)
+    return read
+
+
+def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None:
+    for path, reason in data.skipped:
+        log(f"warning: skipped {str(path)!r}: {reason}")
+    if data.ignored:
+        shown = ", ".join(p.name for p in data.ignored[:5]) + (", ..." if len(data.ignored) > 5 else "")
+        log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
+            f"{shown}")
+    if len(data) == 0:
+        what = (f"none of its {len(data.skipped)} image files could be read" if data.skipped
+                else "it has no PNG, JPEG, TIFF or BMP files")
+        raise RankError(f"no images to rank in folder {str(folder)!r}: {what}")
+
+
+def check_out_dir(out_dir: Path, folders: list[Path]) -> None:
+    """``--out`` must be a folder (or not exist), outside every input folder: input folders are
+    read with their subfolders, so outputs inside one (contact_sheet.png) would be ranked next time."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RankError(f"--out {str(out_dir)!r} is an existing file; name a folder (created if missing)")
+    out = out_dir.resolve()
+    for folder in folders:
+        folder = folder.resolve()
+        if out == folder or folder in out.parents:
+            raise RankError(f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
+                            "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
+                            "next time; choose an output folder outside it")
+
+
+def check_names(read: list[ImageFolder]) -> None:
+    """File names must be writable to the UTF-8 outputs (checked before any compute)."""
+    for data in read:
+        for path in data.paths:
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                raise RankError(f"file name {path!r} is not valid UTF-8; rename it (the outputs name every "
+                                "file in UTF-8 CSV and JSON)") from None
