@@ -8,12 +8,15 @@ candidate pool). Every message names the key at fault, the value and what is all
 from __future__ import annotations
 
 import copy
+import functools
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 class ConfigError(ValueError):
@@ -36,10 +39,17 @@ def _extend_with_defaults(validator_class: type) -> type:
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema_)
 
+    import jsonschema
+
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultingValidator = _extend_with_defaults(jsonschema.Draft202012Validator)
+@functools.cache
+def _defaulting_validator() -> type:
+    """Built on first use: a job never validates, and importing jsonschema costs ~0.5 s."""
+    import jsonschema
+
+    return _extend_with_defaults(jsonschema.Draft202012Validator)
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -70,10 +80,10 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
 
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
-    (:func:`load`) and every job (:func:`for_job`) run it, so they never disagree."""
+    (:func:`load`) run it, and every job receives the config it validated (:func:`for_job`)."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
-    errors = sorted(_DefaultingValidator(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(_defaulting_validator()(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)
         raise ConfigError(f"{source} is invalid:\n  {lines}")
@@ -384,7 +394,14 @@ def validate_workflow(config: dict[str, Any], configfiles: list[str], overrides:
 
 
 def for_job(snakemake_config: dict[str, Any]) -> dict[str, Any]:
-    """The validated config inside a Snakemake job (defaults filled in again, the same way).
-    Settings are not checked against the constructors again: the Snakefile did before any job
-    ran, and it would cost every CPU job the import of torch."""
-    return validate(copy.deepcopy(dict(snakemake_config)), "workflow config", settings=False)
+    """The config inside a Snakemake job: the one the Snakefile validated in place (defaults
+    filled in; on a cluster each job's Snakemake parses the Snakefile, so validates, again).
+    Validating it once more would cost every job ~0.5 s of start-up for nothing; the plugins
+    are imported, so that their detectors and selectors are registered in the job too."""
+    from protolib.plugins import import_plugins
+
+    config = copy.deepcopy(dict(snakemake_config))
+    problems = import_plugins(config)
+    if problems:
+        raise ConfigError("workflow config is invalid:\n  " + "\n  ".join(problems))
+    return config

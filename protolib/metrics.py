@@ -1,8 +1,11 @@
-"""AUROC: scikit-learn for single vectors, a rank formula for many rows at once.
+"""AUROC by the Mann-Whitney rank formula, for one score vector or many rows at once.
 
-The row-wise form scores a whole population of subsets (or all K single-sample detectors) in
-one call; it is the Mann-Whitney statistic with average ranks for ties, equal to
-``sklearn.metrics.roc_auc_score`` row by row (tested).
+AUROC = (sum of the anomalies' ranks - n_pos (n_pos + 1) / 2) / (n_pos n_neg), with average
+ranks for ties (a tie counts one half). Ranks are half-integers, so the sum is exact in float64
+and the result is one correctly rounded division: equal to ``sklearn.metrics.roc_auc_score`` to
+the last bit or one ulp (tested), without importing scikit-learn or scipy (about 2-4 s of CPU
+at the start of every job that evaluates a subset). The row-wise form scores a whole
+population of subsets (or all K single-sample detectors) in one call.
 """
 
 from __future__ import annotations
@@ -10,27 +13,40 @@ from __future__ import annotations
 import numpy as np
 
 
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AUROC with anomalies (label 1) as the positive class; scores must be finite."""
-    # imported here, not at the top: jobs that never compute an AUROC skip ~1 s of start-up
-    from sklearn.metrics import roc_auc_score
-
-    from protolib.checks import check_finite  # checks imports this module
-
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks along the last axis, ties sharing their average (scipy's ``rankdata``
+    ``method="average"``, the same half-integers)."""
     scores = np.asarray(scores, dtype=np.float64)
-    check_finite(scores, "AUROC scores")
-    return float(roc_auc_score(np.asarray(labels), scores))
+    n = scores.shape[-1]
+    order = np.argsort(scores, axis=-1, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=-1)
+    new_group = np.ones(scores.shape, dtype=bool)
+    new_group[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    position = np.broadcast_to(np.arange(n), scores.shape)
+    first = np.maximum.accumulate(np.where(new_group, position, 0), axis=-1)  # group's first index
+    ends = np.ones(scores.shape, dtype=bool)
+    ends[..., :-1] = new_group[..., 1:]
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, position, n), -1), axis=-1), -1)
+    ranks = np.empty(scores.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
+    return ranks
 
 
 def rowwise_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AUROC of each row of ``scores`` (n, V) against binary ``labels`` (V,)."""
-    from scipy.stats import rankdata
-
-    scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs both normal and anomalous samples")
-    ranks = rankdata(scores, axis=1, method="average")
-    return (ranks[:, labels].sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    ranks = average_ranks(scores)
+    return (ranks[..., labels].sum(axis=-1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """AUROC with anomalies (label 1) as the positive class; scores must be finite."""
+    from protolib.checks import check_finite  # checks imports this module
+
+    scores = np.asarray(scores, dtype=np.float64)
+    check_finite(scores, "AUROC scores")
+    return float(rowwise_auroc(scores, labels))

@@ -14,7 +14,6 @@ from sklearn.metrics import roc_auc_score
 from protolib import io
 from protolib.data import load_dataset
 from protolib.models import make_detector
-from tests.helpers import small_config, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +66,11 @@ def check_against_recomputation(results: Path, classes: list[int], pixels: np.nd
     return checked
 
 
-@pytest.mark.slow
-def test_saved_aurocs_equal_an_independent_recomputation(tmp_path_factory, pixels):
-    tmp = tmp_path_factory.mktemp("ties")
-    classes = [1, 8]
-    config = small_config(tmp / "results", datasets={
-        "digits": {"classes": classes, "split": {"train": 0.6667}, "candidates": 60}})
-    out = snakemake("--cores", "2", "--configfile", str(write_config(tmp / "c.yaml", config)), workdir=tmp)
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert check_against_recomputation(tmp / "results", classes, pixels) == 2 * (60 + 1 + 2 * (1 + 1 + 1 + 3))
+def test_saved_aurocs_equal_an_independent_recomputation(small_study, pixels):
+    """Every per-sample val AUROC and every test AUROC (each method, M and seed, and 100 %) of
+    the session's small digits study (tests.helpers.study_config, run once and shared)."""
+    classes = small_study.config["datasets"]["digits"]["classes"]
+    K = small_study.config["datasets"]["digits"]["candidates"]
+    evals = list((small_study.results / "eval" / "digits" / "knn").rglob("*.json"))
+    assert len(evals) > len(classes)  # 100 % and the subsets of every method were evaluated
+    assert check_against_recomputation(small_study.results, classes, pixels) == len(classes) * K + len(evals)

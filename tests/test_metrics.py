@@ -1,7 +1,16 @@
 import numpy as np
+import pytest
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from protolib.metrics import auroc, rowwise_auroc
+from protolib.metrics import auroc, average_ranks, rowwise_auroc
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    rng = np.random.default_rng(0)
+    for scores in (rng.integers(0, 6, size=(5, 300)).astype(float), rng.normal(size=(3, 50)),
+                   np.zeros((2, 7)), rng.integers(0, 3, size=11).astype(float)):
+        assert np.array_equal(average_ranks(scores), rankdata(scores, axis=-1, method="average"))
 
 
 def test_rowwise_auroc_equals_sklearn_with_ties():
@@ -9,12 +18,18 @@ def test_rowwise_auroc_equals_sklearn_with_ties():
     labels = rng.integers(0, 2, 200)
     scores = rng.integers(0, 6, size=(7, 200)).astype(float)  # many ties
     expected = [roc_auc_score(labels, row) for row in scores]
-    np.testing.assert_allclose(rowwise_auroc(scores, labels), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rowwise_auroc(scores, labels), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_equals_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(15000) < 0.9).astype(int)
+    scores = rng.integers(0, 4000, 15000) * 1.0 if seed % 2 else rng.normal(size=15000) + labels
+    assert abs(auroc(labels, scores) - roc_auc_score(labels, scores)) <= 2e-16
 
 
 def test_auroc_rejects_nan():
-    import pytest
-
     with pytest.raises(ValueError, match="NaN"):
         auroc(np.array([0, 1]), np.array([0.1, np.nan]))
 
@@ -27,3 +42,8 @@ def test_auroc_checks_finiteness_with_the_one_check():
 
     with pytest.raises(InputMismatchError, match=r"^AUROC scores: 1 values are NaN or infinite$"):
         auroc(np.array([0, 1, 1]), np.array([0.1, np.inf, 0.3]))
+
+
+def test_auroc_needs_both_classes():
+    with pytest.raises(ValueError, match="both"):
+        auroc(np.zeros(4), np.arange(4.0))

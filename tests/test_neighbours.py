@@ -30,3 +30,50 @@ def test_integer_features_keep_exact_distances():
     assert not uses_faiss("cpu", bank, queries)
     exact = ((queries[:, None, :].astype(np.int64) - bank[None].astype(np.int64)) ** 2).sum(-1)
     assert np.array_equal(nearest_squared(bank, queries, 2), np.sort(exact, axis=1)[:, :2])
+
+
+def test_numpy_cpu_path_equals_the_torch_path_bit_for_bit():
+    """The CPU paths replaced torch's float64 Gram expansion (kept for GPUs and as the
+    benchmark's reference); on integer pixels both are the exact integers, so they are equal."""
+    from protolib.models.neighbours import squared_distances
+
+    rng = np.random.default_rng(2)
+    bank = rng.integers(0, 256, (300, 784)).astype(np.float32)
+    queries = rng.integers(0, 256, (70, 784)).astype(np.float32)
+    torch_path = nearest_squared(bank, queries, 2, search="torch")
+    assert np.array_equal(nearest_squared(bank, queries, 2, chunk=16), torch_path)
+    tb, tq = torch.from_numpy(bank).double(), torch.from_numpy(queries).double()
+    reference = ((tq * tq).sum(1, keepdim=True) + (tb * tb).sum(1)[None] - 2 * tq @ tb.T).clamp_min(0).numpy()
+    assert np.array_equal(squared_distances(queries, bank, chunk=16), reference)
+    # float features: numpy float64 and torch float64 agree to rounding
+    a, b = rng.normal(size=(40, 64)), rng.normal(size=(30, 64))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    expected = ((ta * ta).sum(1, keepdim=True) + (tb * tb).sum(1)[None] - 2 * ta @ tb.T).clamp_min(0).numpy()
+    np.testing.assert_allclose(squared_distances(a, b), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_cpu_knn_job_imports_neither_torch_nor_sklearn(tmp_path):
+    """Start-up is most of a small job: a kNN-on-pixels evaluation on a machine without GPU
+    device files must not pay for importing torch, scikit-learn or scipy."""
+    import subprocess
+    import sys
+
+    from protolib.models.backbones import GPU_DEVICE_FILES
+    from pathlib import Path
+
+    if any(Path(f).exists() for f in GPU_DEVICE_FILES):
+        import pytest
+
+        pytest.skip("a GPU machine: device 'auto' rightly imports torch to ask it")
+    code = (
+        "import sys, numpy as np\n"
+        "from protolib.models import make_detector\n"
+        "from protolib.metrics import auroc\n"
+        "det = make_detector({'detector': 'knn', 'backbone': 'pixels', 'k': 2}, device='auto')\n"
+        "x = np.random.default_rng(0).integers(0, 256, (20, 64)).astype(float)\n"
+        "det.fit_features(x[:10]); s = det.score_features(x[10:])\n"
+        "auroc(np.r_[np.zeros(5), np.ones(5)], s)\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

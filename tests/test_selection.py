@@ -85,17 +85,21 @@ def test_paper_fitness_equals_eq3(context):
 
 
 @pytest.mark.parametrize("fitness", ["paper", "balanced"])
-def test_eq3_from_values_and_from_ranks_are_the_same_integers(context, fitness):
-    from protolib.selection.kernels import subset_max_sum, subset_max_sum_values
+def test_blocked_eq3_kernel_gives_the_integers_of_the_plain_one(context, fitness):
+    """The fast path (column blocks) against the plain rank kernel and the integer definition."""
+    from protolib.selection.kernels import subset_max_sum, subset_max_sum_blocked
 
     fit = FITNESS[fitness](context.score_matrix, context.val_labels)
+    fit.BLOCK = 7  # several blocks and a padded last one (V = 120)
+    qvalues = np.take_along_axis(fit.qtable.reshape(fit.table.V, K).T, fit.table.ranks.astype(np.intp), axis=0)
     for M in (1, 3, 12):
         population = random_population(50, K, M, np.random.default_rng(M))
         slots = np.arange(50, dtype=np.int64)
-        by_ranks, by_values = np.empty(50, np.int64), np.empty(50, np.int64)
-        subset_max_sum(fit.table.ranks, fit.qtable, population, slots, by_ranks)
-        subset_max_sum_values(fit.qvalues(), population, slots, by_values)
-        np.testing.assert_array_equal(by_values, by_ranks)
+        plain, blocked = np.empty(50, np.int64), np.empty(50, np.int64)
+        subset_max_sum(fit.table.ranks, fit.qtable, population, slots, plain)
+        subset_max_sum_blocked(*fit.blocks(), population, slots, blocked)
+        np.testing.assert_array_equal(blocked, plain)
+        np.testing.assert_array_equal(blocked, [qvalues[s].max(axis=0).sum() for s in population])
 
 
 def test_balanced_fitness_equals_class_weighted_eq3(context):
