@@ -75,8 +75,7 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     return line
 
 
-def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None,
-             settings: bool = True) -> dict[str, Any]:
+def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
 
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
@@ -92,20 +91,20 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     problems = import_plugins(config)
     if problems:
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
-    check_semantics(config, source, settings)
+    check_semantics(config, source)
     return config
 
 
-def check_semantics(config: dict[str, Any], source: str = "config", settings: bool = True) -> None:
-    """What a schema cannot express; every problem found is listed in one ConfigError.
-    ``settings``: also check every detector's and selector's settings against its constructor
-    (which imports its module: torch for most detectors)."""
+def check_semantics(config: dict[str, Any], source: str = "config") -> None:
+    """What a schema cannot express; every problem found is listed in one ConfigError. Each
+    detector's and selector's settings are checked against its constructor (which imports its
+    module: torch for most detectors; jobs skip this, see :func:`for_job`)."""
     problems = (
         _results_problems(config)
         + _dataset_problems(config)
-        + _model_problems(config, settings)
+        + _model_problems(config)
         + _run_problems(config)
-        + _selection_problems(config, settings)
+        + _selection_problems(config)
         + _manual_problems(config)
         + transfer_problems(config)
     )
@@ -160,7 +159,7 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _model_problems(config: dict[str, Any], settings: bool = True) -> list[str]:
+def _model_problems(config: dict[str, Any]) -> list[str]:
     from protolib.models import DETECTORS, backbone_names
     from protolib.models.backbones import FEATURE_DEFAULTS
     from protolib.models.base import model_problems
@@ -171,7 +170,7 @@ def _model_problems(config: dict[str, Any], settings: bool = True) -> list[str]:
             problems.append(
                 f"models.{name}.detector: unknown detector {model['detector']!r}; allowed: {', '.join(DETECTORS.names())}"
             )
-        elif settings:
+        else:
             problems += model_problems(name, model)
         if model.get("backbone", FEATURE_DEFAULTS["backbone"]) not in backbone_names():
             problems.append(
@@ -207,7 +206,7 @@ def _run_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _selection_problems(config: dict[str, Any], settings: bool = True) -> list[str]:
+def _selection_problems(config: dict[str, Any]) -> list[str]:
     from protolib.selection import SELECTORS
     from protolib.selection.base import selection_problems
 
@@ -215,7 +214,7 @@ def _selection_problems(config: dict[str, Any], settings: bool = True) -> list[s
         f"selection.methods: unknown method {method!r}; allowed: {', '.join(SELECTORS.names())}"
         for method in config["selection"]["methods"]
         if method not in SELECTORS
-    ] + (selection_problems(config["selection"]) if settings else [])
+    ] + selection_problems(config["selection"])
 
 
 def manual_lists(config: dict[str, Any], dataset: str) -> dict[int, list[int]]:
