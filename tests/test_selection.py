@@ -118,6 +118,24 @@ def test_auroc_fitness_equals_auroc_of_min_aggregated_scores(context):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("anomalous_share", [0.9, 0.5, 0.1])
+def test_auroc_fitness_kernel_gives_the_rank_formula_bit_for_bit_with_ties(anomalous_share):
+    """Integer scores (many ties, within and across columns), more val columns than one block,
+    either class the larger: the code-counting kernel equals the rank formula on the
+    min-aggregated values exactly."""
+    from protolib.metrics import rowwise_auroc
+
+    rng = np.random.default_rng(1)
+    k, v = 30, 700
+    labels = (rng.random(v) < anomalous_share).astype(int)
+    matrix = rng.integers(0, 12, size=(k, v)).astype(float) + labels[None, :] * rng.integers(0, 3, size=(k, v))
+    for m in (1, 3, 8):
+        population = random_population(50, k, m, rng)
+        expected = rowwise_auroc(np.stack([matrix[s].min(axis=0) for s in population]), labels)
+        got = AurocFitness(matrix, labels)(population)
+        assert np.array_equal(got, expected), m
+
+
 def test_crossover_and_mutation_give_valid_subsets():
     rng = np.random.default_rng(0)
     a, b = random_population(200, K, 6, rng), random_population(200, K, 6, rng)

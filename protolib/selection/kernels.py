@@ -173,21 +173,75 @@ def subset_max_sum_blocked(rank_blocks: np.ndarray, value_blocks: np.ndarray, po
 
 
 # ---------------------------------------------------------------------------------------------
-# min over the subset (for AUROC fitness)
+# val AUROC of min-aggregated scores (fitness ``auroc``), on integer codes
 
 
 @njit(parallel=True, cache=True)
-def subset_min_values(ranks: np.ndarray, table: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """(n, V): min_{j in S} value(j, k) for every subset S and column k."""
+def subset_min_codes_blocked(rank_blocks: np.ndarray, code_blocks: np.ndarray, population: np.ndarray
+                             ) -> np.ndarray:
+    """(n, n_blocks * B) int32: per column, the code of the min over each subset's rows.
+
+    ``rank_blocks`` (n_blocks, K, B) uint16 as in ``subset_max_sum_blocked``; ``code_blocks``
+    (n_blocks, B, K) int32: the code (global dense rank) of the value of each (column, rank)."""
+    n_blocks, K, B = rank_blocks.shape
     n, M = population.shape
-    K, V = ranks.shape
-    out = np.empty((n, V))
-    for i in prange(n):
-        acc = ranks[population[i, 0]].copy()
-        for m in range(1, M):
-            row = ranks[population[i, m]]
-            for k in range(V):
-                acc[k] = min(acc[k], row[k])
-        for k in range(V):
-            out[i, k] = table[k * K + acc[k]]
+    out = np.empty((n, n_blocks * B), dtype=np.int32)
+    for b in prange(n_blocks):
+        ranks = rank_blocks[b]
+        codes = code_blocks[b]
+        acc = np.empty(B, dtype=np.uint16)
+        for j in range(n):
+            acc[:] = ranks[population[j, 0]]
+            for m in range(1, M):
+                row = ranks[population[j, m]]
+                for k in range(B):
+                    acc[k] = min(acc[k], row[k])
+            for k in range(B):
+                out[j, b * B + k] = codes[k, acc[k]]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def rows_auroc_of_codes(codes: np.ndarray, n_neg: int, n_pos: int, universe: int) -> np.ndarray:
+    """AUROC of each row of integer ``codes`` (higher = more anomalous) whose first ``n_neg``
+    columns are normal and next ``n_pos`` anomalous: U / (n_pos n_neg), a tie counting one
+    half, from 2U exact in int64 (so the one division is that of the rank formula).
+
+    Per row the smaller class is sorted and the other counted against it through a table of
+    bucket starts over the code range (a few entries scanned per query instead of a sort of
+    all V codes)."""
+    n = codes.shape[0]
+    large_is_positive = n_neg <= n_pos
+    n_small = n_neg if large_is_positive else n_pos
+    n_buckets = 1
+    while n_buckets < 4 * n_small:
+        n_buckets *= 2
+    shift = 0  # buckets of 2**shift codes (a shift, not a division, per query)
+    while (n_buckets << shift) < universe:
+        shift += 1
+    n_buckets = ((universe - 1) >> shift) + 1
+    out = np.empty(n)
+    for j in prange(n):
+        negatives, positives = codes[j, :n_neg], codes[j, n_neg:n_neg + n_pos]
+        small, large = (negatives, positives) if large_is_positive else (positives, negatives)
+        s = np.sort(small)
+        start = np.zeros(n_buckets + 1, dtype=np.int32)
+        for v in s:
+            start[(v >> shift) + 1] += 1
+        for b in range(n_buckets):
+            start[b + 1] += start[b]
+        twice_u = 0  # 2 * #(pairs anomalous > normal) + #(ties)
+        for i in range(large.shape[0]):
+            c = large[i]
+            b = c >> shift
+            below = start[b]
+            equal = 0
+            for t in range(start[b], start[b + 1]):
+                if s[t] < c:
+                    below += 1
+                elif s[t] == c:
+                    equal += 1
+            above = n_small - below - equal
+            twice_u += 2 * below + equal if large_is_positive else 2 * above + equal
+        out[j] = twice_u / (2.0 * n_pos * n_neg)
     return out
