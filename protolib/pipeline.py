@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from protolib import io
-from protolib.checks import check_finite, check_subset_ids, read_scores, read_subset
+from protolib.checks import check_finite, check_subset_ids, read_scores, read_subset, scores_digest
 from protolib.config import manual_lists, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
@@ -23,7 +23,7 @@ from protolib.metrics import auroc, rowwise_auroc
 from protolib.models import make_detector
 from protolib.models.backbones import feature_key, make_backbone
 from protolib.models.base import detector_uses_features
-from protolib.scoring import Inputs, fit_and_score, fit_and_score_across, single_sample_scores
+from protolib.scoring import Inputs, fit_and_score, fit_and_score_across, fit_and_score_each, single_sample_scores
 from protolib.selection import SelectionContext, make_selector
 
 FULL = "full"  # the method name of training on the whole training set (the 100 % row)
@@ -176,13 +176,15 @@ def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: s
     rows = np.concatenate([p["candidates"] for p in parts]).astype(np.int64)
     if not np.array_equal(rows, split.candidates):
         raise ValueError(f"{out}: score chunks cover other candidates than {split_path} lists")
+    sample_auroc = rowwise_auroc(matrix, split.val_labels)
     io.write_npz(
         out,
         scores=matrix,
         candidates=split.candidates,
         val_ids=split.val_ids,
         val_labels=split.val_labels,
-        sample_auroc=rowwise_auroc(matrix, split.val_labels),
+        sample_auroc=sample_auroc,
+        digest=scores_digest(matrix, split.val_labels, sample_auroc),
         meta={"config": settings or provenance(config, dataset, model)},
     )
 
@@ -247,9 +249,11 @@ def evaluate_subsets(
     """Fit the detector on each subset and write its test AUROC (one file per subset)."""
     split = load_split(split_path)
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
-    for subset_path, out in zip(subset_paths, out_paths, strict=True):
-        subset = read_subset(subset_path, split, split_path)
-        scores = fit_and_score(detector, inputs, subset["ids"], split.test_ids)
+    if len(subset_paths) != len(out_paths):
+        raise ValueError(f"{len(subset_paths)} subset files but {len(out_paths)} outputs")
+    subsets = [read_subset(path, split, split_path) for path in subset_paths]
+    all_scores = fit_and_score_each(detector, inputs, (subset["ids"] for subset in subsets), split.test_ids)
+    for subset, scores, out in zip(subsets, all_scores, out_paths, strict=True):
         io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
                                    subset["ids"], auroc(split.test_labels, scores),
                                    settings or provenance(config, dataset, model)))

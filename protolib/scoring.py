@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -48,6 +48,22 @@ def fit_and_score_across(detector: Any, train: Inputs, train_ids: Any, test: Inp
 def fit_and_score(detector: Any, inputs: Inputs, train_ids: Any, test_ids: Any) -> np.ndarray:
     """Fit on ``train_ids`` and score ``test_ids`` of one dataset's inputs."""
     return fit_and_score_across(detector, inputs, train_ids, inputs, test_ids)
+
+
+def fit_and_score_each(detector: Any, inputs: Inputs, train_id_lists: Iterable[Any], test_ids: Any) -> Iterator[np.ndarray]:
+    """``fit_and_score`` for each training-id list in turn, on one test set gathered (and, for a
+    frozen-feature detector, prepared: :meth:`prepared_features`) once, not once per subset."""
+    test_ids = np.asarray(test_ids, dtype=np.int64)
+    if inputs.features is not None:
+        test = detector.prepared_features(np.asarray(inputs.features[test_ids]))
+        for train_ids in train_id_lists:
+            detector.fit_features(np.asarray(inputs.features[np.asarray(train_ids, dtype=np.int64)]))
+            yield detector.score_features(test)
+        return
+    test = inputs.images[test_ids]
+    for train_ids in train_id_lists:
+        detector.fit(inputs.images[np.asarray(train_ids, dtype=np.int64)])
+        yield detector.score(test)
 
 
 def single_sample_scores(detector: Any, train: Inputs, rows: Any, val: Inputs, val_ids: Any) -> np.ndarray:

@@ -227,6 +227,26 @@ def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
                           "classes": [3], "class_names": ["3"]}, tmp_path / "fig4.png")
 
 
+def test_a_score_matrix_edited_with_its_auroc_vector_is_still_caught(scored, tmp_path, monkeypatch):
+    """The stored digest lets a reader skip recomputing the AUROCs only for the file as written:
+    scores edited (and sample_auroc made to match some other rows) are recomputed and refused."""
+    from protolib import checks
+
+    config, split, features, matrix = scored
+    data = io.read_npz(matrix)
+    assert str(data["digest"]) == checks.scores_digest(data["scores"], data["val_labels"], data["sample_auroc"])
+    calls = []
+    monkeypatch.setattr(checks, "rowwise_auroc", lambda *a: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    checks.read_scores(matrix)  # as written: no recomputation
+    assert not calls
+    monkeypatch.undo()
+    scores = data["scores"].copy()
+    scores[[0, 1]] = scores[[1, 0]]  # rows swapped, sample_auroc and digest left as they were
+    _edit_matrix(matrix, scores=scores)
+    with pytest.raises(InputMismatchError, match="sample_auroc is not the AUROC of the score rows"):
+        checks.read_scores(matrix)
+
+
 def test_a_subset_with_test_ids_is_refused_by_evaluation(scored, tmp_path):
     config, split, features, _ = scored
     test_ids = json.loads(Path(split).read_text())["test"]["ids"][:5]

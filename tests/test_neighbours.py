@@ -32,6 +32,25 @@ def test_integer_features_keep_exact_distances():
     assert np.array_equal(nearest_squared(bank, queries, 2), np.sort(exact, axis=1)[:, :2])
 
 
+def test_prepared_queries_give_the_same_numbers_as_plain_arrays():
+    """``Queries`` (a test set prepared once for many banks) changes no number, on either CPU
+    path: exact integers and faiss."""
+    from protolib.models.neighbours import Queries
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (500, 64)).astype(np.float32)
+    prepared = Queries(pixels)
+    floats = rng.normal(size=(400, 32)).astype(np.float32)
+    prepared_floats = Queries(floats)
+    for m in (1, 3, 17):
+        bank = rng.integers(0, 256, (m, 64)).astype(np.float32)
+        assert np.array_equal(nearest_squared(bank, prepared, 2, chunk=128), nearest_squared(bank, pixels, 2, chunk=128))
+        fbank = rng.normal(size=(m, 32)).astype(np.float32)
+        assert np.array_equal(nearest_squared(fbank, prepared_floats, 2), nearest_squared(fbank, floats, 2))
+    assert prepared.integral and not prepared_floats.integral
+    assert not prepared.x.flags.writeable
+
+
 def test_numpy_cpu_path_equals_the_torch_path_bit_for_bit():
     """The CPU paths replaced torch's float64 Gram expansion (kept for GPUs and as the
     benchmark's reference); on integer pixels both are the exact integers, so they are equal."""

@@ -196,6 +196,23 @@ def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(conte
     assert chosen == brute
 
 
+def test_typical_for_many_m_equals_a_fresh_pass_for_each(context):
+    """One selector serves M = 1, 5, 10 from one growing cover; each subset (and its cover cost)
+    is what a fresh typicality pass for that M alone finds."""
+    from protolib.selection.typicality import cover, in_metric, typicality
+
+    selector = make_selector("typical", {"typical": {"neighbours": 3, "tail": 0.1}})
+    z = in_metric(context.pool_features, "cosine")
+    for M in (1, 5, 10, 3):
+        got = selector.select(context, M, np.random.default_rng(0))
+        exclude = min(int(0.1 * len(z)), len(z) - M)
+        fresh = typicality(z, M, neighbours=3, exclude=exclude)
+        assert got.ids == [int(context.pool_ids[j]) for j in fresh.core]
+        assert got.fitness == float(fresh.core_dist[fresh.typical].sum())
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    assert cover(d, 12)[:7] == cover(d, 7)
+
+
 def test_config_runs_typical_and_balanced_fitness_and_names_a_bad_key(tmp_path):
     from protolib.config import ConfigError, validate
     from tests.helpers import small_config

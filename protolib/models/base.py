@@ -94,6 +94,12 @@ class FrozenFeatureDetector(Detector):
     @abstractmethod
     def score_features(self, features: np.ndarray) -> np.ndarray: ...
 
+    def prepared_features(self, features: np.ndarray) -> Any:
+        """What ``score_features`` takes for features scored again and again (one test set under
+        every subset): by default the features; a detector may work out once what each call
+        would repeat (the kNN detector: :class:`~protolib.models.neighbours.Queries`)."""
+        return features
+
     def score_matrix_features(self, train_features: np.ndarray, val_features: np.ndarray) -> np.ndarray:
         """By definition: one detector per training feature. Subclasses give closed forms."""
         rows = [

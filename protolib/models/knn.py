@@ -16,7 +16,7 @@ import numpy as np
 
 from protolib.models.backbones import FEATURE_DEFAULTS, make_backbone, resolve_device
 from protolib.models.base import DETECTORS, FrozenFeatureDetector
-from protolib.models.neighbours import knn_score, squared_distances
+from protolib.models.neighbours import Queries, knn_score, squared_distances
 
 
 @DETECTORS.register("knn")
@@ -42,10 +42,13 @@ class KNNDetector(FrozenFeatureDetector):
         self.bank = np.asarray(features, dtype=np.float64)
         return self
 
-    def score_features(self, features: np.ndarray) -> np.ndarray:
+    def score_features(self, features: "np.ndarray | Queries") -> np.ndarray:
         if self.bank is None:
             raise RuntimeError("knn: score called before fit")
         return knn_score(self.bank, features, self.k, device=self.device)
+
+    def prepared_features(self, features: np.ndarray) -> Queries:
+        return Queries(features)
 
     def score_matrix_features(self, train_features: np.ndarray, val_features: np.ndarray) -> np.ndarray:
         # A single-image bank has k_eff = 1: the score is the squared distance itself.

@@ -40,13 +40,15 @@ def squared_distances(a: np.ndarray, b: np.ndarray, device: str = "cpu", chunk: 
     return out
 
 
-def _numpy_squared(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
-    """The Gram expansion in float64 numpy (for integer features: the exact integers, as torch's)."""
+def _numpy_squared(a: np.ndarray, b: np.ndarray, chunk: int, a_norms: np.ndarray | None = None) -> np.ndarray:
+    """The Gram expansion in float64 numpy (for integer features: the exact integers, as torch's).
+    ``a_norms``: the rows' squared norms of ``a`` when the caller has them (the same numbers)."""
     nb = (b * b).sum(1)
     out = np.empty((len(a), len(b)), dtype=np.float64)
     for start in range(0, len(a), chunk):
         block = a[start : start + chunk]
-        d = (block * block).sum(1)[:, None] + nb[None, :] - 2.0 * (block @ b.T)
+        na = (block * block).sum(1) if a_norms is None else a_norms[start : start + chunk]
+        d = na[:, None] + nb[None, :] - 2.0 * (block @ b.T)
         out[start : start + len(block)] = np.maximum(d, 0.0, out=d)
     return out
 
@@ -55,9 +57,39 @@ def _integral(x: np.ndarray) -> bool:
     return bool(np.array_equal(x, np.rint(x)))
 
 
-def uses_faiss(device: str, bank: np.ndarray, queries: np.ndarray) -> bool:
+class Queries:
+    """Query features prepared once for searches against many banks (a test set scored under
+    each of 40 subsets): float64, whether they are integer-valued, their squared norms -- each
+    worked out on first use, then kept. Read-only: the facts stay true."""
+
+    def __init__(self, features: Any) -> None:
+        self.x = np.asarray(_as_numpy(features), dtype=np.float64).view()
+        self.x.setflags(write=False)  # this view: the facts below are about what it holds
+        self._integral: bool | None = None
+        self._norms: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def integral(self) -> bool:
+        if self._integral is None:
+            self._integral = _integral(self.x)
+        return self._integral
+
+    @property
+    def norms(self) -> np.ndarray:
+        if self._norms is None:
+            self._norms = (self.x * self.x).sum(1)
+        return self._norms
+
+
+def uses_faiss(device: str, bank: np.ndarray, queries: "np.ndarray | Queries") -> bool:
     """Whether ``nearest_squared`` searches with faiss (CPU, non-integer features)."""
-    return str(device) == "cpu" and not (_integral(bank) and _integral(queries))
+    if str(device) != "cpu":
+        return False
+    integral = queries.integral if isinstance(queries, Queries) else _integral(_as_numpy(queries))
+    return not (_integral(bank) and integral)
 
 
 def nearest_squared(bank: Any, queries: Any, k: int, device: str = "cpu", dtype: Any = None,
@@ -65,19 +97,24 @@ def nearest_squared(bank: Any, queries: Any, k: int, device: str = "cpu", dtype:
     """(len(queries), k) squared L2 distances from each query to its k nearest bank rows,
     ascending, float64 (k capped at |bank|). ``bank``/``queries``: arrays or tensors; ``dtype``:
     the torch path's precision (default float64); ``search``: ``auto`` (see the module), or
-    ``torch`` (the benchmark's reference)."""
+    ``torch`` (the benchmark's reference). ``queries`` may be :class:`Queries`, prepared once
+    for many banks."""
     k = min(k, len(bank))
-    if str(device) == "cpu":
-        bank, queries = _as_numpy(bank), _as_numpy(queries)
-        if search == "auto" and uses_faiss(device, bank, queries):
+    if str(device) == "cpu" and search == "auto":
+        bank = _as_numpy(bank)
+        if uses_faiss(device, bank, queries):
             import faiss
 
             index = faiss.IndexFlatL2(bank.shape[1])
             index.add(np.ascontiguousarray(bank, dtype=np.float32))
-            found, _ = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            raw = queries.x if isinstance(queries, Queries) else _as_numpy(queries)
+            found, _ = index.search(np.ascontiguousarray(raw, dtype=np.float32), k)
             return np.maximum(found.astype(np.float64), 0.0)
-        if search == "auto" and dtype is None:  # integer features: exact integers, as torch's
-            return _numpy_nearest(np.asarray(bank, dtype=np.float64), np.asarray(queries, dtype=np.float64), k, chunk)
+        if dtype is None:  # integer features: exact integers, as torch's
+            prepared = queries if isinstance(queries, Queries) else Queries(queries)
+            return _numpy_nearest(np.asarray(bank, dtype=np.float64), prepared, k, chunk)
+    if isinstance(queries, Queries):
+        queries = queries.x
     import torch
 
     dtype = dtype or torch.float64
@@ -96,11 +133,11 @@ def _as_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-def _numpy_nearest(bank: np.ndarray, queries: np.ndarray, k: int, chunk: int) -> np.ndarray:
+def _numpy_nearest(bank: np.ndarray, queries: Queries, k: int, chunk: int) -> np.ndarray:
     """The k smallest squared distances per query, ascending (torch.topk's values)."""
     out = np.empty((len(queries), k), dtype=np.float64)
     for start in range(0, len(queries), chunk):
-        d = _numpy_squared(queries[start : start + chunk], bank, chunk)
+        d = _numpy_squared(queries.x[start : start + chunk], bank, chunk, queries.norms[start : start + chunk])
         if k < d.shape[1]:
             d = np.partition(d, k - 1, axis=1)[:, :k]
         out[start : start + len(d)] = np.sort(d, axis=1)

@@ -46,18 +46,33 @@ def in_metric(features: np.ndarray, metric: str) -> np.ndarray:
     raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
 
 
+class GreedyCover:
+    """Greedy facility location over a (n, n) squared-distance matrix, grown one prototype at a
+    time: each step adds the row that most lowers sum_i min_{j in S} d(j, i) (ties: the smallest
+    index). Greedy, so the first M of a longer run are exactly the M-prototype cover: one run
+    serves every M (the selector asks for 1, 5, 10, 25)."""
+
+    def __init__(self, distances: np.ndarray) -> None:
+        self.distances = distances
+        self.nearest = np.full(distances.shape[1], np.inf)
+        self.chosen: list[int] = []
+        self._buffer: np.ndarray | None = None  # one (n, n) scratch for every step
+
+    def first(self, M: int) -> list[int]:
+        while len(self.chosen) < M:
+            if self._buffer is None:
+                self._buffer = np.empty_like(self.distances)
+            cost = np.minimum(self.distances, self.nearest[None, :], out=self._buffer).sum(axis=1)
+            cost[self.chosen] = np.inf
+            j = int(np.argmin(cost))
+            self.chosen.append(j)
+            self.nearest = np.minimum(self.nearest, self.distances[j])
+        return self.chosen[:M]
+
+
 def cover(distances: np.ndarray, M: int) -> list[int]:
-    """Greedy facility location over a (n, n) squared-distance matrix: M row indices, each
-    the one that most lowers sum_i min_{j in S} d(j, i) (ties: the smallest index)."""
-    nearest = np.full(distances.shape[1], np.inf)
-    chosen: list[int] = []
-    for _ in range(M):
-        cost = np.minimum(distances, nearest[None, :]).sum(axis=1)
-        cost[chosen] = np.inf
-        j = int(np.argmin(cost))
-        chosen.append(j)
-        nearest = np.minimum(nearest, distances[j])
-    return chosen
+    """M row indices of the greedy facility-location cover of ``distances`` (:class:`GreedyCover`)."""
+    return GreedyCover(distances).first(M)
 
 
 @dataclass
@@ -95,23 +110,39 @@ def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, 
                progress: bool | None = False, distances: np.ndarray | None = None) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
-    ``distances``: the rows' (n, n) squared distances, when the caller has them (one matrix
-    serves every M); else computed here (n^2 float64: 128 MB for 4000 images)."""
+    ``distances``: the rows' (n, n) squared distances, when the caller has them; else computed
+    here (n^2 float64: 128 MB for 4000 images)."""
     from protolib.models.neighbours import squared_distances
 
-    n = len(features)
-    if M > n - exclude:
-        raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
     d = squared_distances(features, features, device=device) if distances is None else distances
-    knn = knn_from_distances(d, neighbours)
-    typical = np.ones(n, dtype=bool)
-    typical[np.argsort(-knn, kind="stable")[:exclude]] = False
-    rows = np.flatnonzero(typical)
-    core = [int(rows[j]) for j in cover(d[np.ix_(rows, rows)], M)]
-    to_core = d[:, core]
-    core_dist, nearest = to_core.min(axis=1), np.asarray(core)[to_core.argmin(axis=1)]
-    core_dist[core], nearest[core] = 0.0, core
-    return Typicality(knn=knn, core=core, typical=typical, core_dist=core_dist, nearest_core=nearest)
+    return TypicalityPass(d, neighbours).find(M, exclude)
+
+
+class TypicalityPass:
+    """What :func:`typicality` works out from one distance matrix, kept for every M: the kNN
+    typicality, and one growing cover per ``exclude``."""
+
+    def __init__(self, distances: np.ndarray, neighbours: int) -> None:
+        self.distances = distances
+        self.knn = knn_from_distances(distances, neighbours)
+        self._covers: dict[int, tuple[np.ndarray, GreedyCover]] = {}
+
+    def find(self, M: int, exclude: int = 0) -> Typicality:
+        d, n = self.distances, len(self.distances)
+        if M > n - exclude:
+            raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
+        if exclude not in self._covers:
+            typical = np.ones(n, dtype=bool)
+            typical[np.argsort(-self.knn, kind="stable")[:exclude]] = False
+            rows = np.flatnonzero(typical)
+            self._covers[exclude] = (typical, GreedyCover(d if exclude == 0 else d[np.ix_(rows, rows)]))
+        typical, covering = self._covers[exclude]
+        rows = np.flatnonzero(typical)
+        core = [int(rows[j]) for j in covering.first(M)]
+        to_core = d[:, core]
+        core_dist, nearest = to_core.min(axis=1), np.asarray(core)[to_core.argmin(axis=1)]
+        core_dist[core], nearest[core] = 0.0, core
+        return Typicality(knn=self.knn, core=core, typical=typical.copy(), core_dist=core_dist, nearest_core=nearest)
 
 
 def knn_from_distances(distances: np.ndarray, k: int) -> np.ndarray:
@@ -136,7 +167,7 @@ class TypicalSelector(Selector):
         self.tail = tail
         self.metric = metric
         self.pool = pool
-        self._distances: tuple[Any, np.ndarray] | None = None  # the last pool's, reused for every M
+        self._pass: tuple[Any, TypicalityPass] | None = None  # the last pool's, reused for every M
 
     def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
         if context.pool_features is None or context.pool_ids is None:
@@ -148,7 +179,7 @@ class TypicalSelector(Selector):
             ids, z = ids[keep], z[keep]
         self._check_size(context, M, pool=len(ids))
         exclude = min(int(self.tail * len(ids)), len(ids) - M)
-        found = typicality(z, M, neighbours=self.neighbours, exclude=exclude, distances=self._pool_distances(z))
+        found = self._pool_pass(z).find(M, exclude)
         return Selection(
             ids=[int(ids[j]) for j in found.core],
             fitness=float(found.core_dist[found.typical].sum()),
@@ -157,11 +188,12 @@ class TypicalSelector(Selector):
                   "pool": self.pool},
         )
 
-
-    def _pool_distances(self, z: np.ndarray) -> np.ndarray:
+    def _pool_pass(self, z: np.ndarray) -> TypicalityPass:
+        """The typicality pass over this pool's features: computed for the first M, reused for
+        the others (one distance matrix, one kNN, one growing cover)."""
         from protolib.models.neighbours import squared_distances
 
-        key = (z.shape, hash(z.tobytes()))
-        if self._distances is None or self._distances[0] != key:
-            self._distances = (key, squared_distances(z, z))
-        return self._distances[1]
+        key = (z.shape, hash(z.tobytes()), self.neighbours)
+        if self._pass is None or self._pass[0] != key:
+            self._pass = (key, TypicalityPass(squared_distances(z, z), self.neighbours))
+        return self._pass[1]
