@@ -207,9 +207,9 @@ def rows_auroc_of_codes(codes: np.ndarray, n_neg: int, n_pos: int, universe: int
     columns are normal and next ``n_pos`` anomalous: U / (n_pos n_neg), a tie counting one
     half, from 2U exact in int64 (so the one division is that of the rank formula).
 
-    Per row the smaller class is sorted and the other counted against it through a table of
-    bucket starts over the code range (a few entries scanned per query instead of a sort of
-    all V codes)."""
+    Per row the smaller class is placed in buckets of the code range (a counting sort) and each
+    code of the other class is counted against the few entries of its bucket, not against a
+    sort of all V codes."""
     n = codes.shape[0]
     large_is_positive = n_neg <= n_pos
     n_small = n_neg if large_is_positive else n_pos
@@ -224,12 +224,17 @@ def rows_auroc_of_codes(codes: np.ndarray, n_neg: int, n_pos: int, universe: int
     for j in prange(n):
         negatives, positives = codes[j, :n_neg], codes[j, n_neg:n_neg + n_pos]
         small, large = (negatives, positives) if large_is_positive else (positives, negatives)
-        s = np.sort(small)
-        start = np.zeros(n_buckets + 1, dtype=np.int32)
-        for v in s:
+        start = np.zeros(n_buckets + 1, dtype=np.int32)  # bucket b holds s[start[b]:start[b + 1]]
+        for v in small:
             start[(v >> shift) + 1] += 1
         for b in range(n_buckets):
             start[b + 1] += start[b]
+        s = np.empty(n_small, dtype=small.dtype)  # the small class by bucket (a counting sort)
+        fill = start[:-1].copy()
+        for v in small:
+            b = v >> shift
+            s[fill[b]] = v
+            fill[b] += 1
         twice_u = 0  # 2 * #(pairs anomalous > normal) + #(ties)
         for i in range(large.shape[0]):
             c = large[i]
