@@ -93,3 +93,28 @@ def test_scoring_many_subsets_on_one_test_set_equals_one_fit_and_score_each(digi
         assert len(each) == len(subsets)
         for ids, scores in zip(subsets, each):
             assert np.array_equal(scores, fit_and_score(copy.copy(det), inputs, ids, test_ids))
+
+
+def test_random_weights_are_the_same_network_in_every_process():
+    """``weights: none`` must not depend on the process's random state: two studies of one config
+    (or two jobs sharing a feature cache key) see one network; the caller's stream is untouched."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from protolib.models.backbones import load_resnet
+
+    torch.manual_seed(123)
+    first = load_resnet("resnet18", "none").state_dict()
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    torch.rand(7)  # another state
+    second = load_resnet("resnet18", "none").state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after), "loading consumed the caller's random numbers"
+    code = ("import torch; from protolib.models.backbones import load_resnet; "
+            "print(float(load_resnet('resnet18', 'none').conv1.weight.double().sum()))")
+    other = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert other == float(first["conv1.weight"].double().sum())

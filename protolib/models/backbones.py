@@ -83,13 +83,24 @@ _TORCHVISION_RESNETS = {
 }
 
 
+#: the seed of a ``weights: none`` network's random initialisation
+RANDOM_INIT_SEED = 0
+
+
 def load_resnet(name: str, weights: str) -> Any:
-    """A torchvision ResNet with the weights config asks for; a clear error if they are missing."""
+    """A torchvision ResNet with the weights config asks for; a clear error if they are missing.
+
+    ``none`` is a random initialisation drawn from its own generator seeded with
+    ``RANDOM_INIT_SEED``: the same network in every process and run (the feature cache is keyed
+    by the weights' name alone), and the caller's random stream is left untouched."""
+    import torch
     import torchvision
 
     builder = getattr(torchvision.models, name)
     if weights == "none":
-        return builder(weights=None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            return builder(weights=None)
     if weights == "imagenet":
         enum = getattr(torchvision.models, _TORCHVISION_RESNETS[name]).IMAGENET1K_V1
         try:
