@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from protolib.registry import Registry
 
@@ -167,6 +166,8 @@ class ResNetPooled:
 
         out = []
         with torch.inference_mode():
+            from tqdm.auto import tqdm  # here: a job that embeds nothing does not import it (0.1 s)
+
             for start in tqdm(range(0, len(images), self.batch_size), desc="embedding", leave=False):
                 batch = to_tensor_batch(images[start : start + self.batch_size], self.image_size)
                 batch = batch.to(self.device).to(memory_format=torch.channels_last)

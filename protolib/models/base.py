@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from protolib.hyperparams import build, hyper_parameters, settings_problems
 from protolib.models.backbones import FEATURE_DEFAULTS
@@ -40,6 +39,8 @@ class Detector(ABC):
 
     def score_matrix(self, train_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
         """(K, |val|): scores of val images under a detector fitted on each training image alone."""
+        from tqdm.auto import tqdm  # here, not at import: every job imports this module (0.07 s)
+
         rows = []
         for i in tqdm(range(len(train_images)), desc=f"{self.name}: single-sample fits", leave=False):
             single = copy.deepcopy(self).fit(train_images[i : i + 1])
