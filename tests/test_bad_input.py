@@ -227,9 +227,10 @@ def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
                           "classes": [3], "class_names": ["3"]}, tmp_path / "fig4.png")
 
 
-def test_a_score_matrix_edited_with_its_auroc_vector_is_still_caught(scored, tmp_path, monkeypatch):
+def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, monkeypatch):
     """The stored digest lets a reader skip recomputing the AUROCs only for the file as written:
-    scores edited (and sample_auroc made to match some other rows) are recomputed and refused."""
+    scores edited afterwards (two rows swapped, so sample_auroc no longer matches them) are
+    recomputed and refused."""
     from protolib import checks
 
     config, split, features, matrix = scored

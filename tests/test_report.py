@@ -155,7 +155,7 @@ def near_tie_tolerance(scores: np.ndarray, magnitude: np.ndarray, labels: np.nda
 def test_transfer_outputs_and_an_independent_knn(study):
     """Subsets found with knn on pixels, evaluated with knn on ResNet18 features (numpy kNN here)."""
     results, config, _ = study
-    features = np.load(results / "features" / "digits" / "resnet18-none-32.npy").astype(np.float64)
+    features = np.load(results / "features" / "digits" / "resnet18-none0-32.npy").astype(np.float64)
     csv = pd.read_csv(results / "transfer" / "evaluation.csv")
     n_expected = len(CLASSES) * (1 + 1 + 2 + 2 * 2 + 2)  # full + target_full + greedy 2 M + random 2 M x 2 seeds + manual
     assert len(csv) == n_expected

@@ -118,22 +118,32 @@ def test_auroc_fitness_equals_auroc_of_min_aggregated_scores(context):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("values", ["few integers", "wide integers", "floats"])
 @pytest.mark.parametrize("anomalous_share", [0.9, 0.5, 0.1])
-def test_auroc_fitness_kernel_gives_the_rank_formula_bit_for_bit_with_ties(anomalous_share):
-    """Integer scores (many ties, within and across columns), more val columns than one block,
-    either class the larger: the code-counting kernel equals the rank formula on the
-    min-aggregated values exactly."""
+def test_auroc_fitness_kernel_gives_the_rank_formula_bit_for_bit_with_ties(anomalous_share, values):
+    """More val columns than one block, either class the larger, and values that are few
+    integers (ties everywhere, one code per bucket), integers over a wide range (many codes per
+    bucket, ties across columns) or floats with repeated values: the code-counting kernel equals
+    the rank formula on the min-aggregated values exactly."""
     from protolib.metrics import rowwise_auroc
 
     rng = np.random.default_rng(1)
     k, v = 30, 700
     labels = (rng.random(v) < anomalous_share).astype(int)
-    matrix = rng.integers(0, 12, size=(k, v)).astype(float) + labels[None, :] * rng.integers(0, 3, size=(k, v))
+    if values == "few integers":
+        matrix = rng.integers(0, 12, size=(k, v)).astype(float) + labels[None, :] * rng.integers(0, 3, size=(k, v))
+    elif values == "wide integers":
+        matrix = rng.integers(0, 10**6, size=(k, v)).astype(float) + labels[None, :] * 2 * 10**5
+        matrix[:, ::7] = matrix[:, 1::7][:, : matrix[:, ::7].shape[1]].mean() // 1  # a tied block
+    else:
+        matrix = rng.normal(size=(k, v)) + labels[None, :] * 0.5
+        matrix[rng.random((k, v)) < 0.2] = 0.25  # repeated values within and across columns
+    fitness = AurocFitness(matrix, labels)
+    assert values == "few integers" or fitness.universe > 8 * v  # buckets hold many codes
     for m in (1, 3, 8):
         population = random_population(50, k, m, rng)
         expected = rowwise_auroc(np.stack([matrix[s].min(axis=0) for s in population]), labels)
-        got = AurocFitness(matrix, labels)(population)
-        assert np.array_equal(got, expected), m
+        assert np.array_equal(fitness(population), expected), m
 
 
 def test_crossover_and_mutation_give_valid_subsets():
@@ -196,21 +206,27 @@ def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(conte
     assert chosen == brute
 
 
-def test_typical_for_many_m_equals_a_fresh_pass_for_each(context):
-    """One selector serves M = 1, 5, 10 from one growing cover; each subset (and its cover cost)
-    is what a fresh typicality pass for that M alone finds."""
-    from protolib.selection.typicality import cover, in_metric, typicality
+def test_typical_for_many_m_equals_the_greedy_cover_by_definition(context):
+    """One selector serves M = 1, 5, 10, 3 from one growing cover; each subset is the greedy
+    facility-location cover of the typical rows for that M alone, computed here from its
+    definition (a fresh loop per M), and the typical rows are all but the most atypical."""
+    from protolib.selection.typicality import in_metric
 
     selector = make_selector("typical", {"typical": {"neighbours": 3, "tail": 0.1}})
     z = in_metric(context.pool_features, "cosine")
-    for M in (1, 5, 10, 3):
-        got = selector.select(context, M, np.random.default_rng(0))
-        exclude = min(int(0.1 * len(z)), len(z) - M)
-        fresh = typicality(z, M, neighbours=3, exclude=exclude)
-        assert got.ids == [int(context.pool_ids[j]) for j in fresh.core]
-        assert got.fitness == float(fresh.core_dist[fresh.typical].sum())
     d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
-    assert cover(d, 12)[:7] == cover(d, 7)
+    off = d + np.diag(np.full(len(z), np.inf))
+    knn = np.sort(off, axis=1)[:, :3].mean(axis=1)
+    for M in (1, 5, 10, 3):
+        exclude = min(int(0.1 * len(z)), len(z) - M)
+        rows = np.sort(np.argsort(-knn, kind="stable")[exclude:])
+        chosen: list[int] = []
+        for _ in range(M):  # the definition: each step the row that most lowers the summed cover
+            costs = [np.inf if j in chosen else np.minimum.reduce([d[np.ix_(rows, rows)][c] for c in chosen + [j]]).sum()
+                     for j in range(len(rows))]
+            chosen.append(int(np.argmin(costs)))
+        got = selector.select(context, M, np.random.default_rng(0))
+        assert got.ids == [int(context.pool_ids[rows[j]]) for j in chosen], M
 
 
 def test_config_runs_typical_and_balanced_fitness_and_names_a_bad_key(tmp_path):

@@ -51,13 +51,19 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: the seed of a ``weights: none`` network's random initialisation
+RANDOM_INIT_SEED = 0
+
+
 def feature_key(model_cfg: dict[str, Any]) -> str:
     """A file-name-safe key of everything that determines the features (the cache key)."""
     backbone = model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"])
     if backbone == "pixels":
         return "pixels-raw"  # 0..255 (caches of the former [0, 1] scaling are not reused)
     weights = model_cfg.get("weights", FEATURE_DEFAULTS["weights"])
-    if weights not in ("none", "imagenet"):
+    if weights == "none":  # the seeded random network (caches of unseeded ones are not reused)
+        weights = f"none{RANDOM_INIT_SEED}"
+    elif weights != "imagenet":
         weights = "file-" + hashlib.sha256(str(Path(weights).expanduser().resolve()).encode()).hexdigest()[:10]
     size = model_cfg.get("image_size", FEATURE_DEFAULTS["image_size"])
     return f"{backbone}-{weights}-{size}"
@@ -82,23 +88,19 @@ _TORCHVISION_RESNETS = {
 }
 
 
-#: the seed of a ``weights: none`` network's random initialisation
-RANDOM_INIT_SEED = 0
-
-
 def load_resnet(name: str, weights: str) -> Any:
     """A torchvision ResNet with the weights config asks for; a clear error if they are missing.
 
-    ``none`` is a random initialisation drawn from its own generator seeded with
-    ``RANDOM_INIT_SEED``: the same network in every process and run (the feature cache is keyed
-    by the weights' name alone), and the caller's random stream is left untouched."""
+    ``none`` is a random initialisation drawn with the CPU generator seeded to
+    ``RANDOM_INIT_SEED`` (the network is built on the CPU) and restored afterwards: the same
+    network in every process and run, and the caller's random streams left as they were."""
     import torch
     import torchvision
 
     builder = getattr(torchvision.models, name)
     if weights == "none":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
+        with torch.random.fork_rng(devices=[]):  # saves and restores the CPU generator
+            torch.default_generator.manual_seed(RANDOM_INIT_SEED)  # not torch.manual_seed: no GPU reseed
             return builder(weights=None)
     if weights == "imagenet":
         enum = getattr(torchvision.models, _TORCHVISION_RESNETS[name]).IMAGENET1K_V1

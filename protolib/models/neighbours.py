@@ -60,11 +60,11 @@ def _integral(x: np.ndarray) -> bool:
 class Queries:
     """Query features prepared once for searches against many banks (a test set scored under
     each of 40 subsets): float64, whether they are integer-valued, their squared norms -- each
-    worked out on first use, then kept. Read-only: the facts stay true."""
+    worked out on first use, then kept. The caller must not change the features while this
+    object is in use (``scoring.fit_and_score_each`` gathers a fresh array for it)."""
 
     def __init__(self, features: Any) -> None:
-        self.x = np.asarray(_as_numpy(features), dtype=np.float64).view()
-        self.x.setflags(write=False)  # this view: the facts below are about what it holds
+        self.x = np.asarray(_as_numpy(features), dtype=np.float64)
         self._integral: bool | None = None
         self._norms: np.ndarray | None = None
 

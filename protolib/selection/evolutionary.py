@@ -135,7 +135,7 @@ class AurocFitness:
     BLOCK = PaperFitness.BLOCK
 
     def __init__(self, score_matrix: np.ndarray, val_labels: np.ndarray) -> None:
-        labels = np.asarray(val_labels) > 0
+        labels = np.asarray(val_labels).astype(bool)  # as ``rowwise_auroc``, the definition
         self.n_pos, self.n_neg = int(labels.sum()), int((~labels).sum())
         if self.n_pos == 0 or self.n_neg == 0:
             raise ValueError("AUROC needs both normal and anomalous samples")
@@ -143,14 +143,14 @@ class AurocFitness:
         values = np.asarray(score_matrix, dtype=np.float64)[:, np.argsort(labels, kind="stable")]
         if not np.isfinite(values).all():
             raise ValueError("the single-sample score matrix has NaN or infinite entries")
-        self.table = RankTable(values)
-        distinct, codes = np.unique(self.table.table, return_inverse=True)
+        table = RankTable(values)
+        distinct, codes = np.unique(table.table, return_inverse=True)
         self.universe = len(distinct)
-        self.blocks = column_blocks(self.table.ranks, codes.astype(np.int32).reshape(self.table.V, self.table.K),
-                                    self.BLOCK)
+        code_type = np.int32 if self.universe <= np.iinfo(np.int32).max else np.int64
+        self.code_blocks = column_blocks(table.ranks, codes.astype(code_type).reshape(table.V, table.K), self.BLOCK)
 
     def __call__(self, population: np.ndarray) -> np.ndarray:
-        codes = subset_min_codes_blocked(*self.blocks, np.ascontiguousarray(population, dtype=np.int64))
+        codes = subset_min_codes_blocked(*self.code_blocks, np.ascontiguousarray(population, dtype=np.int64))
         return rows_auroc_of_codes(codes, self.n_neg, self.n_pos, self.universe)
 
 

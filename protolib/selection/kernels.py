@@ -179,13 +179,14 @@ def subset_max_sum_blocked(rank_blocks: np.ndarray, value_blocks: np.ndarray, po
 @njit(parallel=True, cache=True)
 def subset_min_codes_blocked(rank_blocks: np.ndarray, code_blocks: np.ndarray, population: np.ndarray
                              ) -> np.ndarray:
-    """(n, n_blocks * B) int32: per column, the code of the min over each subset's rows.
+    """(n, n_blocks * B): per column, the code of the min over each subset's rows (the codes' type).
 
     ``rank_blocks`` (n_blocks, K, B) uint16 as in ``subset_max_sum_blocked``; ``code_blocks``
-    (n_blocks, B, K) int32: the code (global dense rank) of the value of each (column, rank)."""
+    (n_blocks, B, K) int32 (int64 past 2**31 distinct values): the code (global dense rank) of
+    the value of each (column, rank)."""
     n_blocks, K, B = rank_blocks.shape
     n, M = population.shape
-    out = np.empty((n, n_blocks * B), dtype=np.int32)
+    out = np.empty((n, n_blocks * B), dtype=code_blocks.dtype)
     for b in prange(n_blocks):
         ranks = rank_blocks[b]
         codes = code_blocks[b]
