@@ -252,7 +252,7 @@ def evaluate_subsets(
     if len(subset_paths) != len(out_paths):
         raise ValueError(f"{len(subset_paths)} subset files but {len(out_paths)} outputs")
     subsets = [read_subset(path, split, split_path) for path in subset_paths]
-    all_scores = fit_and_score_each(detector, inputs, (subset["ids"] for subset in subsets), split.test_ids)
+    all_scores = fit_and_score_each(detector, inputs, (subset["ids"] for subset in subsets), inputs, split.test_ids)
     for subset, scores, out in zip(subsets, all_scores, out_paths, strict=True):
         io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
                                    subset["ids"], auroc(split.test_labels, scores),

@@ -36,13 +36,7 @@ class Inputs:
 
 def fit_and_score_across(detector: Any, train: Inputs, train_ids: Any, test: Inputs, test_ids: Any) -> np.ndarray:
     """Fit on ``train_ids`` of one set of inputs, score ``test_ids`` of another (or the same)."""
-    train_ids = np.asarray(train_ids, dtype=np.int64)
-    test_ids = np.asarray(test_ids, dtype=np.int64)
-    if train.features is not None:
-        detector.fit_features(np.asarray(train.features[train_ids]))
-        return detector.score_features(np.asarray(test.features[test_ids]))
-    detector.fit(train.images[train_ids])
-    return detector.score(test.images[test_ids])
+    return next(fit_and_score_each(detector, train, [train_ids], test, test_ids))
 
 
 def fit_and_score(detector: Any, inputs: Inputs, train_ids: Any, test_ids: Any) -> np.ndarray:
@@ -50,20 +44,21 @@ def fit_and_score(detector: Any, inputs: Inputs, train_ids: Any, test_ids: Any) 
     return fit_and_score_across(detector, inputs, train_ids, inputs, test_ids)
 
 
-def fit_and_score_each(detector: Any, inputs: Inputs, train_id_lists: Iterable[Any], test_ids: Any) -> Iterator[np.ndarray]:
-    """``fit_and_score`` for each training-id list in turn, on one test set gathered (and, for a
-    frozen-feature detector, prepared: :meth:`prepared_features`) once, not once per subset."""
+def fit_and_score_each(detector: Any, train: Inputs, train_id_lists: Iterable[Any], test: Inputs,
+                       test_ids: Any) -> Iterator[np.ndarray]:
+    """Fit on each training-id list in turn and score ``test_ids``: the test set is gathered (and,
+    for a frozen-feature detector, prepared: :meth:`prepared_features`) once, not once per list."""
     test_ids = np.asarray(test_ids, dtype=np.int64)
-    if inputs.features is not None:
-        test = detector.prepared_features(np.asarray(inputs.features[test_ids]))
+    if train.features is not None:
+        queries = detector.prepared_features(np.asarray(test.features[test_ids]))
         for train_ids in train_id_lists:
-            detector.fit_features(np.asarray(inputs.features[np.asarray(train_ids, dtype=np.int64)]))
-            yield detector.score_features(test)
+            detector.fit_features(np.asarray(train.features[np.asarray(train_ids, dtype=np.int64)]))
+            yield detector.score_features(queries)
         return
-    test = inputs.images[test_ids]
+    images = test.images[test_ids]
     for train_ids in train_id_lists:
-        detector.fit(inputs.images[np.asarray(train_ids, dtype=np.int64)])
-        yield detector.score(test)
+        detector.fit(train.images[np.asarray(train_ids, dtype=np.int64)])
+        yield detector.score(images)
 
 
 def single_sample_scores(detector: Any, train: Inputs, rows: Any, val: Inputs, val_ids: Any) -> np.ndarray:

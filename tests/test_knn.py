@@ -80,19 +80,24 @@ def test_local_weights_file_is_loaded(tmp_path, digits):
 
 def test_scoring_many_subsets_on_one_test_set_equals_one_fit_and_score_each(digits):
     """The evaluate route (test set gathered and prepared once) gives each subset the numbers of
-    ``fit_and_score`` alone, on features and on images."""
+    fitting the detector on it alone and scoring the test set, on features and on images."""
     from protolib.models.backbones import make_backbone
-    from protolib.scoring import Inputs, fit_and_score, fit_and_score_each
+    from protolib.scoring import Inputs, fit_and_score_each
 
     det = make_detector({"detector": "knn", "backbone": "pixels", "k": 2}, device="cpu")
     features = make_backbone({"backbone": "pixels"}, device="cpu")(digits.images)
     subsets = [[0, 5, 9], [3], list(range(20, 60))]
     test_ids = np.arange(100, 400)
     for inputs in (Inputs(images=None, features=features), Inputs(images=digits.images, features=None)):
-        each = list(fit_and_score_each(det, inputs, subsets, test_ids))
+        each = list(fit_and_score_each(det, inputs, subsets, inputs, test_ids))
         assert len(each) == len(subsets)
         for ids, scores in zip(subsets, each):
-            assert np.array_equal(scores, fit_and_score(copy.copy(det), inputs, ids, test_ids))
+            alone = copy.copy(det)
+            if inputs.features is not None:
+                expected = alone.fit_features(features[ids]).score_features(features[test_ids])
+            else:
+                expected = alone.fit(digits.images[ids]).score(digits.images[test_ids])
+            assert np.array_equal(scores, expected)
 
 
 def test_random_weights_are_the_same_network_in_every_process():

@@ -11,7 +11,6 @@ the paper's DN2 / single-sample PANDA; no deviation. Pixel features are the raw 
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from protolib.models.backbones import FEATURE_DEFAULTS, make_backbone, resolve_device

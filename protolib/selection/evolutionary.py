@@ -37,10 +37,13 @@ from protolib.selection.kernels import (
 
 
 class RankTable:
-    """Per-column dense ranks of a (K, V) matrix plus the sorted values to map ranks back."""
+    """Per-column dense ranks of a (K, V) matrix plus the sorted values to map ranks back (every
+    fitness is built on one, so it is where the matrix is checked finite)."""
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("the single-sample score matrix has NaN or infinite entries")
         K, V = values.shape
         if K > np.iinfo(np.uint16).max:
             raise ValueError(f"at most {np.iinfo(np.uint16).max} candidates are supported, got {K}")
@@ -58,8 +61,6 @@ class PaperFitness:
 
     def __init__(self, score_matrix: np.ndarray, val_labels: np.ndarray) -> None:
         values = np.asarray(score_matrix, dtype=np.float64) * self.column_weights(val_labels)[None, :]
-        if not np.isfinite(values).all():
-            raise ValueError("the single-sample score matrix has NaN or infinite entries")
         self.table = RankTable(values)
         # the largest power-of-two scale at which a sum of V values cannot overflow int64
         largest = float(np.abs(values).max()) * values.shape[1]
@@ -141,8 +142,6 @@ class AurocFitness:
             raise ValueError("AUROC needs both normal and anomalous samples")
         # normal columns first, then anomalous (the AUROC is the same in any column order)
         values = np.asarray(score_matrix, dtype=np.float64)[:, np.argsort(labels, kind="stable")]
-        if not np.isfinite(values).all():
-            raise ValueError("the single-sample score matrix has NaN or infinite entries")
         table = RankTable(values)
         distinct, codes = np.unique(table.table, return_inverse=True)
         self.universe = len(distinct)

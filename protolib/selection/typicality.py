@@ -107,7 +107,7 @@ class Typicality:
 
 
 def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu",
-               progress: bool | None = False, distances: np.ndarray | None = None) -> Typicality:
+               distances: np.ndarray | None = None) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
     ``distances``: the rows' (n, n) squared distances, when the caller has them; else computed
@@ -125,7 +125,7 @@ class TypicalityPass:
     def __init__(self, distances: np.ndarray, neighbours: int) -> None:
         self.distances = distances
         self.knn = knn_from_distances(distances, neighbours)
-        self._covers: dict[int, tuple[np.ndarray, GreedyCover]] = {}
+        self._covers: dict[int, tuple[np.ndarray, np.ndarray, GreedyCover]] = {}  # typical, its rows, cover
 
     def find(self, M: int, exclude: int = 0) -> Typicality:
         d, n = self.distances, len(self.distances)
@@ -135,9 +135,8 @@ class TypicalityPass:
             typical = np.ones(n, dtype=bool)
             typical[np.argsort(-self.knn, kind="stable")[:exclude]] = False
             rows = np.flatnonzero(typical)
-            self._covers[exclude] = (typical, GreedyCover(d if exclude == 0 else d[np.ix_(rows, rows)]))
-        typical, covering = self._covers[exclude]
-        rows = np.flatnonzero(typical)
+            self._covers[exclude] = (typical, rows, GreedyCover(d if exclude == 0 else d[np.ix_(rows, rows)]))
+        typical, rows, covering = self._covers[exclude]
         core = [int(rows[j]) for j in covering.first(M)]
         to_core = d[:, core]
         core_dist, nearest = to_core.min(axis=1), np.asarray(core)[to_core.argmin(axis=1)]
