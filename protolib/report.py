@@ -48,9 +48,11 @@ def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFra
 
 def read_evaluation(path: str | Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError) as err:
         raise ValueError(f"{path}: unreadable evaluation table ({err})") from err
+    tables.check_class_coverage(frame, ["dataset", "model"], str(path))
+    return frame
 
 
 def _sources(*paths: str | Path) -> dict[str, Any]:
@@ -88,9 +90,11 @@ def read_transfer(path: str | Path | None) -> pd.DataFrame:
     if not path:
         return pd.DataFrame(columns=TRANSFER_COLUMNS)
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=TRANSFER_COLUMNS)
+    tables.check_class_coverage(frame, ["name"], str(path))
+    return frame
 
 
 def write_table2(evaluation_csv: str | Path, transfer_csv: str | Path | None, dataset: str, model: str,

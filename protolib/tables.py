@@ -29,6 +29,8 @@ FULL_LABEL = "100 %"
 SOURCE_FULL_LABEL = "100 % (source data)"
 METHOD_ORDER = ["greedy", "evolutionary", "gmm", "typical", "random", "manual"]
 AVERAGE = "average"
+#: methods trained on a whole training set: one row per column whatever their M (n_train) is
+WHOLE_SET_METHODS = ("full", "target_full")
 LEGEND = ("Bold: best per column; underlined: second best; *: above the column's 100 % row; "
           "random: mean ± std over seeds.")
 
@@ -46,6 +48,25 @@ def collect(result_paths: list[str]) -> pd.DataFrame:
     if not bad.empty:
         raise ValueError(f"test AUROC outside [0, 1] in {len(bad)} evaluation files")
     return frame.sort_values(["dataset", "model", "class", "method", "M", "seed"], kind="stable").reset_index(drop=True)
+
+
+def check_class_coverage(frame: pd.DataFrame, by: list[str], source: str) -> None:
+    """Every (method, M, seed) of a column (``by``: dataset and model, or transfer name) has a
+    result for every class the column has: a mean over fewer classes would otherwise be set
+    beside means over all of them, marked and compared as if alike."""
+    for key, column in frame.groupby(by, sort=True):
+        classes = set(column["class"].tolist())
+        size = column["M"].where(~column["method"].isin(WHOLE_SET_METHODS))  # their M differs by class
+        for (method, M, seed), rows in column.groupby(["method", size, "seed"], sort=True, dropna=False):
+            missing = sorted(classes - set(rows["class"].tolist()))
+            if missing:
+                name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+                size = "" if pd.isna(M) else f" M = {int(M)}"
+                raise ValueError(
+                    f"{source}: {name}, {method}{size} seed {seed} has no result for class(es) "
+                    f"{', '.join(map(str, missing))} of the {len(classes)} the others have; a mean over fewer "
+                    "classes would not compare with theirs (rerun the missing evaluations)"
+                )
 
 
 def method_key(method: str) -> tuple[int, str]:
@@ -146,7 +167,7 @@ def with_transfer(frame: pd.DataFrame, transfer: pd.DataFrame, dataset: str, mod
         rows: list[tuple[str, int | None]] = [("target_full", None)]
         if entry["source"]["dataset"] != entry["target"]["dataset"]:
             rows.append(("full", None))
-        rows += [(m, M) for m, M in _row_order(sub) if m not in ("full", "target_full")]
+        rows += [(m, M) for m, M in _row_order(sub) if m not in WHOLE_SET_METHODS]
         records += _summary_column(sub, transfer_column_label(entry), rows,
                                    labels={"target_full": FULL_LABEL, "full": SOURCE_FULL_LABEL})
     return pd.DataFrame(records)
@@ -159,7 +180,7 @@ def annotate(long: pd.DataFrame) -> pd.DataFrame:
     long["mark"] = ""
     long["above_full"] = False
     for _, group in long.groupby("column", sort=False):
-        shown = group["mean"].round(2)
+        shown = group["mean"].map(as_printed)
         distinct = sorted(set(shown.dropna()), reverse=True)
         if distinct:
             long.loc[group.index[shown == distinct[0]], "mark"] = "best"
@@ -168,9 +189,15 @@ def annotate(long: pd.DataFrame) -> pd.DataFrame:
         reference = group.loc[group.row == FULL_LABEL, "mean"]
         if len(reference):
             is_full = group.row.isin([FULL_LABEL, SOURCE_FULL_LABEL])
-            above = (shown > round(float(reference.iloc[0]), 2)) & ~is_full
+            above = (shown > as_printed(float(reference.iloc[0]))) & ~is_full
             long.loc[group.index[above], "above_full"] = True
     return long
+
+
+def as_printed(value: float) -> float:
+    """The value as a cell shows it (two decimals, the format's rounding, not pandas' or Python's
+    ``round``, which differ from it on some halves)."""
+    return float(f"{value:.2f}")
 
 
 def _cell(row: pd.Series, style: str) -> str:

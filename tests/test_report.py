@@ -333,6 +333,56 @@ def test_fig6_without_transfer_is_a_placeholder(tmp_path):
     assert not (tmp_path / "results" / "evaluation.csv").exists(), "the placeholder ran the study"
 
 
+# ----------------------------------------------------------------------------- tables and figures, alone
+def test_marks_follow_the_numbers_as_printed():
+    """50.005 prints as 50.01 (correctly rounded) while numpy/pandas round it to 50.0: two cells
+    that both read 50.01 share the bold mark, and the 50.00 below them is second."""
+    from protolib import tables
+
+    long = pd.DataFrame({"row": ["100 %", "greedy 1", "evolutionary 1"], "column": ["c"] * 3,
+                         "mean": [0.50005 * 100, 0.5001 * 100, 0.50004 * 100], "std": [np.nan] * 3})
+    assert np.round(long["mean"][0], 2) != float(f"{long['mean'][0]:.2f}")  # the case is real
+    cells = tables.formatted(long)["c"].tolist()
+    assert cells == ["**50.01**", "**50.01**", "<u>50.00</u>"]
+
+
+@pytest.mark.parametrize("drop", ["a class of one method", "a class of one random seed", "a class of 100 %"])
+def test_a_mean_over_fewer_classes_is_refused(drop, tmp_path):
+    """Every table and figure reads the evaluation table through read_evaluation: a row with
+    fewer classes than its column would be averaged over them and compared as if alike."""
+    from protolib import report
+
+    rows = [{"dataset": "d", "model": "m", "class": c, "class_name": str(c), "method": method, "M": M, "seed": seed,
+             "n_train": 5, "test_auroc": 0.5 + 0.01 * c}  # 100 %: M is the class's training set size
+            for c in range(3) for method, M, seeds in [("full", 100 + c, [0]), ("greedy", 1, [0]), ("random", 1, [0, 1])]
+            for seed in seeds]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(tmp_path / "whole.csv", index=False)
+    report.read_evaluation(tmp_path / "whole.csv")  # complete: read as is
+    gone = {"a class of one method": (frame.method == "greedy") & (frame["class"] == 2),
+            "a class of one random seed": (frame.method == "random") & (frame.seed == 1) & (frame["class"] == 0),
+            "a class of 100 %": (frame.method == "full") & (frame["class"] == 1)}[drop]
+    frame[~gone].to_csv(tmp_path / "evaluation.csv", index=False)
+    with pytest.raises(ValueError, match=r"evaluation\.csv: d/m, .* has no result for class\(es\) [0-2] of the 3"):
+        report.read_evaluation(tmp_path / "evaluation.csv")
+
+
+def test_fig5_calls_its_second_row_never_chosen_only_when_it_was_not(monkeypatch, tmp_path):
+    from protolib.figures import images as figure_images
+
+    matrix = {"candidates": np.arange(4), "scores": np.arange(8.0).reshape(4, 2), "val_labels": np.array([0, 1]),
+              "sample_auroc": np.full(4, 0.5)}
+    every = figure_images.pick_evolutionary(matrix, [{"M": 2, "seed": 0, "ids": [0, 1]},
+                                                     {"M": 2, "seed": 1, "ids": [2, 3]}], 2)
+    some = figure_images.pick_evolutionary(matrix, [{"M": 2, "seed": 0, "ids": [0, 1]}], 2)
+    assert min(every["worst"]["count"]) == 1 and some["worst"]["count"] == [0, 0]
+    titles: list[str] = []
+    monkeypatch.setattr(figure_images, "draw_grid", lambda sections, *a, **k: titles.append(sections[1].title))
+    for ranking in (every, some):
+        figure_images.fig5(np.zeros((4, 3, 3), np.uint8), ranking, tmp_path / "fig5", "t", {})
+    assert "never chosen" not in titles[0] and "never chosen" in titles[1]
+
+
 # ----------------------------------------------------------------------------- config resolution
 PAPER_CLASSES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
