@@ -33,7 +33,11 @@ def average_ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def rowwise_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """AUROC of each row of ``scores`` (n, V) against binary ``labels`` (V,)."""
+    """AUROC of each row of ``scores`` (n, V) against binary ``labels`` (V,); scores must be finite
+    (a NaN would be ranked as a number)."""
+    from protolib.checks import check_finite  # checks imports this module
+
+    check_finite(scores, "AUROC scores")
     labels = np.asarray(labels).astype(bool)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
@@ -45,8 +49,4 @@ def rowwise_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """AUROC with anomalies (label 1) as the positive class; scores must be finite."""
-    from protolib.checks import check_finite  # checks imports this module
-
-    scores = np.asarray(scores, dtype=np.float64)
-    check_finite(scores, "AUROC scores")
-    return float(rowwise_auroc(scores, labels))
+    return float(rowwise_auroc(np.asarray(scores, dtype=np.float64), labels))

@@ -47,3 +47,10 @@ def test_auroc_checks_finiteness_with_the_one_check():
 def test_auroc_needs_both_classes():
     with pytest.raises(ValueError, match="both"):
         auroc(np.zeros(4), np.arange(4.0))
+
+
+def test_rowwise_auroc_refuses_nan_rather_than_rank_it():
+    from protolib.checks import InputMismatchError
+
+    with pytest.raises(InputMismatchError, match="NaN or infinite"):
+        rowwise_auroc(np.array([[0.1, np.nan, 0.3]]), np.array([0, 1, 1]))
