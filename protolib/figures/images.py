@@ -161,7 +161,9 @@ def fig5(images: np.ndarray, ranking: dict[str, Any], out_stem: str | Path, titl
               title="best: chosen most often by the evolutionary algorithm", colour=plots.PALETTE["evolutionary"]),
         Tiles(1, 0, [images[i] for i in worst["ids"]],
               [_caption_id(i, f"in {c}/{total} subsets") for i, c in zip(worst["ids"], worst["count"])],
-              title="worst: never chosen, lowest Eq. 3 fitness alone", colour=plots.ANOMALY_COLOUR),
+              title=("worst: never chosen, lowest Eq. 3 fitness alone" if not any(worst["count"])
+                     else "worst: chosen least often, then lowest Eq. 3 fitness alone"),
+              colour=plots.ANOMALY_COLOUR),
     ]
     draw_grid(sections, 2, max(len(best["ids"]), len(worst["ids"]), 1), out_stem, title)
     sidecar = {**info, **ranking}
