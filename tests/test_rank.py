@@ -278,14 +278,19 @@ def test_cli_fails_on_a_truncated_png_with_on_error_fail(folders, tmp_path):
     assert not (tmp_path / "ranking.csv").exists()
 
 
-@pytest.mark.parametrize("case", ["empty", "missing", "M_too_large", "one_val_folder"])
-def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, tmp_path):
+@pytest.mark.parametrize("case", ["empty", "missing", "M_too_large", "one_val_folder", "val_inside", "same_val"])
+def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, faces, tmp_path):
     args = {
         "empty": ([folders["empty"]], [str(folders["empty"]), "no PNG, JPEG, TIFF or BMP"]),
         "missing": ([folders["root"] / "nope"], [str(folders["root"] / "nope"), "does not exist"]),
         "M_too_large": ([folders["with_broken"], "-M", "31"], ["M = 31", "30 readable images",
                                                               str(folders["with_broken"])]),
         "one_val_folder": ([folders["train"], "--val-normal", folders["train"]], ["--val-anomalous"]),
+        # val images inside the folder to rank would be ranked and selected as training images too
+        "val_inside": ([faces["root"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_anomalous"]],
+                       [f"--val-normal {str(faces['val_normal'])!r} is inside IMAGES_DIR", "read as both"]),
+        "same_val": ([faces["train"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_normal"]],
+                     ["is the same folder as --val-normal"]),
     }[case]
     run = _cli(*args[0], "--out", tmp_path / "out")
     assert run.returncode == 2

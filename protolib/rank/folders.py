@@ -102,6 +102,7 @@ def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
         if not folder.is_dir():
             raise RankError(f"{str(folder)!r} is not a folder")
     check_out_dir(out_dir, folders)
+    check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
     try:
         read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress)
     except UnreadableImageError as err:
@@ -137,6 +138,21 @@ def check_out_dir(out_dir: Path, folders: list[Path]) -> None:
             raise RankError(f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
                             "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
                             "next time; choose an output folder outside it")
+
+
+def check_separate(folders: dict[str, Path]) -> None:
+    """No input folder may be, or lie inside, another (by option name): folders are read with
+    their subfolders, so val images inside IMAGES_DIR would also be ranked and selected as
+    training images (and every val AUROC inflated), and one folder given as both val folders
+    would label the same images normal and anomalous."""
+    resolved = {name: folder.resolve() for name, folder in folders.items()}
+    for name, folder in resolved.items():
+        for other, inner in resolved.items():
+            if other != name and (inner == folder or folder in inner.parents):
+                where = "is the same folder as" if inner == folder else "is inside"
+                raise RankError(f"{other} {str(folders[other])!r} {where} {name} {str(folders[name])!r}: folders are "
+                                "read with their subfolders, so its images would be read as both; give folders "
+                                "that do not contain each other")
 
 
 def check_names(read: list[ImageFolder]) -> None:
