@@ -146,6 +146,7 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 class_list(ds)
             except KeyError as err:
                 problems.append(f"datasets.{name}.classes: {err.args[0]}")
+        problems += _unread_keys(name, ds)
         if largest_M > ds["candidates"]:
             problems.append(
                 f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}"
@@ -156,6 +157,25 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 f"datasets.{name}.split.train: {train} training images per class, fewer than the largest "
                 f"selection.M = {largest_M}; raise split.train or lower M"
             )
+    return problems
+
+
+def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
+    """Keys some loaders read, given to one that does not (``split.val_size`` for digits): it
+    would change nothing, without a word."""
+    from protolib.data.base import OPTIONAL_KEYS, READS
+
+    reads = READS.get(ds["loader"])
+    if reads is None:
+        return []
+    problems = []
+    for key in OPTIONAL_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        holder = (ds.get(parent) or {}) if parent else ds
+        if leaf in holder and key not in reads:
+            readers = sorted(loader for loader, keys in READS.items() if key in keys)
+            problems.append(f"datasets.{name}.{key}: the {ds['loader']!r} loader does not read it (only "
+                            f"{', '.join(readers)} do); remove it")
     return problems
 
 
@@ -280,6 +300,38 @@ def transfer_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or f"{src['dataset']}_{src['model']}_to_{tgt['dataset']}_{tgt['model']}"
 
 
+def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dataset: str) -> list[tuple[int, int]]:
+    """(source class, target class): class c with class c where both datasets run class c;
+    otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
+    from protolib.data.base import class_list
+
+    src, tgt = (class_list(config["datasets"][d]) for d in (source_dataset, target_dataset))
+    common = [c for c in src if c in tgt]
+    return [(c, c) for c in common] if common else list(zip(src, tgt))
+
+
+def _unpaired_classes(config: dict[str, Any], raw: dict[str, Any], key: str) -> list[str]:
+    """A transfer whose class pairing leaves a class of either side out would report a mean over
+    fewer classes than the study runs, without a word."""
+    src, tgt = raw["source"]["dataset"], raw["target"]["dataset"]
+    if src not in config["datasets"] or tgt not in config["datasets"]:
+        return []  # reported as unknown datasets
+    from protolib.data.base import class_list
+
+    try:
+        src_classes, tgt_classes = (class_list(config["datasets"][d]) for d in (src, tgt))
+    except (KeyError, ValueError):
+        return []  # reported under datasets.<name>.classes
+    pairs = transfer_class_pairs(config, src, tgt)
+    left = [c for c in src_classes if c not in {s for s, _ in pairs}]
+    left_target = [c for c in tgt_classes if c not in {t for _, t in pairs}]
+    if not left and not left_target:
+        return []
+    return [f"{key}: source {src!r} runs classes {src_classes} and target {tgt!r} runs {tgt_classes}; paired "
+            f"(same class, else by position) as {pairs}, which leaves out {left or left_target}: run the same "
+            "classes on both (datasets.<name>.classes), or as many, to pair by position"]
+
+
 def transfer_problems(config: dict[str, Any]) -> list[str]:
     """``transfer`` entries: known datasets, models and methods, and names used once."""
     problems, seen = [], set()
@@ -301,6 +353,7 @@ def transfer_problems(config: dict[str, Any]) -> list[str]:
         if unknown:
             problems.append(f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
                             f"({', '.join(methods_run)}); transfer evaluates subsets the study selects")
+        problems += _unpaired_classes(config, raw, key)
     return problems
 
 

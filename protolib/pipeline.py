@@ -15,7 +15,7 @@ import numpy as np
 
 from protolib import io
 from protolib.checks import check_finite, check_subset_ids, read_scores, read_subset, scores_digest
-from protolib.config import manual_lists, transfer_name
+from protolib.config import manual_lists, transfer_class_pairs, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
@@ -279,14 +279,6 @@ def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: 
 # ids; an image detector reads the prepared images of each dataset. Besides the subsets, every
 # class pair is also evaluated with the source's whole training set (method "full").
 # Config: ``transfer: [{name, source: {dataset, model}, target: {dataset, model}, methods}]``.
-def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dataset: str) -> list[tuple[int, int]]:
-    """(source class, target class): class c with class c where both datasets run class c;
-    otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
-    src, tgt = classes(config, source_dataset), classes(config, target_dataset)
-    common = [c for c in src if c in tgt]
-    return [(c, c) for c in common] if common else list(zip(src, tgt))
-
-
 def transfer_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The configured transfer experiments of a validated config (:func:`protolib.config.validate`
     checks them), with names, methods and class pairs filled in."""

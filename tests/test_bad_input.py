@@ -93,6 +93,18 @@ BAD_CONFIGS = {
                                          "target": {"dataset": "digits", "model": "knn"}, "methods": ["manual"]}]),
         "transfer[0].methods: 'manual' not in selection.methods",
     ),
+    "a key the loader does not read": (  # digits has no val size: the split would silently be the same
+        lambda c, t: c["datasets"]["digits"]["split"].update(val_size=50),
+        "datasets.digits.split.val_size: the 'digits' loader does not read it (only brats, chexpert, rsna do)",
+    ),
+    "transfer leaves classes out": (  # classes 0 and 1 would silently be dropped from the transfer means
+        lambda c, t: (c["datasets"].update(other=dict(c["datasets"]["digits"], loader="digits", classes=[2, 3, 4])),
+                      c["datasets"]["digits"].update(classes=[0, 1, 2]),
+                      c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
+                                          "target": {"dataset": "other", "model": "knn"}}])),
+        "transfer[0]: source 'digits' runs classes [0, 1, 2] and target 'other' runs [2, 3, 4]; paired "
+        "(same class, else by position) as [(2, 2)], which leaves out [0, 1]",
+    ),
 }
 
 

@@ -84,12 +84,13 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
 
 
 def tiny_set(folder: Path, gz: bool = False, n_train: int = 6, n_test: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Four valid IDX files of random 28x28 images; returns the images and labels in loader order."""
+    """Four valid IDX files of random 28x28 images, every class among them (train: classes 0, 1, ...,
+    t10k: the next ones, shuffled); returns the images and labels in loader order."""
     rng = np.random.default_rng(1)
     images, labels = [], []
-    for (image_name, label_name), n in zip(FILES.values(), (n_train, n_test)):
+    for (image_name, label_name), n, first in zip(FILES.values(), (n_train, n_test), (0, n_train)):
         x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, size=n, dtype=np.uint8)
+        y = rng.permutation((first + np.arange(n)) % 10).astype(np.uint8)
         write_idx(folder / image_name, x, gz)
         write_idx(folder / label_name, y, gz)
         images.append(x)
@@ -204,8 +205,8 @@ def test_download_uses_torchvision_layout(tmp_path: Path, monkeypatch: pytest.Mo
         def __init__(self, root: str, train: bool, download: bool) -> None:
             assert download
             image_name, label_name = FILES["train" if train else "t10k"]
-            x = np.full((3 if train else 2, 28, 28), 7 if train else 9, np.uint8)
-            y = np.arange(len(x), dtype=np.uint8)
+            x = np.full((6 if train else 4, 28, 28), 7 if train else 9, np.uint8)
+            y = np.arange(len(x), dtype=np.uint8) + (0 if train else 6)  # every class once
             write_idx(Path(root) / "FashionMNIST" / "raw" / image_name, x)
             write_idx(Path(root) / "FashionMNIST" / "raw" / label_name, y)
             written[train] = (x, y)
@@ -213,7 +214,7 @@ def test_download_uses_torchvision_layout(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
     data = load_dataset({"loader": "fashion_mnist", "root": str(tmp_path / "new"), "download": True})
     assert np.array_equal(data.images, np.concatenate([written[True][0], written[False][0]]))
-    assert data.labels.tolist() == [0, 1, 2, 0, 1]
+    assert data.labels.tolist() == list(range(10))
 
 
 def test_missing_root_names_folder_and_expected_files(tmp_path: Path) -> None:
@@ -232,6 +233,18 @@ def test_missing_file_names_folder_and_expected_files(tmp_path: Path) -> None:
         load_dataset({"loader": "fashion_mnist", "root": str(tmp_path)})
     message = str(err.value)
     assert str(tmp_path) in message and all(name in message for name in EXPECTED_NAMES)
+
+
+def test_a_copy_without_some_class_is_refused(tmp_path: Path) -> None:
+    """One-vs-rest would otherwise draw every anomaly set from 8 classes instead of 9, silently."""
+    tiny_set(tmp_path)
+    labels = tmp_path / FILES["t10k"][1]
+    y = np.frombuffer(labels.read_bytes()[8:], np.uint8).copy()
+    y[y == 9] = 8
+    write_idx(labels, y)
+    with pytest.raises(DatasetFilesError, match=r"no images of class 'Ankle boot' \(9\)") as err:
+        load_dataset({"loader": "fashion_mnist", "root": str(tmp_path)})
+    assert str(labels) in str(err.value)
 
 
 def test_odd_file_in_folder_is_one_clear_error(tmp_path: Path) -> None:

@@ -82,15 +82,29 @@ CLASS_NAMES: dict[str, list[str]] = {}
 #: a dataset's own split protocol; datasets without one use the one-vs-rest protocol
 #: signature: (data, normal_class, dataset_cfg, seed, dataset_key) -> Split
 SPLIT_PROTOCOLS: dict[str, Callable[..., Any]] = {}
+#: the dataset keys that only some loaders read (``split.<key>`` for keys of ``split``): a
+#: loader that declares which of them it reads has the others refused by the config check,
+#: since a key it never reads (``image_size`` for CIFAR10) would change nothing without a word
+OPTIONAL_KEYS = ("image_size", "slices", "color", "split.val_fraction", "split.val_size", "split.test_size",
+                 "split.max_train")
+#: per loader, the ``OPTIONAL_KEYS`` it reads (loaders registered without ``reads`` are not checked)
+READS: dict[str, tuple[str, ...]] = {}
 
 
 def register_dataset(
-    name: str, class_names: list[str], split: Callable[..., Any] | None = None
+    name: str, class_names: list[str], split: Callable[..., Any] | None = None,
+    reads: tuple[str, ...] | None = None,
 ) -> Callable[[Loader], Loader]:
-    """Register a loader under ``name``; ``split`` overrides the one-vs-rest protocol."""
+    """Register a loader under ``name``; ``split`` overrides the one-vs-rest protocol; ``reads``:
+    which of ``OPTIONAL_KEYS`` the loader and its split read."""
     CLASS_NAMES[name] = list(class_names)
     if split is not None:
         SPLIT_PROTOCOLS[name] = split
+    if reads is not None:
+        unknown = sorted(set(reads) - set(OPTIONAL_KEYS))
+        if unknown:
+            raise ValueError(f"register_dataset({name!r}): reads {unknown}, not among {OPTIONAL_KEYS}")
+        READS[name] = tuple(reads)
     return DATASETS.register(name)
 
 

@@ -224,11 +224,11 @@ def load(cfg: dict[str, Any], variant: _Variant) -> ImageDataset:
     return ImageDataset(name=variant.name, images=images, labels=labels, class_names=list(class_names), meta=meta)
 
 
-@register_dataset("cifar10", CIFAR10_CLASSES)
+@register_dataset("cifar10", CIFAR10_CLASSES, reads=())
 def load_cifar10(cfg: dict[str, Any]) -> ImageDataset:
     return load(cfg, CIFAR10)
 
 
-@register_dataset("cifar100", CIFAR100_COARSE_CLASSES)
+@register_dataset("cifar100", CIFAR100_COARSE_CLASSES, reads=())
 def load_cifar100(cfg: dict[str, Any]) -> ImageDataset:
     return load(cfg, CIFAR100)

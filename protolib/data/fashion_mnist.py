@@ -120,12 +120,12 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
     files = locate_or_download(root, download, find_files, _download)
     return read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
-        dataset="fashion_mnist", image_shape=IMAGE_SHAPE, n_classes=len(CLASS_NAMES),
+        dataset="fashion_mnist", image_shape=IMAGE_SHAPE, class_names=CLASS_NAMES,
         error=DatasetFilesError, hint=_describe_expected([files[FILES["train"][0]].parent]),
     )
 
 
-@register_dataset("fashion_mnist", CLASS_NAMES)
+@register_dataset("fashion_mnist", CLASS_NAMES, reads=())
 def load_fashion_mnist(cfg: dict[str, Any]) -> ImageDataset:
     images, labels = load_arrays(resolve_root(cfg), download=bool(cfg.get("download", False)))
     return ImageDataset(name="fashion_mnist", images=images, labels=labels, class_names=list(CLASS_NAMES))

@@ -32,6 +32,7 @@ marks anomalies.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,11 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
             raise DatasetFilesError(f"folder: {path}: {reason}; remove the link or point it at an image file "
                                     f"({len(listing.broken)} such link(s) under {folder})")
         found = listing.images
+        if listing.others:  # e.g. .webp or .pgm exports: the set would be smaller than the folder
+            shown = ", ".join(p.name for p in listing.others[:5]) + (", ..." if len(listing.others) > 5 else "")
+            logging.getLogger(__name__).warning(
+                "folder: %d file(s) under %s are not PNG, JPEG, TIFF or BMP and are not read: %s",
+                len(listing.others), folder, shown)
         if sub in ("train", "normal") and not found:
             raise DatasetFilesError(f"folder: {folder} holds no image files (.png, .jpg, .tif, .bmp); expected {LAYOUT}")
         files += found
@@ -145,4 +151,5 @@ def folder_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], see
     )
 
 
-register_dataset("folder", CLASS_NAMES, split=folder_split)(load_folder)
+register_dataset("folder", CLASS_NAMES, split=folder_split,
+                 reads=("image_size", "color", "split.val_fraction"))(load_folder)

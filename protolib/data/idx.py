@@ -104,16 +104,18 @@ def read_labelled_idx(
     *,
     dataset: str,
     image_shape: tuple[int, int],
-    n_classes: int,
+    class_names: list[str],
     error: type[Exception],
     hint: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read (images, labels) IDX file pairs in order and concatenate them (MNIST-family sets).
 
-    Counts are not enforced, so a reduced copy in the official format also loads; the image size
-    and the label range are, since every model and split assumes them. Every problem is raised
-    as ``error`` with the dataset's name, the file and ``hint`` (the expected layout).
+    Counts are not enforced, so a reduced copy in the official format also loads; the image size,
+    the label range and that every class has images are, since every model and split assumes
+    them (one-vs-rest needs each class as normal class and among the anomalies). Every problem
+    is raised as ``error`` with the dataset's name, the file and ``hint`` (the expected layout).
     """
+    n_classes = len(class_names)
     images, labels = [], []
     for image_file, label_file in pairs:
         try:
@@ -126,7 +128,13 @@ def read_labelled_idx(
             raise error(f"{dataset}: {label_file} has labels outside 0..{n_classes - 1} (min {y.min()}, max {y.max()})")
         images.append(x)
         labels.append(y)
-    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+    labels_all = np.concatenate(labels)
+    empty = np.flatnonzero(np.bincount(labels_all, minlength=n_classes) == 0)
+    if empty.size:
+        names = ", ".join(f"{class_names[i]!r} ({i})" for i in empty)
+        raise error(f"{dataset}: no images of class {names} in {', '.join(str(p) for pair in pairs for p in pair)}; "
+                    f"an incomplete copy? {hint}")
+    return np.ascontiguousarray(np.concatenate(images)), labels_all
 
 
 def locate_or_download(root: Path, download: bool, find: Any, fetch: Any) -> dict[str, Path]:

@@ -401,6 +401,7 @@ def load_chexpert(cfg: dict[str, Any]) -> ImageDataset:
     )
 
 
-register_dataset("brats", CLASS_NAMES, split=brats_split)(load_brats)
-register_dataset("rsna", CLASS_NAMES, split=xray_split)(load_rsna)
-register_dataset("chexpert", CLASS_NAMES, split=xray_split)(load_chexpert)
+_BALANCED_SPLIT_KEYS = ("split.val_size", "split.test_size", "split.max_train")  # medical_split.balanced_split
+register_dataset("brats", CLASS_NAMES, split=brats_split, reads=("image_size", "slices", *_BALANCED_SPLIT_KEYS))(load_brats)
+register_dataset("rsna", CLASS_NAMES, split=xray_split, reads=("image_size", *_BALANCED_SPLIT_KEYS))(load_rsna)
+register_dataset("chexpert", CLASS_NAMES, split=xray_split, reads=("image_size", *_BALANCED_SPLIT_KEYS))(load_chexpert)

@@ -74,17 +74,13 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
     """Images (N, 28, 28) uint8 and labels (N,) int64: train rows first, then t10k."""
     root = Path(root).expanduser()
     files = locate_or_download(root, download, find_files, _download)
-    images, labels_all = read_labelled_idx(
+    return read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
-        dataset="mnist", image_shape=IMAGE_SHAPE, n_classes=10, error=DatasetFilesError, hint=_layout(root),
+        dataset="mnist", image_shape=IMAGE_SHAPE, class_names=CLASS_NAMES, error=DatasetFilesError, hint=_layout(root),
     )
-    empty = np.flatnonzero(np.bincount(labels_all, minlength=10) == 0)
-    if empty.size:
-        raise DatasetFilesError(f"mnist: no images of digit {', '.join(map(str, empty))} in {files[NAMES[0]].parent}")
-    return images, labels_all
 
 
-@register_dataset("mnist", CLASS_NAMES)
+@register_dataset("mnist", CLASS_NAMES, reads=())
 def load_mnist(cfg: dict[str, Any]) -> ImageDataset:
     if not cfg.get("root"):
         raise DatasetFilesError(f"mnist: no root given; {_layout(Path('<root>'))}")

@@ -67,7 +67,9 @@ def _category_files(root: Path, category: str) -> list[tuple[Path, str, str]]:
     if not train:
         raise DatasetFilesError(f"mvtec: {folder / 'train' / 'good'} holds no images; expected {LAYOUT}")
     test_root = folder / "test"
-    defects = sorted(p.name for p in test_root.iterdir() if p.is_dir()) if test_root.is_dir() else []
+    # hidden folders (.ipynb_checkpoints, ...) are skipped, as everywhere (images.py): not a defect type
+    defects = sorted(p.name for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if test_root.is_dir() else []
     test = [(p, "test", d) for d in defects for p in list_images(test_root / d)]
     if not any(d == "good" for _, _, d in test) or not any(d != "good" for _, _, d in test):
         raise DatasetFilesError(
@@ -141,4 +143,4 @@ def mvtec_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed
     )
 
 
-register_dataset("mvtec", CATEGORIES, split=mvtec_split)(load_mvtec)
+register_dataset("mvtec", CATEGORIES, split=mvtec_split, reads=("image_size", "split.val_fraction"))(load_mvtec)

@@ -85,3 +85,16 @@ def test_folder_pool_layout_formats_and_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetFilesError) as e:
         load_dataset({"loader": "folder", "root": None})
     assert_clear(e, "no root given")
+
+
+def test_folder_names_the_files_it_does_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A .webp or .pgm export beside the PNGs is not read: the set is smaller than the folder, said in the log."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        _png(tmp_path / "train" / f"n{i}.png", rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    (tmp_path / "train" / "n3.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBP")
+    (tmp_path / "train" / "n4.pgm").write_bytes(b"P5 8 8 255\n" + bytes(64))
+    with caplog.at_level("WARNING", logger="protolib"):
+        data = load_dataset({"loader": "folder", "root": str(tmp_path), "candidates": 2})
+    assert len(data) == 3
+    assert "2 file(s) under" in caplog.text and "n3.webp, n4.pgm" in caplog.text and str(tmp_path / "train") in caplog.text

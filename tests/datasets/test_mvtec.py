@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ from tests.datasets.builders import (
 
 def test_mvtec_official_folders_and_split(tmp_path: Path, textures: dict[str, np.ndarray]) -> None:
     make_mvtec(tmp_path, textures)
+    # a notebook's hidden copy of a good test image is not a defect type (nor a second image)
+    good = sorted((tmp_path / "carpet" / "test" / "good").iterdir())[0]
+    (tmp_path / "carpet" / "test" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(good, tmp_path / "carpet" / "test" / ".ipynb_checkpoints" / good.name)
     cfg = {"loader": "mvtec", "root": str(tmp_path), "classes": ["carpet", "grid"], "image_size": 32,
            "split": {"val_fraction": 0.5}, "candidates": 4}
     data = load_dataset(cfg)
