@@ -292,6 +292,24 @@ def test_outputs_honour_the_umask(tmp_path):
 
 
 # ----------------------------------------------------------------------------- image reading
+def test_xray_files_are_windowed_per_scan_as_their_dicom_pixels(tmp_path):
+    """RSNA/CheXpert image files: 16-bit data windowed to each scan's own range, as a DICOM's
+    pixels are; one brighter pixel (4096 over a 4000 maximum) no longer darkens the scan 4x."""
+    from protolib.data.images import read_windowed, to_uint8
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4001, (32, 32)).astype(np.uint16)
+    b = a.copy()
+    b[0, 0] = 4096
+    eight = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    for name, array in (("a.png", a), ("b.png", b), ("eight.png", eight)):
+        Image.fromarray(array).save(tmp_path / name)
+    ra, rb = read_windowed(tmp_path / "a.png"), read_windowed(tmp_path / "b.png")
+    assert np.array_equal(ra, to_uint8(a)) and np.array_equal(rb, to_uint8(b))
+    assert np.abs(ra.astype(int) - rb.astype(int))[1:, 1:].max() <= 7
+    assert np.array_equal(read_windowed(tmp_path / "eight.png"), eight)  # 8-bit: as it is
+
+
 def test_sixteen_bit_png_with_twelve_bit_data_keeps_its_levels(tmp_path):
     """protolib rank's reading: 12-bit data in a 16-bit PNG is scaled by 4095, not 65535."""
     from protolib.rank.folders import read_folder

@@ -12,7 +12,9 @@ Rules (documented in the README, "Use it on your own images"):
   folder), never per image: integers by their bit depth -- the smallest of 8, 10, 12, 14, 16,
   24, 32 bits that holds the largest value of the set, so 12-bit data in 16-bit files keeps
   its 4096 levels -- floats ×255 when every value lies in [0, 1], else (and integers with
-  negative values) the set's minimum..maximum. NaN and infinite values become 0.
+  negative values) the set's minimum..maximum. NaN and infinite values become 0. (The chest
+  X-ray loaders read one scan at a time and window its deep data to its own range, as they do a
+  DICOM's: :func:`read_windowed`.)
 * Transparency (RGBA, LA, palette with transparency): when the colour channels carry no content
   (one colour everywhere) the image is its alpha channel as grey (opaque = white), so a
   glyph drawn only in alpha does not turn blank; otherwise the colour is composited over black.
@@ -263,6 +265,17 @@ def read_images(paths: Sequence[Path], mode: str = "auto", size: int | None = No
 def read_image(path: Path, mode: str = "auto", what: str = "image") -> np.ndarray:
     """Decode one file into uint8 (H, W) grey or (H, W, 3) RGB (a set of one: see the module rules)."""
     return read_images([path], mode, what=what).images[0]
+
+
+def read_windowed(path: Path, what: str = "image") -> np.ndarray:
+    """One scan as the chest X-ray loaders read it, grey uint8: 8-bit files as they are, deeper
+    data windowed to the image's own minimum..maximum (:func:`to_uint8`), as the loaders window
+    a DICOM's pixels, so a scan reads the same from a DICOM or a 16-bit PNG export of it. (A set
+    of one through :func:`read_images` would scale by the file's own bit depth instead: 4095
+    for a maximum of 4000, 16383 for 4096, a 4x darker image for one brighter pixel.)"""
+    decoded = _open(Path(path), what)
+    array = decoded.array if decoded.array.dtype == np.uint8 else to_uint8(decoded.array)
+    return _to_mode(array, "grey")
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 from protolib.data.images import (
-    IMAGE_SUFFIXES, center_crop_square, image_size, optional_import, read_image, require_root, resize, to_uint8,
+    IMAGE_SUFFIXES, center_crop_square, image_size, optional_import, read_windowed, require_root, resize, to_uint8,
 )
 from protolib.data.medical_split import brats_split, xray_split
 
@@ -303,7 +303,7 @@ def load_rsna(cfg: dict[str, Any]) -> ImageDataset:
                     f"rsna: {path} is not DICOM, so sex and age must come from {root / 'metadata.csv'} "
                     f"(patientId, PatientSex, PatientAge), which lacks patient {pid}"
                 )
-            image, (sex, age) = read_image(path, "grey", what="RSNA image"), demographics[pid]
+            image, (sex, age) = read_windowed(path, what="RSNA image"), demographics[pid]
         if demographics is not None and pid in demographics:
             sex, age = demographics[pid]
         images[i] = _xray(image, size)
@@ -382,7 +382,7 @@ def load_chexpert(cfg: dict[str, Any]) -> ImageDataset:
     paths = []
     for i, rel in enumerate(rows["Path"].astype(str)):
         path = _chexpert_path(root, rel)
-        images[i] = _xray(read_image(path, "grey", what="CheXpert image"), size)
+        images[i] = _xray(read_windowed(path, what="CheXpert image"), size)
         paths.append(rel)
     finding = np.where(
         anomalous,
