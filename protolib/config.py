@@ -305,7 +305,10 @@ def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dat
     otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
     from protolib.data.base import class_list
 
-    src, tgt = (class_list(config["datasets"][d]) for d in (source_dataset, target_dataset))
+    return _pair_classes(*(class_list(config["datasets"][d]) for d in (source_dataset, target_dataset)))
+
+
+def _pair_classes(src: list[int], tgt: list[int]) -> list[tuple[int, int]]:
     common = [c for c in src if c in tgt]
     return [(c, c) for c in common] if common else list(zip(src, tgt))
 
@@ -320,16 +323,17 @@ def _unpaired_classes(config: dict[str, Any], raw: dict[str, Any], key: str) -> 
 
     try:
         src_classes, tgt_classes = (class_list(config["datasets"][d]) for d in (src, tgt))
-    except (KeyError, ValueError):
+    except KeyError:
         return []  # reported under datasets.<name>.classes
-    pairs = transfer_class_pairs(config, src, tgt)
-    left = [c for c in src_classes if c not in {s for s, _ in pairs}]
-    left_target = [c for c in tgt_classes if c not in {t for _, t in pairs}]
-    if not left and not left_target:
+    pairs = _pair_classes(src_classes, tgt_classes)
+    left = {src: [c for c in src_classes if c not in {s for s, _ in pairs}],
+            tgt: [c for c in tgt_classes if c not in {t for _, t in pairs}]}
+    if not any(left.values()):
         return []
-    return [f"{key}: source {src!r} runs classes {src_classes} and target {tgt!r} runs {tgt_classes}; paired "
-            f"(same class, else by position) as {pairs}, which leaves out {left or left_target}: run the same "
-            "classes on both (datasets.<name>.classes), or as many, to pair by position"]
+    out = "; ".join(f"{d}: {classes}" for d, classes in left.items() if classes)
+    return [f"{key}: datasets.{src}.classes {src_classes} and datasets.{tgt}.classes {tgt_classes} pair as {pairs} "
+            f"(the classes both run; by position only when they share none), which leaves out {out}: give "
+            "both the same classes, or classes they do not share and as many of each"]
 
 
 def transfer_problems(config: dict[str, Any]) -> list[str]:

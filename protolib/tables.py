@@ -56,14 +56,14 @@ def check_class_coverage(frame: pd.DataFrame, by: list[str], source: str) -> Non
     beside means over all of them, marked and compared as if alike."""
     for key, column in frame.groupby(by, sort=True):
         classes = set(column["class"].tolist())
-        size = column["M"].where(~column["method"].isin(WHOLE_SET_METHODS))  # their M differs by class
-        for (method, M, seed), rows in column.groupby(["method", size, "seed"], sort=True, dropna=False):
+        subset_size = column["M"].where(~column["method"].isin(WHOLE_SET_METHODS))  # theirs differs by class
+        for (method, M, seed), rows in column.groupby(["method", subset_size, "seed"], sort=True, dropna=False):
             missing = sorted(classes - set(rows["class"].tolist()))
             if missing:
                 name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
-                size = "" if pd.isna(M) else f" M = {int(M)}"
+                shown_M = "" if pd.isna(M) else f" M = {int(M)}"
                 raise ValueError(
-                    f"{source}: {name}, {method}{size} seed {seed} has no result for class(es) "
+                    f"{source}: {name}, {method}{shown_M} seed {seed} has no result for class(es) "
                     f"{', '.join(map(str, missing))} of the {len(classes)} the others have; a mean over fewer "
                     "classes would not compare with theirs (rerun the missing evaluations)"
                 )

@@ -102,8 +102,9 @@ BAD_CONFIGS = {
                       c["datasets"]["digits"].update(classes=[0, 1, 2]),
                       c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
                                           "target": {"dataset": "other", "model": "knn"}}])),
-        "transfer[0]: source 'digits' runs classes [0, 1, 2] and target 'other' runs [2, 3, 4]; paired "
-        "(same class, else by position) as [(2, 2)], which leaves out [0, 1]",
+        "transfer[0]: datasets.digits.classes [0, 1, 2] and datasets.other.classes [2, 3, 4] pair as [(2, 2)] "
+        "(the classes both run; by position only when they share none), which leaves out digits: [0, 1]; "
+        "other: [3, 4]",
     ),
 }
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
-from protolib.data.images import image_size, read_images, require_root, scan_folder
+from protolib.data.images import image_size, read_images, require_root, scan_folder, some_names
 from protolib.data.splits import Split, build_split, carve, class_seed, n_train_of, split_cfg, val_fraction
 
 CLASS_NAMES = ["normal"]
@@ -94,10 +94,9 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
                                     f"({len(listing.broken)} such link(s) under {folder})")
         found = listing.images
         if listing.others:  # e.g. .webp or .pgm exports: the set would be smaller than the folder
-            shown = ", ".join(p.name for p in listing.others[:5]) + (", ..." if len(listing.others) > 5 else "")
             logging.getLogger(__name__).warning(
                 "folder: %d file(s) under %s are not PNG, JPEG, TIFF or BMP and are not read: %s",
-                len(listing.others), folder, shown)
+                len(listing.others), folder, some_names(listing.others))
         if sub in ("train", "normal") and not found:
             raise DatasetFilesError(f"folder: {folder} holds no image files (.png, .jpg, .tif, .bmp); expected {LAYOUT}")
         files += found

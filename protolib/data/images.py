@@ -119,6 +119,11 @@ def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
     return out
 
 
+def some_names(paths: Sequence[Path], shown: int = 5) -> str:
+    """The first ``shown`` file names, then "...": what a message names of a long list."""
+    return ", ".join(p.name for p in paths[:shown]) + (", ..." if len(paths) > shown else "")
+
+
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
     """Image files under ``folder`` in a stable (sorted) order; hidden files are skipped."""
     return scan_folder(folder, recursive).images
@@ -269,13 +274,12 @@ def read_image(path: Path, mode: str = "auto", what: str = "image") -> np.ndarra
 
 def read_windowed(path: Path, what: str = "image") -> np.ndarray:
     """One scan as the chest X-ray loaders read it, grey uint8: 8-bit files as they are, deeper
-    data windowed to the image's own minimum..maximum (:func:`to_uint8`), as the loaders window
-    a DICOM's pixels, so a scan reads the same from a DICOM or a 16-bit PNG export of it. (A set
+    (grey) data windowed to the image's own minimum..maximum (:func:`to_uint8`), as the loaders
+    window a grey DICOM's pixels, so a grey scan reads the same from a DICOM or a 16-bit PNG
+    export of it. (A set
     of one through :func:`read_images` would scale by the file's own bit depth instead: 4095
     for a maximum of 4000, 16383 for 4096, a 4x darker image for one brighter pixel.)"""
-    decoded = _open(Path(path), what)
-    array = decoded.array if decoded.array.dtype == np.uint8 else to_uint8(decoded.array)
-    return _to_mode(array, "grey")
+    return _to_mode(to_uint8(_open(Path(path), what).array), "grey")
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:

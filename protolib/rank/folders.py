@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from protolib.data.base import DatasetFilesError
-from protolib.data.images import read_images, scan_folder
+from protolib.data.images import read_images, scan_folder, some_names
 from protolib.rank.options import RankError, RankOptions
 
 
@@ -117,9 +117,8 @@ def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None
     for path, reason in data.skipped:
         log(f"warning: skipped {str(path)!r}: {reason}")
     if data.ignored:
-        shown = ", ".join(p.name for p in data.ignored[:5]) + (", ..." if len(data.ignored) > 5 else "")
         log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
-            f"{shown}")
+            f"{some_names(data.ignored)}")
     if len(data) == 0:
         what = (f"none of its {len(data.skipped)} image files could be read" if data.skipped
                 else "it has no PNG, JPEG, TIFF or BMP files")

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import DatasetFilesError
-from protolib.data.images import center_crop_square, resize
+from protolib.data.images import center_crop_square, resize, to_uint8
+from protolib.data.medical import _xray
 from protolib.pipeline import make_split, prepare_dataset
 from tests.datasets.builders import (
     _png,
@@ -126,8 +128,14 @@ def test_rsna_png_images_with_metadata_csv(tmp_path: Path) -> None:
         load_dataset({"loader": "rsna", "root": str(tmp_path), "image_size": 16})
     assert_clear(e, "metadata.csv", list(patients)[-1])
     (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
+    first = list(patients)[0]  # a 16-bit export, one pixel brighter than the rest: windowed as a DICOM's pixels
+    deep = patients[first]["pixels"].astype(np.uint16) * 16
+    deep[0, 0] = 4096
+    Image.fromarray(deep).save(tmp_path / "stage_2_train_images" / f"{first}.png")
     data = load_dataset({"loader": "rsna", "root": str(tmp_path), "image_size": 16})
     assert len(data) == len(patients) and data.meta["path"][0].endswith(".png")
+    row = data.meta["path"].tolist().index(f"stage_2_train_images/{first}.png")
+    assert np.array_equal(data.images[row], _xray(to_uint8(deep), 16))
     split = split_of(data, 0, {"loader": "rsna", "split": {"val_size": 8, "test_size": 8}})
     check_balanced(data, split.test_ids, per_cell=1)
 
