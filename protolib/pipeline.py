@@ -68,6 +68,12 @@ def selection_provenance(config: dict[str, Any], dataset: str, model: str, metho
     return {**provenance(config, dataset, model), "selection": {method: config["selection"].get(method, {})}}
 
 
+def transfer_provenance(config: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """What a transfer entry's results depend on: the source run's and the target run's settings
+    (the target's detector is the one fitted and scored)."""
+    return {side: provenance(config, entry[side]["dataset"], entry[side]["model"]) for side in ("source", "target")}
+
+
 # ----------------------------------------------------------------------------- prepare
 def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path, *,
                     settings: dict[str, Any] | None = None) -> None:
@@ -321,10 +327,12 @@ def evaluate_transfer(
     source_data: str | Path | None, source_features: str | Path | None,
     target_data: str | Path | None, target_features: str | Path | None,
     subset_paths: list[str], out_paths: list[str], full_out: str | Path | None = None,
+    *, settings: dict[str, Any] | None = None,
 ) -> None:
     """Test AUROC on the target of the target's detector fitted on each source subset (one
     output per subset) and, with ``full_out``, on the source's whole training set (method "full")."""
     entry = transfer_entry(config, name)
+    settings = settings or transfer_provenance(config, entry)
     src_split, tgt_split = load_split(source_split_path), load_split(target_split_path)
     detector, train, test = _transfer_inputs(config, entry["target"]["model"], source_data, source_features,
                                              target_data, target_features)
@@ -339,8 +347,5 @@ def evaluate_transfer(
             "n_train": len(ids), "ids": ids, "test_auroc": auroc(tgt_split.test_labels, scores),
             "source": {**entry["source"], "class": src_split.normal_class, "class_name": src_split.class_name},
             "target": {**entry["target"], "class": tgt_split.normal_class, "class_name": tgt_split.class_name},
-            "config": {
-                "source": provenance(config, entry["source"]["dataset"], entry["source"]["model"]),
-                "target": provenance(config, entry["target"]["dataset"], entry["target"]["model"]),
-            },
+            "config": settings,
         })

@@ -10,5 +10,5 @@ i = smk.input
 pipeline.evaluate_transfer(
     for_job(smk.config), smk.params.name, i.source_split, i.target_split,
     i.get("source_data"), i.get("source_features"), i.get("target_data"), i.get("target_features"),
-    list(i.subsets), list(smk.output.subsets), full_out=smk.output.full,
+    list(i.subsets), list(smk.output.subsets), full_out=smk.output.full, settings=smk.params.settings,
 )

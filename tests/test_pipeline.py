@@ -143,3 +143,26 @@ def test_a_changed_setting_reruns_what_depends_on_it_and_nothing_else(study, tmp
                       "select_gmm", "select_random", "select_manual", "evaluate_greedy", "evaluate_random",
                       "evaluate_manual", "evaluate_full", "transfer_knn_to_resnet"):
         assert untouched not in jobs, (untouched, jobs)
+
+
+def test_a_changed_transfer_target_setting_reruns_the_transfer_jobs(tmp_path):
+    """A target sharing the source's feature cache (both raw pixels): its k changes no input file
+    of the transfer jobs, so only their params (both runs' settings) can rerun them, rather than
+    leave k = 5 transfer rows beside a k = 9 baseline in transfer/evaluation.csv."""
+    config = small_config(tmp_path / "results")
+    config["datasets"]["digits"]["classes"] = [3]
+    config["models"]["knn5"] = {"detector": "knn", "backbone": "pixels", "k": 5}
+    config["selection"] = {"M": [1], "methods": ["greedy"]}
+    config["transfer"] = [{"name": "k2_to_k5", "source": {"dataset": "digits", "model": "knn"},
+                           "target": {"dataset": "digits", "model": "knn5"}}]
+    out = snakemake("transfer", "--cores", "2", "--configfile", str(write_config(tmp_path / "a.yaml", config)),
+                    workdir=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config["models"]["knn5"]["k"] = 9
+    out = snakemake("transfer", "-n", "--cores", "2", "--configfile", str(write_config(tmp_path / "b.yaml", config)),
+                    workdir=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", text[text.index("Job stats"):], re.M))
+    assert jobs.get("transfer_k2_to_k5") == "1", jobs
+    assert "select_greedy" not in jobs and "features" not in jobs, jobs

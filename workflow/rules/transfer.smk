@@ -39,6 +39,9 @@ for _entry in TRANSFER.values():
             gpu=gpu_request(),
         params:
             name=_entry["name"],
+            # the rerun trigger: a changed source or target setting (the target's k, say) reruns
+            # these jobs, which otherwise see no changed input when the two share a feature cache
+            settings=pl.transfer_provenance(config, _entry),
         script:
             "../../scripts/transfer_evaluate.py"
 
