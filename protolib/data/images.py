@@ -276,9 +276,9 @@ def read_windowed(path: Path, what: str = "image") -> np.ndarray:
     """One scan as the chest X-ray loaders read it, grey uint8: 8-bit files as they are, deeper
     (grey) data windowed to the image's own minimum..maximum (:func:`to_uint8`), as the loaders
     window a grey DICOM's pixels, so a grey scan reads the same from a DICOM or a 16-bit PNG
-    export of it. (A set
-    of one through :func:`read_images` would scale by the file's own bit depth instead: 4095
-    for a maximum of 4000, 16383 for 4096, a 4x darker image for one brighter pixel.)"""
+    export of it. (A set of one through :func:`read_images` would scale by the file's own bit
+    depth instead: 4095 for a maximum of 4000, 16383 for 4096, a 4x darker image for one
+    brighter pixel.)"""
     return _to_mode(to_uint8(_open(Path(path), what).array), "grey")
 
 

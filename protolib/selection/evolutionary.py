@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from protolib.checks import check_finite
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 from protolib.selection.kernels import (
     cross_rows,
@@ -42,8 +43,7 @@ class RankTable:
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError("the single-sample score matrix has NaN or infinite entries")
+        check_finite(values, "the single-sample score matrix")
         K, V = values.shape
         if K > np.iinfo(np.uint16).max:
             raise ValueError(f"at most {np.iinfo(np.uint16).max} candidates are supported, got {K}")
