@@ -1,4 +1,4 @@
-"""README "Extending": a detector and a selector added from a module outside protolib (registry
+"""docs/extending.md: a detector and a selector added from a module outside protolib (registry
 only, named by the config's ``plugins`` key) run through the whole workflow -- the Snakefile and
 every job are separate processes, and each imports the plugin module itself -- and the SLURM
 profile gives the new evaluate rule a GPU like the built-in ones."""

@@ -1,4 +1,4 @@
-"""A toy detector and a toy selector registered from outside protolib, as README "Extending"
+"""A toy detector and a toy selector registered from outside protolib, as docs/extending.md
 describes: one module, named by the study config's ``plugins`` key. Used by test_extending.py.
 Each class is its own registry entry; its constructor's keywords are its settings."""
 
