@@ -107,6 +107,7 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
         + _selection_problems(config)
         + _manual_problems(config)
         + transfer_problems(config)
+        + _report_name_problems(config)
     )
     if not problems:  # figures resolve against datasets, runs and transfer entries known to be sound
         problems = report_problems(config)
@@ -361,31 +362,34 @@ def transfer_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _report_name_problems(config: dict[str, Any]) -> list[str]:
+    """``report.<name>``: a registered figure or table (built-in, or a plugin's)."""
+    from protolib.figures.registry import FIGURES
+
+    return [f"report.{name}: not a registered figure or table; registered: {', '.join(FIGURES.names())}"
+            for name in config.get("report") or {} if name not in FIGURES]
+
+
 def report_problems(config: dict[str, Any]) -> list[str]:
-    """``report``: every figure resolves to a dataset, model and classes the study runs."""
-    from protolib.figures.choices import fig2_runs, figure_choice
+    """``report``: every key names a registered figure or table, and every figure resolves to a
+    dataset, model and classes the study runs (and passes its own check)."""
+    from protolib.figures.choices import figure_choice
+    from protolib.figures.registry import figures
 
     problems = []
-    for figure in ("fig1", "fig3", "fig4", "fig5", "fig7", "table2"):
+    for figure in figures():
         try:
-            figure_choice(config, figure)
+            if figure.chooses_run:
+                figure_choice(config, figure.name)
+            problems += figure.check(config) if figure.check else []
         except ConfigError as err:
             problems.append(str(err))
-    try:
-        fig2_runs(config)
-    except ConfigError as err:
-        problems.append(str(err))
     methods = config["selection"]["methods"]
     for figure, settings in (config.get("report") or {}).items():
         unknown = [m for m in settings.get("methods") or [] if m not in methods]
         if unknown:
             problems.append(f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
                             f"({', '.join(methods)})")
-    source = (config.get("report") or {}).get("fig6", {}).get("source")
-    names = [transfer_name(e) for e in config.get("transfer") or []]
-    if source is not None and source not in names:
-        problems.append(f"report.fig6.source: {source!r} is not the name of a transfer entry "
-                        f"({', '.join(names) or 'none configured'})")
     return problems
 
 

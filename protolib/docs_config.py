@@ -203,9 +203,16 @@ def _selection(schema: dict[str, Any]) -> list[str]:
 
 
 def _report(schema: dict[str, Any]) -> list[str]:
+    from protolib.figures.registry import figures
+
     spec = schema["properties"]["report"]
-    names = ", ".join(f"`{n}`" for n in spec["properties"])
-    lines = ["## `report.<figure>`", "", f"{_cell(spec['description'])}. Figures and tables: {names}.", ""]
+    lines = ["## `report.<figure>`", "", f"{_cell(spec['description'])}.", "",
+             "| figure or table | what it is | chooses a run and class | paper's choice |", "|---|---|---|---|"]
+    for figure in figures():
+        paper = ", ".join(f"{k} {'/'.join(v) if isinstance(v, tuple) else v}" for k, v in figure.paper.items())
+        lines.append(f"| `{figure.name}` | {_cell(figure.title)} | {'yes' if figure.chooses_run else 'no'} | "
+                     f"{_cell(paper)} |")
+    lines.append("")
     return lines + _table(_rows(schema, schema["$defs"]["figure"]["properties"], "report.<figure>."))
 
 

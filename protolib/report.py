@@ -1,6 +1,7 @@
 """Report stage: evaluation / selection / score files -> every table and figure of the paper.
 
-One function per Snakemake target (the ``scripts/`` entries only pass paths):
+One writer per table and figure; each is registered, with what it reads, by its module in
+``protolib/figures/builtin/`` (the ``scripts/`` entry only passes the job):
 
 =========  ==============================================================================
 table1     summary: 100 % and method × M per (dataset, model), mean over classes
@@ -263,30 +264,25 @@ def write_fig7(data_path: str | Path, split_path: str | Path, features_path: str
 
 
 # ----------------------------------------------------------------------------- Snakemake jobs
-#: rule name -> how that rule's job calls its writer. Every table and figure rule runs
-#: scripts/report_job.py, which looks its rule up here; a new figure adds its writer above, one
-#: line here, its rule in workflow/rules/report.smk and its caption (README "Extending").
+#: rules that gather results for the tables and figures; every registered table and figure is
+#: its own rule (protolib.figures.registry, workflow/rules/report.smk), and all of them run
+#: scripts/report_job.py
 JOBS: dict[str, Callable[[Any], Any]] = {
     "evaluation_table": lambda smk: write_evaluation_csv(list(smk.input), smk.output[0]),
     "transfer": lambda smk: write_transfer_csv(list(smk.input.results), list(smk.params.baselines), smk.output[0]),
-    "table1": lambda smk: write_table1(smk.input[0], smk.output[0]),
-    "table2": lambda smk: write_table2(smk.input.evaluation, smk.input.get("transfer") or None, smk.params.dataset,
-                                       smk.params.model, list(smk.params.entries), smk.output[0]),
-    "tables": lambda smk: write_per_class_tables(smk.input[0], [tuple(r) for r in smk.params.runs], smk.output[0]),
-    "fig1": lambda smk: write_fig1(smk.input[0], dict(smk.params.choice), smk.output[0]),
-    "fig2": lambda smk: write_fig2(smk.input[0], [tuple(r) for r in smk.params.runs], smk.output[0], smk.params.methods),
-    "fig3": lambda smk: write_fig3(smk.input.data, smk.input.split,
-                                   dict(zip(smk.params.methods, list(smk.input.subsets), strict=True)),
-                                   dict(smk.params.choice), smk.output[0]),
-    "fig4": lambda smk: write_fig4(smk.input.data, list(smk.input.scores), dict(smk.params.choice), smk.output[0]),
-    "fig5": lambda smk: write_fig5(smk.input.data, smk.input.scores, list(smk.input.get("subsets") or []),
-                                   dict(smk.params.choice), smk.output[0]),
-    "fig6": lambda smk: write_fig6(smk.input[0] if len(smk.input) else None, list(smk.params.entries), smk.output[0]),
-    "fig7": lambda smk: write_fig7(smk.input.data, smk.input.split, smk.input.features, dict(smk.params.choice),
-                                   smk.output[0]),
 }
 
 
 def run_job(smk: Any) -> None:
-    """Write the table or figure of a Snakemake job (``smk``: the script's ``snakemake`` object)."""
-    JOBS[smk.rule](smk)
+    """Write the table or figure of a Snakemake job (``smk``: the script's ``snakemake`` object);
+    a plugin's figure is registered by importing the config's plugins first."""
+    if smk.rule in JOBS:
+        JOBS[smk.rule](smk)
+        return
+    from protolib.figures.registry import FIGURES
+    from protolib.plugins import import_plugins
+
+    problems = import_plugins(dict(smk.config))
+    if problems:
+        raise ValueError("; ".join(problems))
+    FIGURES.get(smk.rule).write(smk)

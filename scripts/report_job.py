@@ -1,4 +1,4 @@
-"""Snakemake entry of every table and figure rule: the writer protolib.report.JOBS names for the rule."""
+"""Snakemake entry of every table and figure rule: its registered writer (protolib.report.run_job)."""
 from protolib import report
 from protolib.joblog import to_rule_log
 

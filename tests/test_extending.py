@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,12 +37,14 @@ def toy_config(results) -> dict:
 def plugin_in_process():
     """The plugin imported here, and forgotten again afterwards: the end-to-end test checks that
     the workflow's processes import it themselves."""
+    from protolib.figures.registry import FIGURES
     from protolib.models import DETECTORS
     from protolib.selection import SELECTORS
 
     yield
     DETECTORS._items.pop("toy_mean", None)
     SELECTORS._items.pop("toy_first", None)
+    FIGURES._items.pop("toy_auroc_hist", None)
     sys.modules.pop(PLUGIN, None)
 
 
@@ -116,3 +119,87 @@ def test_the_slurm_profile_gives_the_new_evaluate_rule_a_gpu(tmp_path):
     assert [res.get("gpu") for res in planned["evaluate_toy_first"]] == ["1"], planned.get("evaluate_toy_first")
     assert [res.get("gpu") for res in planned["evaluate_greedy"]] == ["1"]
     assert all("gpu" not in res for res in planned["select_toy_first"])
+
+
+# ----------------------------------------------------------------------------- figures and tables
+FIGURE = "toy_auroc_hist"
+
+
+@pytest.fixture
+def figure_plugin():
+    """The toy figure registered in this process, and forgotten again afterwards."""
+    import importlib
+
+    from protolib.figures.registry import FIGURES
+    from protolib.models import DETECTORS
+    from protolib.selection import SELECTORS
+
+    importlib.import_module(PLUGIN)
+    yield FIGURES
+    FIGURES._items.pop(FIGURE, None)
+    DETECTORS._items.pop("toy_mean", None)
+    SELECTORS._items.pop("toy_first", None)
+    sys.modules.pop(PLUGIN, None)
+
+
+class _Paths:
+    """A results layout that names each file by what it is, to check what a figure reads."""
+
+    evaluation = "EVALUATION"
+    transfer = "TRANSFER"
+
+    def __getattr__(self, kind):
+        return lambda *values: f"{kind}:" + "/".join(map(str, values))
+
+
+def test_every_registered_figure_plans_on_the_default_study_and_has_a_caption():
+    from protolib.config import load
+    from protolib.figures.plan import plan_report
+    from protolib.figures.registry import FIGURES
+
+    planned = {p.name: p for p in plan_report(load(REPO / "config.yaml"), {}, _Paths())}
+    assert set(planned) == set(FIGURES.names()) >= {"table1", "table2", "tables", *(f"fig{i}" for i in range(1, 8))}
+    for name, p in planned.items():
+        assert p.outputs, name
+        assert Path(p.figure.caption or REPO / "workflow" / "report" / f"{name}.rst").is_file(), name
+    assert planned["fig3"].inputs["subsets"] == [f"subset:{m}/5/0/digits/knn/0" for m in ("greedy", "evolutionary")]
+    assert planned["fig4"].inputs["scores"] == [f"scores:digits/knn/{c}" for c in range(10)]
+    assert planned["fig6"].inputs == {"transfer": []} and planned["fig6"].params == {"entries": []}
+
+
+def test_a_report_key_must_name_a_registered_figure(tmp_path, figure_plugin):
+    config = toy_config(tmp_path / "results")
+    config["report"] = {"fig8": {"class": 3}, FIGURE: {"class": 3}}
+    with pytest.raises(ConfigError) as err:
+        validate(copy.deepcopy(config))
+    assert "report.fig8: not a registered figure or table; registered: fig1, fig2" in str(err.value)
+    assert f"report.{FIGURE}" not in str(err.value)  # the plugin's figure is registered
+    del config["report"]["fig8"]
+    config["report"][FIGURE] = {"class": 5}
+    with pytest.raises(ConfigError, match=rf"report.{FIGURE}.class: 5 is not a class the study runs"):
+        validate(config)
+
+
+@pytest.mark.slow
+def test_a_plugin_figure_is_a_target_by_name_and_in_the_report(tmp_path):
+    assert PLUGIN not in sys.modules  # the figure is registered by Snakemake's processes
+    config = toy_config(tmp_path / "results")
+    config["report"] = {FIGURE: {"class": 3}}
+    path = write_config(tmp_path / "toy.yaml", config)
+    out = snakemake(FIGURE, "--cores", "2", "--configfile", str(path), workdir=tmp_path)
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = tmp_path / "results"
+    assert sorted(p.name for p in (results / "figures").iterdir()) == [f"{FIGURE}{e}" for e in (".json", ".pdf", ".png")]
+    assert not (results / "tables").exists()  # built by name: that figure and what it needs only
+
+    # the sidecar's values are the AUROCs of the score matrix's rows, computed here independently
+    matrix = np.load(results / "scores" / "digits" / "toy" / "3" / "matrix.npz")
+    expected = sorted(roc_auc_score(matrix["val_labels"], row) for row in matrix["scores"])
+    shown = json.loads((results / "figures" / f"{FIGURE}.json").read_text())
+    assert shown["sample_auroc"] == pytest.approx(expected, abs=1e-12) and shown["choice"]["classes"] == [3]
+
+    report = tmp_path / "report.html"
+    out = snakemake("--report", str(report), "--configfile", str(path), workdir=tmp_path)
+    assert out.returncode == 0, out.stderr[-4000:]
+    html = report.read_text(encoding="utf-8")
+    assert f"{FIGURE}.png" in html and "Toy: single-sample AUROCs" in html

@@ -19,19 +19,11 @@ from typing import Any
 
 from protolib.config import ConfigError
 from protolib.data.base import CLASS_NAMES, class_list
+from protolib.figures.registry import FIGURES
 
-#: the paper's choices: dataset loaders (any of), preferred detectors (any of), class name
-PAPER: dict[str, dict[str, Any]] = {
-    "fig1": {"loaders": ("cifar10",), "class": "cat"},
-    "fig3": {"loaders": ("mvtec", "mvtec_ad", "mvtecad"), "class": "screw"},
-    "fig4": {"loaders": ("cifar10",), "all_classes": True},
-    "fig5": {"loaders": ("rsna",)},
-    "fig7": {"loaders": ("mnist",), "class": "2", "detectors": ("panda", "knn")},
-    "table2": {"loaders": ("rsna",), "detectors": ("rd", "reverse_distillation")},
-}
-DEFAULT_IMAGES = {"fig3": 5, "fig4": 3, "fig5": 8, "fig7": 4}
-#: figures that show a study result: their (dataset, model) must be one of ``runs``
-NEEDS_RUN = {"fig1", "fig3", "fig4", "fig5", "table2"}
+#: the figures that choose a run: each registered figure's ``chooses_run``, ``paper`` (its loaders,
+#: preferred detectors and class), ``needs_run``, ``all_classes`` and ``n_images``
+#: (:mod:`protolib.figures.registry`)
 
 
 @dataclass
@@ -107,11 +99,11 @@ def _pick_run(config: dict[str, Any], figure: str, user: dict[str, Any]) -> tupl
         hits = [r for r in runs if (dataset is None or r[0] == dataset) and (model is None or r[1] == model)]
         if hits:
             return hits[0][0], hits[0][1], False
-        if figure in NEEDS_RUN or dataset is None or model is None:
+        if FIGURES.get(figure).needs_run or dataset is None or model is None:
             shown = ", ".join(f"{d}/{m}" for d, m in runs)
             raise ConfigError(f"{key}: no run has dataset {dataset!r} and model {model!r} (runs: {shown})")
         return dataset, model, False
-    paper = PAPER.get(figure, {})
+    paper = FIGURES.get(figure).paper
     loaders = paper.get("loaders", ())
     hits = [r for r in runs if config["datasets"][r[0]].get("loader", r[0]) in loaders]
     if hits:
@@ -122,18 +114,20 @@ def _pick_run(config: dict[str, Any], figure: str, user: dict[str, Any]) -> tupl
 
 
 def figure_choice(config: dict[str, Any], figure: str) -> Choice:
-    """What ``figure`` (fig1, fig3, fig4, fig5, fig7 or table2) shows; see the module docstring."""
+    """What ``figure`` (a registered one that chooses a run: fig1, fig3, fig4, fig5, fig7, table2, a
+    plugin's) shows; see the module docstring."""
+    spec = FIGURES.get(figure)
     user = dict((config.get("report") or {}).get(figure) or {})
     key = f"report.{figure}"
     dataset, model, paper_default = _pick_run(config, figure, user)
-    paper = PAPER.get(figure, {}) if paper_default else {}
+    paper = spec.paper if paper_default else {}
     running = class_list(config["datasets"][dataset])
     note = ""
     if user.get("classes"):
         classes = [resolve_class(config, dataset, c, f"{key}.classes") for c in user["classes"]]
     elif user.get("class") is not None:
         classes = [resolve_class(config, dataset, user["class"], f"{key}.class")]
-    elif figure == "fig4":
+    elif spec.all_classes:
         classes = list(running)
     elif paper.get("class") is not None:
         try:
@@ -146,7 +140,7 @@ def figure_choice(config: dict[str, Any], figure: str) -> Choice:
     return Choice(
         figure=figure, dataset=dataset, model=model, classes=classes,
         class_names=[_class_name(config, dataset, c) for c in classes],
-        methods=user.get("methods"), n_images=int(user.get("n_images", DEFAULT_IMAGES.get(figure, 0))),
+        methods=user.get("methods"), n_images=int(user.get("n_images", spec.n_images)),
         paper_default=paper_default, note=note,
     )
 

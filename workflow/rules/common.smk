@@ -204,56 +204,42 @@ def transfer_baselines(entry):
 
 
 # ----------------------------------------------------------------------------- report
-def report_item(path, caption, category, subcategory, result, shows):
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category=category,
-        subcategory=subcategory,
-        labels={"result": result, "shows": shows},
-    )
+# The results layout as a registered table's or figure's inputs see it
+# (protolib.figures.registry.Paths): the helpers above, by short names.
+from types import SimpleNamespace
+
+REPORT_PATHS = SimpleNamespace(
+    evaluation=EVALUATION_CSV,
+    transfer=TRANSFER_CSV,
+    data=data_path,
+    split=split_path,
+    features=features_path,
+    scores=scores_file,
+    subset=subset_file,
+    subsets=subset_files,
+)
 
 
-def figure_files(name, shows, subcategory):
-    """PNG (in the report), PDF and the sidecar JSON of one figure."""
-    return [
-        report_item(
-            f"{FIG}/{name}.png",
-            name,
-            "Figures",
-            subcategory,
-            subcategory.split(":")[0],
-            shows,
-        ),
-        f"{FIG}/{name}.pdf",
-        f"{FIG}/{name}.json",
-    ]
-
-
-def fig2_files(runs):
-    """Fig. 2 has one PNG (in the report) and PDF per run, no sidecar."""
-    return [
-        f
-        for dataset, model in runs
-        for f in (
-            report_item(
-                f"{FIG}/fig2_{dataset}_{model}.png",
-                "fig2",
-                "Figures",
-                "Fig. 2: every class",
-                "Fig. 2",
-                f"{dataset}/{model}",
-            ),
-            f"{FIG}/fig2_{dataset}_{model}.pdf",
-        )
-    ]
-
-
-def table_files(stem, caption, subcategory, result, shows):
-    """CSV, Markdown, LaTeX, JSON and HTML (in the report) of one table."""
-    return [f"{TAB}/{stem}{ext}" for ext in (".csv", ".md", ".tex", ".json")] + [
-        report_item(f"{TAB}/{stem}.html", caption, "Tables", subcategory, result, shows)
-    ]
+def report_files(figure, outputs):
+    """Every file of a registered table or figure, per output set in the figure's order; the file
+    the HTML report shows (a table's HTML, a figure's PNG) carries its caption and labels.
+    """
+    folder = TAB if figure.kind == "table" else FIG
+    caption = str(figure.caption or f"../report/{figure.name}.rst")
+    files = []
+    for out in outputs:
+        for ext in figure.extensions():
+            path = f"{folder}/{out.stem}{ext}"
+            if ext == figure.shown_in_report:
+                path = report(
+                    path,
+                    caption=caption,
+                    category="Tables" if figure.kind == "table" else "Figures",
+                    subcategory=figure.title,
+                    labels={"result": figure.short_label, "shows": out.shows},
+                )
+            files.append(path)
+    return files
 
 
 wildcard_constraints:
