@@ -199,7 +199,8 @@ def test_a_plugin_figure_is_a_target_by_name_and_in_the_report(tmp_path):
     assert shown["sample_auroc"] == pytest.approx(expected, abs=1e-12) and shown["choice"]["classes"] == [3]
 
     report = tmp_path / "report.html"
-    out = snakemake("--report", str(report), "--configfile", str(path), workdir=tmp_path)
+    out = snakemake(FIGURE, "--report", str(report), "--configfile", str(path), workdir=tmp_path)
     assert out.returncode == 0, out.stderr[-4000:]
     html = report.read_text(encoding="utf-8")
-    assert f"{FIGURE}.png" in html and "Toy: single-sample AUROCs" in html
+    assert f"{FIGURE}.png" in html and "Toy: single-sample AUROCs" in html  # the figure, its title
+    assert "Histogram of the single-sample val AUROCs" in html  # and its caption (tests/toy_figure.rst)
