@@ -14,18 +14,8 @@ from typing import Any
 import numpy as np
 
 from protolib import io
-from protolib.metrics import rowwise_auroc
-
-
-class InputMismatchError(ValueError):
-    """An input file contradicts the file it was derived from (or holds non-finite values)."""
-
-
-def check_finite(array: np.ndarray, source: str) -> None:
-    """Raise naming ``source`` (a file, or what the values are) if any value is NaN or infinite."""
-    bad = ~np.isfinite(np.asarray(array, dtype=np.float64))
-    if bad.any():
-        raise InputMismatchError(f"{source}: {int(bad.sum())} values are NaN or infinite")
+from protolib.errors import InputMismatchError
+from protolib.metrics import check_finite, rowwise_auroc  # check_finite lives beside the AUROC it guards
 
 
 def scores_digest(scores: np.ndarray, val_labels: np.ndarray, sample_auroc: np.ndarray) -> str:

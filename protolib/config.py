@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from protolib.errors import ConfigError
+
 if TYPE_CHECKING:
     import jsonschema
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key and what is expected."""
 
 
 def schema() -> dict[str, Any]:

@@ -12,6 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from protolib.errors import InputMismatchError
+
+
+def check_finite(array: np.ndarray, source: str) -> None:
+    """Raise naming ``source`` (a file, or what the values are) if any value is NaN or infinite."""
+    bad = ~np.isfinite(np.asarray(array, dtype=np.float64))
+    if bad.any():
+        raise InputMismatchError(f"{source}: {int(bad.sum())} values are NaN or infinite")
+
 
 def average_ranks(scores: np.ndarray) -> np.ndarray:
     """1-based ranks along the last axis, ties sharing their average (scipy's ``rankdata``
@@ -35,8 +44,6 @@ def average_ranks(scores: np.ndarray) -> np.ndarray:
 def rowwise_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AUROC of each row of ``scores`` (n, V) against binary ``labels`` (V,); scores must be finite
     (a NaN would be ranked as a number)."""
-    from protolib.checks import check_finite  # checks imports this module
-
     check_finite(scores, "AUROC scores")
     labels = np.asarray(labels).astype(bool)
     n_pos = int(labels.sum())

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from protolib.config import ConfigError
+from protolib.errors import ConfigError
 from protolib.data.base import CLASS_NAMES, class_list
 from protolib.figures.registry import FIGURES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protolib.config import ConfigError
+from protolib.errors import ConfigError
 from protolib.figures.choices import fig2_runs
 from protolib.figures.registry import Context, Figure, Output, Paths, register_figure
 
