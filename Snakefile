@@ -19,6 +19,7 @@ os.environ.update(
 from protolib import config as protolib_config
 from protolib import pipeline as pl
 from protolib import slurm as slurm_check
+from protolib.layout import Layout
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
 

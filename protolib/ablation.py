@@ -21,6 +21,7 @@ import pandas as pd
 from protolib import config as config_module
 from protolib import io
 from protolib import pipeline as pl
+from protolib.layout import Layout
 
 FITNESSES = ("paper", "balanced", "auroc")
 
@@ -29,24 +30,25 @@ def _study_inputs(cfg: dict[str, Any], dataset: str, model: str, cls: int) -> di
     """The study's data, feature, split and score files of one class (made when missing)."""
     from protolib.models.backbones import feature_key
 
-    R = Path(cfg["results"])
+    layout = Layout(cfg["results"])
+    fkey = feature_key(cfg["models"][model])
     paths = {
-        "data": R / "data" / f"{dataset}.npz",
-        "features": R / "features" / dataset / f"{feature_key(cfg['models'][model])}.npy",
-        "split": R / "splits" / dataset / f"{cls}.json",
-        "scores": R / "scores" / dataset / model / str(cls) / "matrix.npz",
+        "data": Path(layout.data(dataset)),
+        "features": Path(layout.feature_files(dataset, fkey)[0]),
+        "split": Path(layout.split(dataset, cls)),
+        "scores": Path(layout.scores(dataset, model, cls)),
     }
     if not paths["data"].exists():
         pl.prepare_dataset(cfg, dataset, paths["data"])
     if not paths["features"].exists():
-        pl.make_features(cfg, dataset, model, paths["data"], paths["features"], paths["features"].with_suffix(".json"))
+        pl.make_features(cfg, dataset, model, paths["data"], paths["features"], layout.feature_files(dataset, fkey)[1])
     if not paths["split"].exists():
         pl.make_split(cfg, dataset, cls, paths["data"], paths["split"])
     if not paths["scores"].exists():
-        chunks = [paths["scores"].parent / f"chunk{c}.npz" for c in range(pl.n_chunks(cfg, dataset))]
+        chunks = [layout.chunk(dataset, model, cls, c) for c in range(pl.n_chunks(cfg, dataset))]
         for c, chunk in enumerate(chunks):
             pl.score_chunk(cfg, dataset, model, c, paths["split"], None, paths["features"], chunk)
-        pl.merge_scores(cfg, dataset, model, paths["split"], [str(p) for p in chunks], paths["scores"])
+        pl.merge_scores(cfg, dataset, model, paths["split"], chunks, paths["scores"])
     return paths
 
 
@@ -68,7 +70,7 @@ def fitness_ablation(config_paths: dict[str, str], fitnesses: tuple[str, ...] = 
         dataset, model = base["runs"][0]["dataset"], base["runs"][0]["model"]
         for cls in pl.classes(base, dataset):
             paths = _study_inputs(base, dataset, model, cls)
-            root = Path(base["results"]) / "ablation" / dataset / model / str(cls)
+            root = Path(Layout(base["results"]).ablation(dataset, model, cls))
             runs = [("greedy", "greedy", base), ("random", "random", base)]
             for fitness in fitnesses:
                 cfg = copy.deepcopy(base)

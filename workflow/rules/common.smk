@@ -1,4 +1,5 @@
-# The results tree: every path a rule reads or writes is named here, once, and nowhere else.
+# The results tree: every path a rule reads or writes is named through here, by the one layout
+# (protolib.layout.Layout, also used by the ablation and the report), and nowhere else.
 # Path helpers take wildcard values; called without them they return the rule's output pattern
 # (e.g. subset_files("greedy") -> ".../{dataset}/{model}/{cls}/greedy/M1_seed0.json", ...).
 # The (M, seed) list of a method's files is subset_runs(method), for subsets, evaluations and
@@ -26,34 +27,31 @@ def gpu_request():
     return 0 if config["device"] == "cpu" else 1
 
 
-FIG = f"{R}/figures"
-TAB = f"{R}/tables"
-EVALUATION_CSV = f"{R}/evaluation.csv"
-TRANSFER_CSV = f"{R}/transfer/evaluation.csv"
+LAYOUT = Layout(R)
+FIG = LAYOUT.figures
+TAB = LAYOUT.tables
+EVALUATION_CSV = LAYOUT.evaluation
+TRANSFER_CSV = LAYOUT.transfer_evaluation
 
 
 # ----------------------------------------------------------------------------- logs, benchmarks
 def log_file(rule, *wildcards):
     """log: of one job, <results>/logs/<rule>/<wildcard values joined by />.log"""
-    return f"{R}/logs/{_job_stem(rule, wildcards)}.log"
+    return LAYOUT.log(rule, *wildcards)
 
 
 def benchmark_file(rule, *wildcards):
     """benchmark: of one job (time and memory), <results>/benchmarks/<rule>/....tsv"""
-    return f"{R}/benchmarks/{_job_stem(rule, wildcards)}.tsv"
-
-
-def _job_stem(rule, wildcards):
-    return os.path.join(rule, *(f"{{{w}}}" for w in wildcards))
+    return LAYOUT.benchmark(rule, *wildcards)
 
 
 # ----------------------------------------------------------------------------- data
 def data_path(dataset="{dataset}"):
-    return f"{R}/data/{dataset}.npz"
+    return LAYOUT.data(dataset)
 
 
 def split_path(dataset="{dataset}", cls="{cls}"):
-    return f"{R}/splits/{dataset}/{cls}.json"
+    return LAYOUT.split(dataset, cls)
 
 
 def features_path(dataset, model):
@@ -62,7 +60,7 @@ def features_path(dataset, model):
 
 def feature_files(dataset="{dataset}", fkey="{fkey}"):
     """The feature cache (.npy) and its description (.json)."""
-    return [f"{R}/features/{dataset}/{fkey}.npy", f"{R}/features/{dataset}/{fkey}.json"]
+    return LAYOUT.feature_files(dataset, fkey)
 
 
 def detector_features(wildcards):
@@ -81,7 +79,7 @@ def detector_images(wildcards):
 
 # ----------------------------------------------------------------------------- scores
 def chunk_file(dataset="{dataset}", model="{model}", cls="{cls}", chunk="{chunk}"):
-    return f"{R}/scores/{dataset}/{model}/{cls}/chunk{chunk}.npz"
+    return LAYOUT.chunk(dataset, model, cls, chunk)
 
 
 def chunk_files(wildcards):
@@ -92,7 +90,7 @@ def chunk_files(wildcards):
 
 
 def scores_file(dataset="{dataset}", model="{model}", cls="{cls}"):
-    return f"{R}/scores/{dataset}/{model}/{cls}/matrix.npz"
+    return LAYOUT.scores(dataset, model, cls)
 
 
 # ----------------------------------------------------------------------------- subsets, evaluation
@@ -102,9 +100,7 @@ def subset_runs(method):
 
 
 def subset_file(method, M, seed, dataset="{dataset}", model="{model}", cls="{cls}"):
-    return (
-        f"{R}/subsets/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, seed)}.json"
-    )
+    return LAYOUT.subset(method, M, seed, dataset, model, cls)
 
 
 def subset_files(method, dataset="{dataset}", model="{model}", cls="{cls}"):
@@ -115,14 +111,14 @@ def subset_files(method, dataset="{dataset}", model="{model}", cls="{cls}"):
 
 def eval_files(method, dataset="{dataset}", model="{model}", cls="{cls}"):
     return [
-        f"{R}/eval/{dataset}/{model}/{cls}/{method}/{pl.subset_name(M, s)}.json"
+        LAYOUT.evaluation_file(method, M, s, dataset, model, cls)
         for M, s in subset_runs(method)
     ]
 
 
 def eval_full_file(dataset="{dataset}", model="{model}", cls="{cls}"):
     """The detector trained on the whole training set (the 100 % row)."""
-    return f"{R}/eval/{dataset}/{model}/{cls}/{pl.FULL}.json"
+    return LAYOUT.evaluation_full(dataset, model, cls)
 
 
 def all_eval_files(dataset, model):
@@ -136,14 +132,11 @@ def all_eval_files(dataset, model):
 
 # ----------------------------------------------------------------------------- transfer
 def transfer_files(name, method, cls="{cls}"):
-    return [
-        f"{R}/transfer/{name}/{cls}/{method}/{pl.subset_name(M, s)}.json"
-        for M, s in subset_runs(method)
-    ]
+    return [LAYOUT.transfer(name, method, M, s, cls) for M, s in subset_runs(method)]
 
 
 def transfer_full_file(name, cls="{cls}"):
-    return f"{R}/transfer/{name}/{cls}/{pl.FULL}.json"
+    return LAYOUT.transfer_full(name, cls)
 
 
 def transfer_subsets(entry, source_cls):
