@@ -362,7 +362,7 @@ def transfer_problems(config: dict[str, Any]) -> list[str]:
 
 def _report_name_problems(config: dict[str, Any]) -> list[str]:
     """``report.<name>``: a registered figure or table (built-in, or a plugin's)."""
-    from protolib.figures.registry import FIGURES
+    from protolib.figures.registry import FIGURES  # jobs, which skip the check, never load it
 
     return [f"report.{name}: not a registered figure or table; registered: {', '.join(FIGURES.names())}"
             for name in config.get("report") or {} if name not in FIGURES]
@@ -371,7 +371,7 @@ def _report_name_problems(config: dict[str, Any]) -> list[str]:
 def report_problems(config: dict[str, Any]) -> list[str]:
     """``report``: every key names a registered figure or table, and every figure resolves to a
     dataset, model and classes the study runs (and passes its own check)."""
-    from protolib.figures.choices import figure_choice
+    from protolib.figures.choices import figure_choice  # as above: the check's, not the jobs'
     from protolib.figures.registry import figures
 
     problems = []
