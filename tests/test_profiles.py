@@ -297,14 +297,15 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
 
 
 def rule_blocks() -> dict[str, str]:
-    """Rule name (generated rules: "<prefix>_*") -> the text of its definition."""
+    """Rule name (generated rules: "<prefix>_*", or the expression that names them, such as the
+    report's `_item.name`) -> the text of its definition."""
     blocks = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         for block in re.split(r"\n\s*rule\b", smk.read_text())[1:]:
             named = re.match(r"\s*(\w+):", block)
             if named is None:  # `rule:` with a generated `name: f"prefix_{...}"`: "prefix_*"
-                named = re.search(r"name:\s*f?\"(\w+?_?)\{", block)
-                blocks[named.group(1) + "*"] = block
+                prefix = re.search(r"name:\s*f?\"(\w+?_?)\{", block)
+                blocks[prefix.group(1) + "*" if prefix else re.search(r"name:\s*(\S+)", block).group(1)] = block
             else:
                 blocks[named.group(1)] = block
     return blocks
