@@ -28,8 +28,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 FAE_TESTS = ("tests/test_fae_reference.py::test_untrained_maps_loss_and_scores_equal_the_reference",
              "tests/test_fae_reference.py::test_training_steps_equal_the_reference_train_step")
-PATCHCORE_TESTS = ("tests/test_patchcore_reference.py", "tests/test_anomalib_crosscheck.py")
-RD_TESTS = ("tests/test_rd_reference.py", "tests/test_anomalib_crosscheck.py")
+PATCHCORE_TESTS = ("tests/test_patchcore_reference.py",
+                   "tests/test_anomalib_crosscheck.py::test_patchcore_feature_maps_agree_with_anomalib",
+                   "tests/test_anomalib_crosscheck.py::test_patchcore_image_scores_agree_with_anomalib_on_the_same_memory_bank")
+# the behavioural checks first (pytest -x reports the first failure), the defaults' check after
+RD_TESTS = ("tests/test_rd_reference.py::test_defaults_agree_with_anomalib_unblurred_and_upd_studys_mean_score",
+            "tests/test_anomalib_crosscheck.py::test_reverse_distillation_maps_loss_and_anomaly_map_agree_with_anomalib",
+            "tests/test_rd_reference.py::test_defaults_are_upd_studys_chest_xray_settings")
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def main() -> int:
         for m in chosen:  # every mutation's text is where it is expected, before anything runs
             if (base / m.path).read_text().count(m.old) != 1:
                 raise SystemExit(f"mutation {m.name!r}: its text is not in {m.path} exactly once: {m.old!r}")
-        tests = tuple(sorted({t for m in chosen for t in m.tests}))
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
         ok, what, secs = run_tests(base, tests, args.timeout)
         print(f"unmutated: {'pass' if ok else 'FAIL ' + what} ({secs:.0f} s)", flush=True)
         if not ok:
