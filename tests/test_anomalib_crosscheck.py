@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torchvision
 from anomalib.models.image.patchcore.torch_model import PatchcoreModel
-from anomalib.models.image.reverse_distillation.anomaly_map import AnomalyMapGenerationMode
+from anomalib.models.image.reverse_distillation.anomaly_map import AnomalyMapGenerationMode, AnomalyMapGenerator
+from anomalib.models.image.reverse_distillation.components import get_bottleneck_layer
 from anomalib.models.image.reverse_distillation.loss import ReverseDistillationLoss
 from anomalib.models.image.reverse_distillation.torch_model import ReverseDistillationModel
 
@@ -26,10 +27,11 @@ from protolib.models.feature_maps import prepare_images
 SIZE = 64
 
 
-def resnet18_weights(seed: int, path) -> dict[str, torch.Tensor]:
-    """Seeded random ResNet18 weights, also saved to ``path`` (protolib's ``weights: <file>``)."""
+def resnet18_weights(seed: int, path, backbone: str = "resnet18") -> dict[str, torch.Tensor]:
+    """Seeded random torchvision weights of ``backbone`` (ResNet18), also saved to ``path``
+    (protolib's ``weights: <file>``)."""
     torch.manual_seed(seed)
-    net = torchvision.models.resnet18(weights=None)
+    net = getattr(torchvision.models, backbone)(weights=None)
     for m in net.modules():  # non-trivial BatchNorm statistics, so eval mode is tested too
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -122,18 +124,27 @@ def _order(module: torch.nn.Module, name: str) -> tuple[int, int]:
     return names.index(owner), ["weight", "bias", "running_mean", "running_var"].index(leaf)
 
 
-def rd_pair(tmp_path):
-    weights = resnet18_weights(1, tmp_path / "r18.pth")
+RD4AD = {"map_sigma": 4, "imagenet_norm": True}  # RD4AD's blur and input, not protolib's defaults
+
+
+def rd_pair(tmp_path, backbone: str = "resnet18", sigma: float = 4, **settings):
+    """protolib's RD (``settings`` over its defaults) and anomalib's, whose map is blurred with
+    ``sigma`` (0.1: a 1x1 kernel, i.e. no blur), on the same random weights. For WideResNet50-2
+    anomalib's bottleneck gets RD4AD's ``width_per_group=128`` (anomalib's default is 64)."""
+    weights = resnet18_weights(1, tmp_path / "backbone.pth", backbone)
     torch.manual_seed(2)
-    ours = make_detector({"detector": "rd", "backbone": "resnet18", "weights": str(tmp_path / "r18.pth"),
-                          "image_size": SIZE, "map_sigma": 4, "imagenet_norm": True}, device="cpu")
+    ours = make_detector({"detector": "rd", "backbone": backbone, "weights": str(tmp_path / "backbone.pth"),
+                          "image_size": SIZE, **settings}, device="cpu")
     net = ours.new_net()
     for m in net.modules():  # trained-looking BatchNorm statistics
         if hasattr(m, "running_var"):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    theirs = ReverseDistillationModel("resnet18", (SIZE, SIZE), ["layer1", "layer2", "layer3"],
+    theirs = ReverseDistillationModel(backbone, (SIZE, SIZE), ["layer1", "layer2", "layer3"],
                                       AnomalyMapGenerationMode.ADD, pre_trained=False)
+    theirs.anomaly_map_generator = AnomalyMapGenerator((SIZE, SIZE), sigma=sigma, mode=AnomalyMapGenerationMode.ADD)
+    if backbone == "wide_resnet50_2":
+        theirs.bottleneck = get_bottleneck_layer(backbone, width_per_group=128)
     load_timm(theirs.encoder, weights)
     b = theirs.bottleneck
     pairs = [(net.fuse1[0], b.conv1), (net.fuse1[1], b.bn1), (net.fuse1[3], b.conv2), (net.fuse1[4], b.bn2),
@@ -150,7 +161,7 @@ def rd_pair(tmp_path):
 
 
 def test_reverse_distillation_maps_loss_and_anomaly_map_agree_with_anomalib(tmp_path):
-    ours, theirs = rd_pair(tmp_path)
+    ours, theirs = rd_pair(tmp_path, **RD4AD)
     test = images(3, 3)
     x = prepare_images(test, SIZE, resize=SIZE, imagenet_norm=True)
     feats = ours.features(test)

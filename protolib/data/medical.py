@@ -12,7 +12,9 @@ class of their own here, unlike one-vs-rest. Each is registered with the balance
   than 16 lesion pixels (FeliMe/unsupervised_fairness ``camcan_brats.py``), else healthy.
 * RSNA, CheXpert: val and test of 800 each, balanced over sex (M/F) x age group (young < 32,
   old > 60) x label: 100 images per cell; images of other or implausible ages (outside
-  0 < age < 110, as unsupervised_fairness) or unknown sex never enter val or test. The remaining
+  0 < age < 110: unsupervised_fairness ``chexpert.py`` keeps age > 0, its RSNA file
+  ``rsna_pneumonia_detection.py`` (in its history, @ 39fb7c3) age < 110) or unknown sex never
+  enter val or test. CheXpert's row filter: ``chexpert_rows``. The remaining
   normal images train (all of them: ``split.max_train`` caps them), except images of patients
   who are in val or test: train, val and test are patient-disjoint (unsupervised_fairness
   ``chexpert.py`` drops val/test patients from train).
@@ -330,28 +332,42 @@ CHEXPERT_LABELS = [
 CHEXPERT_REQUIRED = ["Path", "Sex", "Age", "Frontal/Lateral", "No Finding", "Pneumonia", "Lung Opacity", "Support Devices"]
 CHEXPERT_LAYOUT = (
     "root/train.csv (columns Path, Sex, Age, Frontal/Lateral, No Finding, Pneumonia, Lung Opacity, Support "
-    "Devices, ...) with each image at the CSV's Path relative to root's parent (the official "
-    "CheXpert-v1.0[-small]/ folder as root) or to root"
+    "Devices, ...), optionally root/valid.csv with the same columns, with each image at the CSV's Path relative "
+    "to root's parent (the official CheXpert-v1.0[-small]/ folder as root) or to root"
 )
 
 
 def chexpert_rows(table: Any) -> tuple[Any, np.ndarray]:
     """The rows the paper keeps, and which of them are anomalous.
 
-    Frontal views without support devices and without any uncertain (-1) label; normal = "No
-    Finding", anomalous = pneumonia or lung opacity (rows that are neither, or both, are dropped).
+    Frontal views; without support devices: a blank Support Devices only (as the reference,
+    FeliMe/unsupervised_fairness ``src/data/chexpert.py``: ``isna()``; 0, 1 and -1 are dropped);
+    without any uncertain (-1) label, as the paper says ("excluded those where any of the labels
+    is marked as uncertain"; the reference drops only rows without any certain label); normal =
+    "No Finding", anomalous = pneumonia or lung opacity, as the paper says (the reference: every
+    row whose No Finding is blank); rows that are neither, or both, are dropped.
     """
     labels = [c for c in CHEXPERT_LABELS if c in table.columns]
     values = table[labels].apply(lambda col: col.astype(float)).fillna(0.0)
     keep = (
         (table["Frontal/Lateral"].astype(str).str.strip().str.lower() == "frontal")
-        & (values["Support Devices"] != 1)
+        & table["Support Devices"].astype(float).isna()
         & ~(values == -1).any(axis=1)
     )
     normal = values["No Finding"] == 1
     anomalous = (values["Pneumonia"] == 1) | (values["Lung Opacity"] == 1)
     keep &= normal ^ anomalous
     return table[keep.to_numpy()], anomalous[keep].to_numpy()
+
+
+def chexpert_table(root: Path) -> Any:
+    """train.csv, followed by valid.csv where there is one (the reference reads both)."""
+    import pandas as pd
+
+    tables = [_read_csv(root / "train.csv", CHEXPERT_REQUIRED, "chexpert", CHEXPERT_LAYOUT)]
+    if (root / "valid.csv").is_file():
+        tables.append(_read_csv(root / "valid.csv", CHEXPERT_REQUIRED, "chexpert", CHEXPERT_LAYOUT))
+    return pd.concat(tables, ignore_index=True)
 
 
 def _chexpert_path(root: Path, rel: str) -> Path:
@@ -362,7 +378,7 @@ def _chexpert_path(root: Path, rel: str) -> Path:
     hit = next((p for p in options if p.is_file()), None)
     if hit is None:
         raise DatasetFilesError(
-            f"chexpert: image {rel!r} of train.csv not found (looked for {', '.join(map(str, options))}); "
+            f"chexpert: image {rel!r} of train.csv/valid.csv not found (looked for {', '.join(map(str, options))}); "
             f"expected {CHEXPERT_LAYOUT}"
         )
     return hit
@@ -371,12 +387,12 @@ def _chexpert_path(root: Path, rel: str) -> Path:
 def load_chexpert(cfg: dict[str, Any]) -> ImageDataset:
     root = require_root(cfg, "chexpert", CHEXPERT_LAYOUT)
     size = image_size(cfg, DEFAULT_IMAGE_SIZE)
-    table = _read_csv(root / "train.csv", CHEXPERT_REQUIRED, "chexpert", CHEXPERT_LAYOUT)
+    table = chexpert_table(root)
     rows, anomalous = chexpert_rows(table)
     if len(rows) == 0:
         raise DatasetFilesError(
-            f"chexpert: no row of {root / 'train.csv'} is a frontal view without support devices or uncertain "
-            "labels showing No Finding, Pneumonia or Lung Opacity"
+            f"chexpert: no row of {root / 'train.csv'} (or valid.csv) is a frontal view without support devices or "
+            "uncertain labels showing No Finding, Pneumonia or Lung Opacity"
         )
     images = np.empty((len(rows), size, size), dtype=np.uint8)
     paths = []

@@ -18,7 +18,9 @@ from protolib.data.splits import Split, build_split, class_seed, split_cfg
 #: age groups of Lagogiannis et al., used by the paper: young < 32 years, old > 60 years
 YOUNG_BELOW = 32
 OLD_ABOVE = 60
-#: plausible ages (unsupervised_fairness keeps 0 < age; RSNA's metadata has ages 148-155)
+#: plausible ages: unsupervised_fairness keeps age > 0 (``src/data/chexpert.py``) and age < 110 (its RSNA
+#: file ``src/data/rsna_pneumonia_detection.py`` @ 39fb7c3, not in the released tree; RSNA's metadata
+#: has ages 148-155)
 AGE_RANGE = (0, 110)
 SEXES = ("M", "F")
 AGE_GROUPS = ("young", "old")

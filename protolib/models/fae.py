@@ -1,22 +1,23 @@
 """``fae``: the Structural Feature-Autoencoder (Meissen et al.; reference FeliMe/feature-autoencoder).
 
-- Features: a frozen ResNet18 (``backbone``), the outputs of ``layers`` (layer1-3) each resized
-  (bilinear, align_corners=True) to ``image_size // 4`` (layer1's grid) and concatenated
-  (64 + 128 + 256 = 448 channels for ResNet18). Input: the image resized to ``image_size`` (128),
-  grey repeated to 3 channels, values in [0, 1] like the reference (``imagenet_norm: false``).
+- Features: a frozen ResNet18 (``backbone``), the outputs of ``layers`` (the stem ``layer0`` +
+  layer1 + layer2, as the references) each resized (bilinear, align_corners=True) to
+  ``image_size // 4`` and concatenated (64 + 64 + 128 = 256 channels for ResNet18). Input: the
+  image resized to ``image_size`` (128), grey repeated to 3 channels, values scaled to [-1, 1] by
+  ``(x - 0.5) * 2`` (``center_input``; false: [0, 1]; ``imagenet_norm``: ImageNet statistics).
 - The frozen extractor's BatchNorm (``extractor_bn``): ``batch`` (default) as the reference, whose
   trainer calls ``model.train()`` on the whole model: during training the extractor normalises
   each minibatch with its own statistics and its running statistics (momentum 0.1) move from
   ImageNet's to the training images'; scoring uses those running statistics. ``imagenet`` keeps
   the extractor in eval mode with ImageNet's statistics (features computed once).
 - Autoencoder (reference ``vanilla_feature_encoder/decoder``): per hidden dim a 5x5 stride-2 conv
-  (no bias) + BatchNorm + LeakyReLU + Dropout2d(``dropout`` 0.1); the decoder mirrors it with 6x6
-  stride-2 transposed convs, then a 1x1 conv back to the feature channels. ``hidden_dims``
-  [50, 100] as in the paper.
-- Loss: 1 - SSIM between the feature maps and their reconstruction (Gaussian window 11, sigma
-  1.5, as the reference's ``pytorch_ssim``; ``ssim_window``/``ssim_sigma``). Note: iolag/UPD_study
-  (Lagogiannis et al., the paper's ref. [23]) uses window 5 and layers 1-2 instead.
-- Adam, lr 2e-4, no weight decay, ``steps`` 500, minibatches of ``train_batch_size`` 64.
+  (no bias) + BatchNorm + LeakyReLU + Dropout2d(``dropout`` 0.1), then (``encoder_final_conv``) a
+  5x5 stride-1 conv; the decoder mirrors the layers with 6x6 stride-2 transposed convs, then a
+  1x1 conv back to the feature channels. ``hidden_dims`` [50, 100] as in the paper.
+- Loss: 1 - SSIM between the feature maps and their reconstruction (Gaussian window
+  ``ssim_window`` 5, sigma 1.5: the reference's ``SSIMLoss(window_size=5)``). The reference's loss
+  is -SSIM: the same gradients, maps and scores shifted by one.
+- Adam, lr 2e-4, no weight decay, ``steps`` 500, minibatches of ``train_batch_size`` 32.
 - Anomaly map: 1 - SSIM map averaged over channels, upsampled (bilinear, align_corners=True) to
   ``image_size``; image score: the mean of its top ``top_fraction`` (10 %) values.
 
@@ -27,25 +28,35 @@ candidate, K * |val| extractor passes instead of K + |val| (exact: tested equal 
 image). The reference's constructor also runs one random batch through the extractor in train
 mode (weight 0.9^(T+1) in the statistics, about 1e-23 at T = 500); that pass is not reproduced.
 
-Against the reference (FeliMe/feature-autoencoder, ``fae/``) and the paper; * = deviation:
+Against the released reference (FeliMe/feature-autoencoder @ 16ee46d, ``fae/``; the same values
+in FeliMe/unsupervised_fairness and iolag/UPD_study) and the paper; * = deviation. Checked
+against a transcription of the reference in tests/test_fae_reference.py:
 
-================  ========================================  ====================================  =========
-setting           protolib default                          reference (file)                      paper
-================  ========================================  ====================================  =========
-features          ResNet18 layer1-3, 1/4 grid, [0, 1] input ``models/feature_extractor.py``       same
-extractor BN      train mode (``extractor_bn: batch``)      ``train_fae.py`` model.train()        -
-autoencoder       * hidden [50, 100], dropout 0.1           ``configs/base_config.py`` [400,      [50, 100]
-                                                            450, 500, 600]; ``models/models.py``
-loss              1 - SSIM, window 11, sigma 1.5            ``utils/pytorch_ssim.py``             SSIM
-optimiser         Adam 2e-4, batch 64, * 500 steps          ``configs/base_config.py`` (10 000)   500 steps
-score             * mean of top 10 % of the whole map       ``utils/evaluation.py`` (brain mask)  -
-================  ========================================  ====================================  =========
+==============  ================================  ===========================================  =========
+setting         protolib default                  reference (file)                             paper
+==============  ================================  ===========================================  =========
+features        stem + layer1 + layer2, 1/4 grid  ``['layer0', 'layer1', 'layer2']``           -
+                                                  (``configs/base_config.py``)
+input           (x - 0.5) * 2, i.e. [-1, 1]       ``models/feature_extractor.py`` ``Extractor``  -
+extractor BN    train mode (``extractor_bn``)     ``train_fae.py`` model.train()                -
+autoencoder     * hidden [50, 100], dropout 0.1,  [100, 150, 200, 300] (``base_config.py``),   [50, 100]
+                final 5x5 conv in the encoder     ``encoder_conv_final`` (``models/models.py``)
+loss            1 - SSIM, window 5, sigma 1.5     ``SSIMLoss(window_size=5)`` (``models.py``;  SSIM
+                                                  ``utils/pytorch_ssim.py``)
+optimiser       Adam 2e-4, batch 32, * 500 steps  ``base_config.py`` (10 000 steps)             500 steps
+score           * mean of top 10 % of whole map   ``models.py`` ``predict_anomaly``:           -
+                                                  brain mask, values above the 0.9 quantile
+==============  ================================  ===========================================  =========
 
 Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above
 the 0.9 quantile; here the whole map is used (datasets of this study have no masks) and the top
-10 % by count. BatchNorm is kept (``norm: batch``) as a vmap-safe re-implementation with the
-same training/evaluation behaviour (see ``vmap_training``); ``norm: group|instance|none`` exist
-as alternatives. Dropout masks are drawn from a generator seeded by ``seed``.
+10 % by count (the same pixels where no value ties). BatchNorm is kept (``norm: batch``) as a
+vmap-safe re-implementation with the same training/evaluation behaviour (see ``vmap_training``);
+``norm: group|instance|none`` exist as alternatives. Dropout masks are drawn from a generator
+seeded by ``seed``. Each reference value is a setting; e.g. layer1-3 features on [0, 1] inputs,
+SSIM window 11 (``pytorch_ssim.py``'s unused default), no final conv and batch 64 are
+``layers: [layer1, layer2, layer3]``, ``center_input: false``, ``ssim_window: 11``,
+``encoder_final_conv: false``, ``train_batch_size: 64``.
 """
 
 from __future__ import annotations
@@ -68,9 +79,12 @@ FITTED_BN = "fitted_bn."  # prefix of the fitted extractor statistics in a saved
 
 
 class FeatureAutoencoder(nn.Module):
-    """The FAE reference's conv autoencoder; dropout is applied with externally drawn masks."""
+    """The FAE reference's conv autoencoder; dropout is applied with externally drawn masks.
+    ``final_conv``: the encoder ends in a 5x5 stride-1 conv (no bias, no norm), as the released
+    code's ``encoder_conv_final``."""
 
-    def __init__(self, in_channels: int, hidden_dims: list[int], norm: str = "batch", dropout: float = 0.1) -> None:
+    def __init__(self, in_channels: int, hidden_dims: list[int], norm: str = "batch", dropout: float = 0.1,
+                 final_conv: bool = True) -> None:
         super().__init__()
         self.dropout = float(dropout)
         self.enc = nn.ModuleList()
@@ -80,6 +94,8 @@ class FeatureAutoencoder(nn.Module):
                 nn.Conv2d(c, h, 5, stride=2, padding=2, bias=False), make_norm(norm, h), nn.LeakyReLU(),
             ))
             c = h
+        # constructed in the reference's order (encoder, its final conv, decoder): the same draws
+        self.enc_final = nn.Conv2d(c, c, 5, stride=1, padding=2, bias=False) if final_conv else None
         dims = [in_channels, *hidden_dims]
         self.dec = nn.ModuleList()
         for i in range(len(dims) - 1, 0, -1):
@@ -90,13 +106,18 @@ class FeatureAutoencoder(nn.Module):
         self.final = nn.Conv2d(in_channels, in_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
-        for i, layer in enumerate([*self.enc, *self.dec]):
+        for i, layer in enumerate(self.enc):
+            x = layer(x)
+            if masks is not None:
+                x = x * masks[i]
+        if self.enc_final is not None:
+            x = self.enc_final(x)
+        for i, layer in enumerate(self.dec, start=len(self.enc)):
             x = layer(x)
             if masks is not None:
                 x = x * masks[i]
         # the 1x1 conv as a channel matmul (the same numbers; under vmap a batched matmul)
         return torch.einsum("oc,nchw->nohw", self.final.weight[:, :, 0, 0], x)
-
 
 
 def mask_channels(in_channels: int, hidden_dims: list[int]) -> list[int]:
@@ -116,11 +137,12 @@ class FAEDetector(TrainedMapDetector):
     default_parallel_models = 64
 
     def __init__(self, *, backbone: str = "resnet18", weights: str = "none",
-                 layers: tuple[str, ...] = ("layer1", "layer2", "layer3"), image_size: int = 128,
-                 imagenet_norm: bool = False, extractor_bn: str = "batch", hidden_dims: tuple[int, ...] = (50, 100),
+                 layers: tuple[str, ...] = ("layer0", "layer1", "layer2"), image_size: int = 128,
+                 imagenet_norm: bool = False, center_input: bool = True, extractor_bn: str = "batch",
+                 hidden_dims: tuple[int, ...] = (50, 100), encoder_final_conv: bool = True,
                  dropout: float = 0.1, norm: str = "batch", lr: float = 2e-4, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), ssim_window: int = 11, ssim_sigma: float = 1.5,
-                 top_fraction: float = 0.1, steps: int = 500, train_batch_size: int = 64, batch_size: int = 64,
+                 betas: tuple[float, float] = (0.9, 0.999), ssim_window: int = 5, ssim_sigma: float = 1.5,
+                 top_fraction: float = 0.1, steps: int = 500, train_batch_size: int = 32, batch_size: int = 64,
                  seed: int = 0, parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
                  device: str = "auto") -> None:
         super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
@@ -129,7 +151,11 @@ class FAEDetector(TrainedMapDetector):
         self.layers = list(layers)
         self.image_size = int(image_size)
         self.imagenet_norm = bool(imagenet_norm)
+        self.center_input = bool(center_input)
+        if self.imagenet_norm and self.center_input:
+            raise ValueError("fae: imagenet_norm and center_input are alternative input scalings; set one to false")
         self.hidden_dims = [int(h) for h in hidden_dims]
+        self.encoder_final_conv = bool(encoder_final_conv)
         self.dropout = float(dropout)
         self.norm = norm
         self.lr = float(lr)
@@ -160,7 +186,8 @@ class FAEDetector(TrainedMapDetector):
     def features(self, images: np.ndarray, state: dict[str, torch.Tensor] | None = None) -> Features:
         """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
         (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                                imagenet_norm=self.imagenet_norm, device=self.device, batch_size=self.batch_size,
+                                imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
+                                batch_size=self.batch_size,
                                 post=self._post, dtype=self.torch_dtype, state=state if state is not None else self.bn_state)
         return (feats.contiguous(),)
 
@@ -170,7 +197,8 @@ class FAEDetector(TrainedMapDetector):
         normalised by the batch's statistics, which update ``state`` in place."""
         with batch_statistics(self.extractor, momentum):
             (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                                    imagenet_norm=self.imagenet_norm, device=self.device, batch_size=len(images),
+                                    imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
+                                    batch_size=len(images),
                                     post=self._post, dtype=self.torch_dtype, state=state)
         return (feats.contiguous(),)
 
@@ -228,7 +256,8 @@ class FAEDetector(TrainedMapDetector):
 
     def new_net(self) -> FeatureAutoencoder:
         with seeded(self.seed):
-            net = FeatureAutoencoder(self.in_channels, self.hidden_dims, self.norm, self.dropout)
+            net = FeatureAutoencoder(self.in_channels, self.hidden_dims, self.norm, self.dropout,
+                                     self.encoder_final_conv)
         return net.to(self.device, self.torch_dtype)
 
     def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:

@@ -22,12 +22,19 @@ import torch.nn.functional as F
 from protolib.models.backbones import IMAGENET_MEAN, IMAGENET_STD, load_resnet
 
 RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+#: the layers ``ResNetFeatureMaps`` can return: ``layer0`` is the stem's output (conv1, bn1, relu,
+#: maxpool; the FAE references' name for it), then the four residual stages
+FEATURE_LAYERS = ("layer0", *RESNET_LAYERS)
 
 
 def prepare_images(images: np.ndarray, image_size: int, resize: int | None = None,
-                   imagenet_norm: bool = True) -> torch.Tensor:
+                   imagenet_norm: bool = True, center: bool = False) -> torch.Tensor:
     """uint8 (N,H,W[,C]) -> float (N,3,S,S) on the CPU: grey to 3 channels, resize, centre crop,
-    optional ImageNet normalisation (else values in [0, 1]). ``resize`` None: S * 256 / 224."""
+    then ImageNet normalisation (``imagenet_norm``), or (``center``) ``(x - 0.5) * 2``, values in
+    [-1, 1] as the FAE references feed their extractor, else values in [0, 1]. ``resize`` None:
+    S * 256 / 224."""
+    if imagenet_norm and center:
+        raise ValueError("prepare_images: imagenet_norm and center are alternatives; choose one")
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -48,6 +55,8 @@ def prepare_images(images: np.ndarray, image_size: int, resize: int | None = Non
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         x = (x - mean) / std
+    elif center:
+        x = (x - 0.5) * 2
     return x.contiguous()
 
 
@@ -66,31 +75,34 @@ def batches(n: int, size: int) -> Iterator[slice]:
 class ResNetFeatureMaps(nn.Module):
     """The named layers' outputs of a frozen torchvision ResNet (eval mode, no gradients).
 
-    Only the stem and the layers up to the deepest requested one are kept. ``channels`` lists
-    each requested layer's channel count, ``strides`` its stride w.r.t. the input.
+    Only the stem and the layers up to the deepest requested one are kept. ``layer0`` is the
+    stem's output (:data:`FEATURE_LAYERS`). ``channels`` lists each requested layer's channel
+    count, ``strides`` its stride w.r.t. the input.
     """
 
     def __init__(self, name: str, weights: str, layers: Sequence[str]) -> None:
         super().__init__()
         layers = tuple(layers)
-        bad = [layer for layer in layers if layer not in RESNET_LAYERS]
+        bad = [layer for layer in layers if layer not in FEATURE_LAYERS]
         if bad or not layers:
-            raise ValueError(f"feature layers must be among {RESNET_LAYERS}, got {list(layers)}")
+            raise ValueError(f"feature layers must be among {FEATURE_LAYERS}, got {list(layers)}")
         net = load_resnet(name, weights)
         self.name = name
-        self.layers = tuple(sorted(layers, key=RESNET_LAYERS.index))
+        self.layers = tuple(sorted(layers, key=FEATURE_LAYERS.index))
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        deepest = RESNET_LAYERS.index(self.layers[-1])
-        for layer in RESNET_LAYERS[: deepest + 1]:
+        deepest = FEATURE_LAYERS.index(self.layers[-1])
+        for layer in FEATURE_LAYERS[1 : deepest + 1]:
             self.add_module(layer, getattr(net, layer))
         self.block_type = type(net.layer1[0]).__name__  # "BasicBlock" or "Bottleneck"
         self.base_width = int(getattr(net, "base_width", 64))
         self.requires_grad_(False)
         self.eval()
         self.channels = [self._out_channels(layer) for layer in self.layers]
-        self.strides = [4 * 2 ** RESNET_LAYERS.index(layer) for layer in self.layers]
+        self.strides = [4 * 2 ** max(0, FEATURE_LAYERS.index(layer) - 1) for layer in self.layers]
 
     def _out_channels(self, layer: str) -> int:
+        if layer == "layer0":
+            return int(self.stem[1].num_features)
         last = getattr(self, layer)[-1]
         bn = last.bn3 if hasattr(last, "bn3") else last.bn2
         return int(bn.num_features)
@@ -101,6 +113,8 @@ class ResNetFeatureMaps(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
         x = self.stem(x)
+        if "layer0" in self.layers:
+            out.append(x)
         for layer in RESNET_LAYERS:
             if not hasattr(self, layer):
                 break
@@ -134,20 +148,20 @@ def batch_statistics(module: nn.Module, momentum: float | None = None) -> Iterat
 
 
 def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray, *, image_size: int, resize: int | None,
-                 imagenet_norm: bool, device: str, batch_size: int = 32,
+                 imagenet_norm: bool, device: str, batch_size: int = 32, center: bool = False,
                  post: Any = None, dtype: torch.dtype = torch.float32,
                  state: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Frozen feature maps of all images, ``dtype`` on ``device``: one tensor per layer, or what
     ``post(maps)`` returns per batch (a tensor or list of tensors), concatenated.
 
-    ``state``: BatchNorm statistics (``bn_buffers``) used in place of the extractor's own; under
+    ``center``: inputs in [-1, 1] (``prepare_images``). ``state``: BatchNorm statistics (``bn_buffers``) used in place of the extractor's own; under
     ``batch_statistics`` they are the ones updated. Runs without gradients, channels_last and (on
     CUDA, float32) fp16 autocast. The extractor must already be in ``dtype``.
     """
     outs: list[list[torch.Tensor]] = []
     with torch.no_grad():
         for sl in batches(len(images), batch_size):
-            x = prepare_images(images[sl], image_size, resize, imagenet_norm)
+            x = prepare_images(images[sl], image_size, resize, imagenet_norm, center)
             x = x.to(device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
             with autocast(device, enabled=dtype == torch.float32):
                 maps = extractor(x) if state is None else torch.func.functional_call(extractor, state, (x,))

@@ -1,9 +1,10 @@
 """Differentiable SSIM over (feature) maps, and Gaussian smoothing of anomaly maps, in torch.
 
 ``ssim_map`` follows the common SSIM formulation that the FAE reference (FeliMe/feature-autoencoder,
-``fae/utils/pytorch_ssim.py``) uses: a normalised Gaussian window (size 11, sigma 1.5) applied
-per channel with zero padding ("same" output size), C1 = 0.01**2, C2 = 0.03**2 (data range 1; the
-feature maps are not rescaled). It works on any (N, C, H, W) tensor, under ``torch.func.vmap`` too.
+``fae/utils/pytorch_ssim.py``) uses: a normalised Gaussian window (sigma 1.5; the FAE model builds
+it with size 5, ``pytorch_ssim``'s own default is 11) applied per channel with zero padding
+("same" output size), C1 = 0.01**2, C2 = 0.03**2 (data range 1; the feature maps are not
+rescaled). Tested equal to the reference's code in tests/test_fae_reference.py. It works on any (N, C, H, W) tensor, under ``torch.func.vmap`` too.
 
 ``gaussian_blur`` reproduces ``scipy.ndimage.gaussian_filter`` on a 2-D map (mode ``reflect``,
 ``truncate=4``), which the PatchCore and Reverse Distillation references use to smooth their

@@ -3,6 +3,11 @@
 A Gaussian mixture with M components is fitted to the training images' features (optionally
 after PCA); for each component mean the nearest training image is taken, never the same image
 twice, so the subset always has M members.
+
+``reg_covar`` (1e-4; scikit-learn's default is 1e-6) is added to every variance: a component
+that holds one image, or features constant over its images, would otherwise have a (near-)zero
+variance and a degenerate likelihood; with M up to 25 components on a few hundred
+high-dimensional features that happens. The paper gives no value (its GMM code is not public).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ class GMMSelector(Selector):
         pca_components: int | None = None,
         pool: str = "train",
         max_iter: int = 100,
+        reg_covar: float = 1e-4,
     ) -> None:
         self.covariance_type = covariance_type
         self.pca_components = pca_components
         self.pool = pool
         self.max_iter = max_iter
+        self.reg_covar = float(reg_covar)
 
     def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
         from scipy.spatial.distance import cdist
@@ -50,7 +57,7 @@ class GMMSelector(Selector):
             covariance_type=self.covariance_type,
             max_iter=self.max_iter,
             random_state=seed,
-            reg_covar=1e-4,
+            reg_covar=self.reg_covar,
         ).fit(z)
         distances = cdist(gmm.means_, z, "sqeuclidean")  # (M, N)
         chosen: list[int] = []
