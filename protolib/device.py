@@ -30,7 +30,7 @@ GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/nvmap", 
 ADVICE = (
     "install a torch built for CUDA that this node's driver supports (docs/cluster.md, "
     "\"Check the GPU environment\"), or run without a GPU: --config device=cpu (then no job asks "
-    "SLURM for one)"
+    "SLURM for one; protolib rank: --device cpu)"
 )
 
 _resolved: list[str] = []  # devices this process computed on, in first-use order
