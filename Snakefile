@@ -17,6 +17,7 @@ os.environ.update(
 )
 
 from protolib import config as protolib_config
+from protolib import device as device_check
 from protolib import pipeline as pl
 from protolib import slurm as slurm_check
 from protolib.layout import Layout
@@ -69,6 +70,11 @@ rule all:
 
 
 onstart:
+    # local executor: `device: cuda` on a machine without a usable GPU stops here, before any job
+    try:
+        device_check.check_workflow(workflow, config["device"])
+    except device_check.DeviceError as err:
+        sys.exit(f"error: {err}")
     # slurm executor: stop here if a job asks for more than any node has (it would pend forever)
     slurm_check.check_workflow(workflow)
 

@@ -3,6 +3,10 @@
 Every file the pipeline writes goes through these helpers: the content is written to a
 temporary file in the target folder and renamed into place, so a job killed mid-way never
 leaves a half-written output that a rerun would trust.
+
+Provenance: a JSON object or ``.npz`` ``meta`` that records its ``config`` also gets ``run``,
+where it was computed (:func:`protolib.device.run_record`: device, GPU, torch and CUDA
+versions), added here once for every output rather than by each writer.
 """
 
 from __future__ import annotations
@@ -79,9 +83,18 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def with_run(obj: Any) -> Any:
+    """``obj`` with a ``run`` entry (where it was computed) when it records its ``config``."""
+    if isinstance(obj, dict) and "config" in obj and "run" not in obj:
+        from protolib.device import run_record
+
+        return {**obj, "run": run_record()}
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON with sorted keys so the same content always gives the same bytes."""
-    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(with_run(obj), indent=1, sort_keys=True, default=_json_default) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -98,7 +111,7 @@ def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
     stored = {}
     for key, value in arrays.items():
         if key == "meta":
-            stored[key] = np.array(json.dumps(value, sort_keys=True, default=_json_default))
+            stored[key] = np.array(json.dumps(with_run(value), sort_keys=True, default=_json_default))
         else:
             stored[key] = np.asarray(value)
     np.savez(buf, **stored)

@@ -5,6 +5,9 @@ thing, so that logging, warnings, prints and the output of C extensions (file de
 2) land there instead of being interleaved on the terminal with other jobs. A job that fails
 still prints its error on the terminal too (and in the log), so Snakemake's own report of the
 failure names the cause.
+
+The first line a job writes to its log names the device it computes on (``protolib: rule
+score_chunk on device cuda:0 (NVIDIA H200; torch 2.14.1+cu130, built for CUDA 13.0)``).
 """
 
 from __future__ import annotations
@@ -56,3 +59,16 @@ def to_rule_log(smk: Any) -> None:
         terminal.flush()
 
     sys.excepthook = report_failure
+    print(f"protolib: rule {getattr(smk, 'rule', '?')} on {job_device(smk)}", flush=True)
+
+
+def job_device(smk: Any) -> str:
+    """Resolve the device of a GPU rule's job (its ``resources`` declare ``gpu``) now, before
+    any work, and describe it. A job given a GPU it cannot use stops here (DeviceError); a CPU
+    rule's job does not import torch."""
+    from protolib.device import describe_run, resolve_device
+
+    resources = getattr(smk, "resources", None)
+    if resources is not None and "gpu" in resources.keys():
+        resolve_device((getattr(smk, "config", None) or {}).get("device", "auto"))
+    return describe_run()

@@ -5,6 +5,8 @@ the partition has: reason `PartitionConfig`), and the executor plugin keeps poll
 run would wait without a word. The Snakefile's `onstart` calls `check_workflow` with the slurm
 executor: it compares each job's (and group job's) request, as the plugin will submit it, with
 the nodes `sinfo` lists, and raises `UnsatisfiableRequest` naming the rule and the request.
+It also refuses a job that uses no GPU but would ask for one (a `gpu_model` in the profile's
+default-resources: the plugin turns it into `--gpus=<model>:1` for every job).
 """
 
 from __future__ import annotations
@@ -94,6 +96,20 @@ def job_request(job: Any) -> Request:
     return Request(name, res.get("slurm_partition") or None, int(cpus), int(mem or 0), int(gpus))
 
 
+def stray_gpu_requests(jobs: Iterable[Any]) -> list[str]:
+    """Jobs without a GPU (`gpu` resource 0 or absent: CPU rules, GPU rules under `device: cpu`)
+    whose sbatch arguments, as the plugin builds them, would still ask for a GPU."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    problems = []
+    for job in jobs:
+        if int(job.resources.get("gpu", 0) or 0) == 0:
+            gres = set_gres_string(job).strip()
+            if "gpu" in gres:
+                problems.append(f"{job_request(job).name}: {gres}")
+    return sorted(set(problems))
+
+
 def check_workflow(workflow: Any) -> None:
     """Raise `UnsatisfiableRequest` if a job of this run cannot fit a node (slurm executor only)."""
     if getattr(workflow.executor_plugin, "name", None) != "slurm":
@@ -101,6 +117,14 @@ def check_workflow(workflow: Any) -> None:
     dag = workflow.dag
     # a grouped job is submitted as its group job (Snakemake keeps the map in dag._group)
     submitted = {dag._group.get(job, job) if job.group else job for job in dag.needrun_jobs()}
+    stray = stray_gpu_requests(submitted)
+    if stray:
+        raise UnsatisfiableRequest(
+            "these jobs use no GPU but would ask SLURM for one: a `gpu_model` (or a gpu `gres`) in the "
+            "profile's default-resources reaches every job (the slurm plugin then asks for "
+            "--gpus=<model>:1); remove it there and set the config key gpu_model instead, which "
+            "only the GPU rules use (docs/cluster.md):\n  " + "\n  ".join(stray)
+        )
     requests = {job_request(job) for job in submitted}
     nodes = query_nodes()
     if nodes is None:

@@ -29,8 +29,13 @@ PACKAGES = ["slurm-wlm", "slurmdbd", "munge", "mariadb-server"]
 COMMANDS = ["slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "mariadb-install-db", "sbatch", "sacct"]
 CLUSTER = "protolibtest"
 PARTITION = "main"
-NODE_CPUS = 2  # the "2-CPU partition": grouped jobs must fit in it
-NODE_MEM_MB = 16000  # the profile's largest request (8000 MB) twice, i.e. its first retry
+# the node: room for three GPU jobs (the profile's cpus_per_gpu 4, 8000 MB each) so that only
+# the two stand-in GPUs keep a third waiting; declared bigger than the machine (config_overrides)
+NODE_CPUS = 12
+NODE_MEM_MB = 24000
+#: two stand-in GPUs of one type: gres/gpu needs device files, and any will do (nothing uses them)
+GPU_TYPE = "tesla"
+GPU_FILES = ("/dev/null", "/dev/zero")
 
 
 class ClusterError(RuntimeError):
@@ -75,7 +80,9 @@ def sbin(name: str) -> str:
 
 @dataclass
 class SlurmCluster:
-    """One node (`NODE_CPUS` CPUs, `NODE_MEM_MB` MB, no GPU) in one partition, with accounting."""
+    """One node (`NODE_CPUS` CPUs, `NODE_MEM_MB` MB, two stand-in GPUs of type `GPU_TYPE`) in one
+    partition, with accounting (sacct's AllocTRES shows gres/gpu). A job granted a GPU gets
+    CUDA_VISIBLE_DEVICES (0 or 1) as on a real GPU node, but no CUDA behind it."""
 
     root: Path
     node_cpus: int = NODE_CPUS
@@ -183,6 +190,7 @@ class SlurmCluster:
             + f"StoragePort={self.db_port}\nStorageUser=slurm\nStoragePass=slurm\nStorageLoc=slurm_acct_db\n"
         )
         dbd.chmod(0o600)  # slurmdbd refuses a config others can read (it holds the DB password)
+        (r / "gres.conf").write_text("".join(f"Name=gpu Type={GPU_TYPE} File={f}\n" for f in GPU_FILES))
         self.conf.write_text(
             f"ClusterName={CLUSTER}\nSlurmctldHost={self.node}(127.0.0.1)\n"
             + auth
@@ -197,13 +205,16 @@ class SlurmCluster:
             + "JobAcctGatherType=jobacct_gather/none\nJobCompType=jobcomp/none\n"
             # sacct shows the plugin's --comment (rule_<rule>_wildcards_...), which names the rule
             + "AccountingStoreFlags=job_comment\n"
+            # GPUs: gres counted and accounted; jobs without --mem get 1000 MB per CPU, not the node
+            + f"GresTypes=gpu\nAccountingStorageTRES=gres/gpu,gres/gpu:{GPU_TYPE}\nDefMemPerCPU=1000\n"
             + f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
             + f"AccountingStoragePort={self.dbd_port}\n"
             # the munge socket for talking to slurmdbd (AuthInfo covers only slurmctld/slurmd)
             + f"AccountingStoragePass={self.munge_socket}\n"
             # the node may be declared bigger than the machine (CI runners with 1 CPU)
             + "SlurmdParameters=config_overrides\n"
-            + f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.node_cpus} RealMemory={self.node_mem_mb} State=UNKNOWN\n"
+            + f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.node_cpus} RealMemory={self.node_mem_mb} "
+            + f"Gres=gpu:{GPU_TYPE}:{len(GPU_FILES)} State=UNKNOWN\n"
             + f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n"
         )
 

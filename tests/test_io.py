@@ -20,7 +20,9 @@ def test_failed_write_leaves_previous_content_and_no_temp_files(tmp_path):
 def test_npz_round_trip_keeps_meta(tmp_path):
     io.write_npz(tmp_path / "x.npz", scores=np.arange(6.0).reshape(2, 3), meta={"config": {"seed": 3}})
     back = io.read_npz(tmp_path / "x.npz")
-    assert back["meta"] == {"config": {"seed": 3}} and back["scores"].shape == (2, 3)
+    from protolib.device import run_record
+
+    assert back["meta"] == {"config": {"seed": 3}, "run": run_record()} and back["scores"].shape == (2, 3)
 
 
 def test_truncated_npz_is_a_clear_error(tmp_path):

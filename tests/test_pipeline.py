@@ -109,6 +109,32 @@ def test_results_carry_their_config(study):
     assert len(subset["info"]["best_per_generation"]) == evolutionary["generations"] + 1
 
 
+def test_every_output_names_its_device_and_every_log_starts_with_it(study):
+    """device cpu: each file that records its config also records where it was computed
+    (protolib.io adds `run`), and each job's log opens with the same device line."""
+    results, _ = study
+    from protolib import io
+    from protolib.device import describe_run, torch_build
+
+    version, cuda = torch_build()
+    expected = {"device": "cpu", "gpu": None, "torch": version, "torch_cuda": cuda}
+    records = [json.loads(p.read_text()) for p in results.rglob("*.json")]
+    records += [io.read_npz(p)["meta"] for p in results.rglob("*.npz")]
+    with_config = [r for r in records if isinstance(r, dict) and "config" in r]
+    kinds = {p.relative_to(results).parts[0] for p in [*results.rglob("*.json"), *results.rglob("*.npz")]}
+    assert {"data", "splits", "features", "scores", "subsets", "eval", "transfer"} <= kinds, kinds
+    assert len(with_config) > 50
+    assert all(r.get("run") == expected for r in with_config), [r.get("run") for r in with_config][:3]
+    logs = sorted((results / "logs").rglob("*.log"))
+    assert {p.relative_to(results / "logs").parts[0] for p in logs} >= {"features", "score_chunk", "evaluate_full"}
+    for log in logs:
+        first = log.read_text().splitlines()[0]
+        rel = log.relative_to(results / "logs")
+        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem  # logs/<rule>/<wildcards>.log, logs/<rule>.log
+        assert first.startswith(f"protolib: rule {rule} on "), (log, first)
+        assert first.endswith(describe_run(expected)), (log, first)
+
+
 def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
     results, config = study
     path = write_config(tmp_path / "small.yaml", config)

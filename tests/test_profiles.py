@@ -63,22 +63,23 @@ def planned_resources(log: str) -> dict[str, list[dict[str, str]]]:
 # ----------------------------------------------------------------------------- the YAML itself
 @pytest.mark.parametrize("name", ["local", "slurm"])
 def test_profile_names_no_gpu_rule(name):
-    """The GPU need is declared on the rules (resources: gpu=gpu_request()), so a profile lists
-    no GPU rule: a new evaluate_<method> or transfer_<name> rule gets its GPU without an edit."""
+    """The GPU need is declared on the rules (resources: **gpu_resources()), so a profile lists
+    no GPU rule: a new evaluate_<method> or transfer_<name> rule gets its GPU without an edit.
+    No GPU setting at all: the slurm plugin would give a default `gpu_model` to every job."""
     prof = load(name)
     assert prof["scheduler"] == "greedy"
     assert not prof.get("use-conda") and prof.get("software-deployment-method") in (None, [], "")
     for rule, values in prof.get("set-resources", {}).items():
-        assert "gpu" not in values and "gres" not in values, rule
-    assert "gpu" not in prof.get("default-resources", {})
+        assert not any(k.startswith("gpu") or k == "gres" for k in values), rule
+    assert not any(k.startswith("gpu") or k == "gres" for k in prof.get("default-resources", {}))
     assert not GPU_RULES & set(prof.get("groups", {})), "GPU rules must stay out of CPU groups"
 
 
 def test_gpu_rules_declare_their_gpu_from_the_device():
     blocks = rule_blocks()
-    declared = {name for name, block in blocks.items() if re.search(r"^\s+gpu=gpu_request\(\),$", block, re.M)}
+    declared = {name for name, block in blocks.items() if re.search(r"^\s+\*\*gpu_resources\(\),$", block, re.M)}
     assert declared == {"features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}, declared
-    assert not any("gpu=" in block for name, block in blocks.items() if name not in declared)
+    assert not any(re.search(r"gpu\w*=", block) for name, block in blocks.items() if name not in declared)
 
 
 def test_slurm_profile_keys():
@@ -212,12 +213,8 @@ def opt(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-@pytest.mark.slow
-@needs_slurm_plugin
-@pytest.mark.parametrize("device", ["auto", "cpu"])
-def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
-    """device auto (or cuda): the GPU rules ask for a GPU; device cpu: no rule does, so the same
-    profile runs on a CPU-only cluster (which rejects --gpus)."""
+def fake_slurm(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The stand-in SLURM commands: their folder (calls.jsonl) and the environment using them."""
     fake = tmp_path / "fake_slurm"
     bin_dir = fake / "bin"
     bin_dir.mkdir(parents=True)
@@ -225,15 +222,27 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
         script = bin_dir / tool
         script.write_text(FAKE_SLURM.format(python=sys.executable))
         script.chmod(0o755)
+    env = clean_env(bin_dir)
+    env["FAKE_SLURM_DIR"] = str(fake)
+    return fake, env
+
+
+@pytest.mark.slow
+@needs_slurm_plugin
+@pytest.mark.parametrize(("device", "gpu_model"), [("auto", None), ("cpu", None), ("auto", "tesla"), ("cpu", "tesla")])
+def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
+    """device auto (or cuda): the GPU rules ask for a GPU, of the config's gpu_model if set;
+    device cpu: no rule does, so the same profile runs on a CPU-only cluster (which rejects
+    --gpus); CPU rules never do, gpu_model or not."""
+    fake, env = fake_slurm(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "device": device}))
+    config = {**TINY, "device": device, **({"gpu_model": gpu_model} if gpu_model else {})}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
     # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
     # `features` (GPU) and the `splits` group (CPU).
     (work / "results" / "data").mkdir(parents=True)
     (work / "results" / "data" / "digits.npz").touch()
-    env = clean_env(bin_dir)
-    env["FAKE_SLURM_DIR"] = str(fake)
 
     # Stand-in SLURM runs nothing, so each job fails for missing outputs and is retried once.
     proc = snakemake(
@@ -269,7 +278,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
         comment = opt(args, "--comment")  # rule_<rule>_wildcards_... or rule_<group>_<rules>
         by_rule.setdefault(comment.split("_wildcards_")[0].removeprefix("rule_"), []).append(args)
 
-    gpu_request = re.compile(r"^--(gpus=(\w+:)?1|gres=gpu(:\w+)?:1)$")
+    gpu_request = re.compile(r"^--gpus=tesla:1$" if gpu_model else r"^--gpus=1$")
     assert set(by_rule) == {"features", "splits_split"}, sorted(by_rule)
     for args in by_rule["features"]:
         if device == "cpu":
@@ -279,7 +288,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device):
             assert any(gpu_request.match(a) for a in args), args
             assert "--cpus-per-gpu=4" in args
     for args in by_rule["splits_split"]:
-        assert not any(a.startswith(("--gpus", "--gres")) for a in args), args
+        assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
         assert "--ntasks=1" in args and "--cpus-per-task=1" in args
 
     # more memory (and time) on the retry: mem_mb "8000 * attempt", runtime "120 * attempt"
@@ -322,10 +331,30 @@ def rule_envs() -> dict[str, str]:
 
 def test_gpu_rules_run_in_the_gpu_environment_and_both_envs_are_pinned():
     envs = rule_envs()
-    gpu_rules = {name for name, block in rule_blocks().items() if "gpu=gpu_request()" in block}
+    gpu_rules = {name for name, block in rule_blocks().items() if "**gpu_resources()" in block}
     assert {n for n, env in envs.items() if env == "GPU_ENV"} == gpu_rules
     cpu, cuda = (yaml.safe_load((REPO / "envs" / f).read_text())["dependencies"]
                  for f in ("protolib.yaml", "protolib-cuda.yaml"))
     assert all(re.fullmatch(r"[\w.-]+=[\d.]+(=\S+)?", dep) for dep in cpu + cuda), "every package pinned"
     assert [d for d in cpu if not d.startswith("pytorch=")] == [d for d in cuda if not d.startswith("pytorch=")]
     assert "pytorch=2.14=cuda*" in cuda
+
+
+@pytest.mark.slow
+@needs_slurm_plugin
+def test_a_gpu_model_in_default_resources_is_refused_before_submission(tmp_path):
+    """The plugin turns a `gpu_model` resource into --gpus=<model>:1 for every job that has one:
+    in default-resources (the former advice) every CPU job would hold a GPU. The run stops first."""
+    fake, env = fake_slurm(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (work / "results" / "data").mkdir(parents=True)
+    (work / "results" / "data" / "digits.npz").touch()
+    proc = snakemake(work, "results/splits/digits/0.json", "--profile", str(PROFILES / "slurm"),
+                     "--default-resources", "gpu_model=tesla", "mem_mb=1000", env=env, timeout=120)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "these jobs use no GPU but would ask SLURM for one" in log, log[-3000:]
+    assert "(split): --gpus=tesla:1" in log, log[-3000:]
+    assert not (fake / "calls.jsonl").exists() or not sbatch_calls(fake), "submitted before the check"

@@ -1,8 +1,10 @@
 """The SLURM profile on a real single-node SLURM (tests/slurm_cluster.py), started once per session.
 
-Every run goes through the shipped `workflow/profiles/slurm` unchanged, with `--config
-device=cpu` (the node has no GPU) and test-only status-check intervals on the command line.
-The node has 2 CPUs and 16 GB, so a group job that asks for more would never start.
+Every run goes through the shipped `workflow/profiles/slurm` unchanged, with test-only
+status-check intervals on the command line. The node has 12 CPUs, 24 GB and two stand-in GPUs
+(gres on /dev/null and /dev/zero: SLURM grants them and sets CUDA_VISIBLE_DEVICES, but there is
+no CUDA behind them). The study runs with `--config device=cpu`, asking for no GPU; with the
+default `device: auto` the GPU jobs, granted a GPU torch cannot use, must stop at their start.
 Select these tests with `-m slurm`; they need root (to start the daemons) and Debian's
 `slurm-wlm slurmdbd munge mariadb-server`, which the fixture installs when they are missing.
 """
@@ -98,7 +100,7 @@ def submitted_ids(log: str) -> list[str]:
 
 
 def sacct(cluster, ids: list[str]) -> pd.DataFrame:
-    fields = "JobID,Comment,State,ReqCPUS,ReqMem,ReqTRES,Submit,Start,End"
+    fields = "JobID,Comment,State,ReqCPUS,ReqMem,ReqTRES,AllocTRES,Submit,Start,End"
     out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", fields],
                          env=cluster.env, capture_output=True, text=True, check=True).stdout
     rows = [line.split("|") for line in out.splitlines() if line]
@@ -157,8 +159,9 @@ def test_study_runs_on_slurm_and_equals_the_local_run(slurm_study):
     pd.testing.assert_frame_equal(slurm_t1, local_t1, check_exact=True)
     assert read_tables(results) == read_tables(local / "results")
 
-    # sacct: every submission of every rule (and group) COMPLETED, none asked for a GPU
+    # sacct: every submission of every rule (and group) COMPLETED, none asked for or held a GPU
     assert (jobs["State"] == "COMPLETED").all(), jobs[["JobID", "rule", "State"]]
+    assert not jobs["AllocTRES"].str.contains("gres/gpu").any(), jobs[["rule", "AllocTRES"]]
     rules = set(jobs["rule"])
     expected = {"prepare", "features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_evolutionary"}
     assert expected <= rules, rules
@@ -167,7 +170,7 @@ def test_study_runs_on_slurm_and_equals_the_local_run(slurm_study):
 
 
 @pytest.mark.slurm
-def test_group_jobs_fit_a_2_cpu_node(slurm_study):
+def test_group_jobs_ask_one_cpu(slurm_study):
     """Groups ask for no more than one rule's request times what runs side by side (profile
     `cores: 1`): the selection group of merge_scores + 2 select_* asks 1 CPU and 4 GB, not 3 and 12."""
     _, _, jobs = slurm_study
@@ -261,13 +264,107 @@ def test_failed_job_is_retried(resumed_study, slurm):
 # ----------------------------------------------------------------------------- unsatisfiable
 @pytest.mark.slurm
 def test_request_no_node_can_hold_stops_before_submission(slurm, tmp_path):
-    """4 CPUs on the 2-CPU node: SLURM would keep the job PENDING (PartitionConfig) forever; the
+    """32 CPUs on the 12-CPU node: SLURM would keep the job PENDING (PartitionConfig) forever; the
     Snakefile's onstart pre-check (protolib.slurm) stops the run first, naming rule and request."""
     write_config(tmp_path / "config.yaml", study_config())
-    cmd = profile_run(slurm, tmp_path, "--set-resources", "score_chunk:cpus_per_task=4")
+    cmd = profile_run(slurm, tmp_path, "--set-resources", "score_chunk:cpus_per_task=32")
     proc = run(slurm, cmd, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0, log[-3000:]
-    assert "rule score_chunk: asks for 4 CPUs, 8000 MB memory, 0 GPUs in the default partition" in log, log[-3000:]
-    assert "largest: 2 CPUs, 16000 MB" in log
+    assert "rule score_chunk: asks for 32 CPUs, 8000 MB memory, 0 GPUs in the default partition" in log, log[-3000:]
+    assert "largest: 12 CPUs, 24000 MB, 2 GPUs" in log
     assert not submitted_ids(log), "jobs were submitted before the check"
+
+
+# ----------------------------------------------------------------------------- GPUs
+GPU_RULES = {"features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_evolutionary"}
+
+
+def gpu_study_config() -> dict:
+    """study_config with one class and an image detector (PatchCore): its score_chunk and
+    evaluate_full jobs need no feature cache, so they are ready beside the feature cache's
+    `features`: three GPU jobs per run for the two GPUs."""
+    config = study_config()
+    config["datasets"]["digits"]["classes"] = [3]
+    config["models"] = {"patchcore": {"detector": "patchcore", "backbone": "wide_resnet50_2", "weights": "none",
+                                      "image_size": 32}}
+    config["runs"] = [{"dataset": "digits", "model": "patchcore"}]
+    return config
+
+
+def most_at_once(jobs: pd.DataFrame) -> int:
+    """The largest number of these jobs running at one time (sacct's Start/End; a job ending in
+    the second another starts is not counted with it)."""
+    events = sorted([(t, 1) for t in pd.to_datetime(jobs["Start"])] + [(t, -1) for t in pd.to_datetime(jobs["End"])])
+    running = most = 0
+    for _, step in events:  # ends sort before starts at the same time
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.fixture(scope="session")
+def gpu_runs(slurm, tmp_path_factory) -> dict:
+    """The study with the default `device: auto` on the node with two stand-in GPUs (granted,
+    no CUDA behind them), as shipped and with `--config gpu_model=tesla`, both at once (so six
+    GPU jobs compete for the two GPUs). `--retries 0` (test-only): every attempt fails alike."""
+    runs = {}
+    for gpu_model in (None, "tesla"):
+        work = tmp_path_factory.mktemp(f"gpu_run_{gpu_model or 'any'}")
+        write_config(work / "config.yaml", gpu_study_config())
+        extra = ["--config", f"gpu_model={gpu_model}"] if gpu_model else []
+        cmd = snakemake_command(*TARGETS, "--profile", str(PROFILE), "--configfile", str(work / "config.yaml"),
+                                *extra, *FAST, "--retries", "0", workdir=work)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        runs[gpu_model] = (work, proc)
+    out = {}
+    for gpu_model, (work, proc) in runs.items():
+        try:
+            log = proc.communicate(timeout=RUN_TIMEOUT)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log = proc.communicate()[0]
+        out[gpu_model] = (work, proc.returncode, log, sacct(slurm, submitted_ids(log)))
+    return out
+
+
+@pytest.mark.slurm
+def test_gpu_jobs_hold_one_gpu_cpu_jobs_none_and_two_run_at_once(gpu_runs):
+    all_gpu = []
+    for gpu_model, (_, _, _, jobs) in gpu_runs.items():
+        gpu = jobs[jobs["rule"].isin(GPU_RULES)]
+        cpu = jobs[~jobs["rule"].isin(GPU_RULES)]
+        assert set(gpu["rule"]) == {"features", "score_chunk", "evaluate_full"}, jobs[["rule", "State"]]
+        assert {r.split("_")[0] for r in cpu["rule"]} == {"prepare", "splits"}, jobs[["rule", "State"]]
+        assert gpu["AllocTRES"].str.contains(r"(?:^|,)gres/gpu=1(?:,|$)").all(), gpu[["rule", "AllocTRES"]]
+        assert not cpu["AllocTRES"].str.contains("gres/gpu").any(), cpu[["rule", "AllocTRES"]]
+        assert not cpu["ReqTRES"].str.contains("gres/gpu").any(), cpu[["rule", "ReqTRES"]]
+        # gpu_model reaches the GPU jobs' request (--gpus=tesla:1), and only theirs
+        typed = gpu["ReqTRES"].str.contains("gres/gpu:tesla=1")
+        assert (typed.all() if gpu_model else not typed.any()), (gpu_model, gpu[["rule", "ReqTRES"]])
+        assert (cpu["State"] == "COMPLETED").all(), cpu[["rule", "State"]]
+        all_gpu.append(gpu)
+    gpu = pd.concat(all_gpu)
+    assert len(gpu) == 6  # more GPU jobs than GPUs ...
+    assert most_at_once(gpu) <= 2, gpu[["rule", "Start", "End"]]  # ... but never more than two at once
+
+
+@pytest.mark.slurm
+def test_auto_on_a_gpu_without_cuda_stops_at_the_job_start_not_on_the_cpu(gpu_runs):
+    for work, returncode, log, jobs in gpu_runs.values():
+        assert returncode == 1, log[-3000:]
+        assert "Error in rule score_chunk" in log and "Error in rule evaluate_full" in log, log[-3000:]
+        gpu = jobs[jobs["rule"].isin(GPU_RULES)]
+        assert (gpu["State"] == "FAILED").all(), gpu[["rule", "State"]]
+        results = work / "results"
+        computed = [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
+        assert not computed, computed
+        logs = [p for rule in ("features", "score_chunk", "evaluate_full")
+                for p in (results / "logs" / rule).rglob("*.log")]
+        assert len(logs) == 3, logs
+        for path in logs:
+            text = path.read_text()
+            assert "device: auto with a GPU granted (CUDA_VISIBLE_DEVICES=" in text, text[-2000:]
+            assert "torch cannot use a CUDA GPU here" in text and "driver:" in text and "--config device=cpu" in text
+            assert "on device cpu" not in text, text[-2000:]  # nothing ran on the CPU instead

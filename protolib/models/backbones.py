@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from protolib.device import GPU_DEVICE_FILES, resolve_device  # noqa: F401  (models import them from here)
 from protolib.registry import Registry
 
 BackboneFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
@@ -29,26 +30,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def backbone_names() -> list[str]:
     return BACKBONES.names()
-
-
-#: device files through which torch.cuda reaches a GPU: NVIDIA (Linux, WSL2's /dev/dxg, Jetson's
-#: /dev/nvmap) and AMD ROCm (/dev/kfd). Without any of them torch.cuda.is_available() is False,
-#: so ``auto`` answers ``cpu`` without importing torch
-GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/nvmap", "/dev/kfd")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks the GPU that is visible (the one SLURM granted), else the CPU. On a machine
-    without GPU device files torch is not imported (4 s of CPU at the start of every job)."""
-    if device != "auto":
-        return device
-    import sys
-
-    if "torch" not in sys.modules and not any(Path(f).exists() for f in GPU_DEVICE_FILES):
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 #: the seed of a ``weights: none`` network's random initialisation

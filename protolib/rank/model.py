@@ -55,9 +55,13 @@ def resolve_device(device: str) -> str:
     """``auto`` -> cuda or cpu; a CUDA device that torch cannot see is the user's error."""
     import torch
 
+    from protolib.device import DeviceError
     from protolib.models.backbones import resolve_device as resolve
 
-    device = resolve(device)
+    try:
+        device = resolve(device)
+    except DeviceError as err:
+        raise RankError(f"--device {device}: {err}") from err
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RankError(f"--device {device}: no CUDA GPU is visible to torch (use --device cpu or auto)")
     return device

@@ -20,11 +20,18 @@ GPU_ENV = (
 )
 
 
-def gpu_request():
-    """GPUs each GPU job asks for (`resources` key `gpu`): none with `device: cpu`, so the same SLURM
-    profile runs on CPU-only clusters (which reject `--gpus`), else one (`cuda`, `auto`).
+def gpu_resources():
+    """The GPU rules' GPU request (`resources: **gpu_resources()`): `gpu` 0 with `device: cpu`,
+    so the same SLURM profile runs on CPU-only clusters (which reject `--gpus`), else 1 (`cuda`,
+    `auto`), and the config's `gpu_model` with it. Only here: the slurm plugin (2.8) turns a
+    `gpu_model` resource into `--gpus=<model>:<gpu or 1>` for every job that has one, so in a
+    profile's default-resources it would give every CPU job a GPU.
     """
-    return 0 if config["device"] == "cpu" else 1
+    if config["device"] == "cpu":
+        return {"gpu": 0}
+    if config.get("gpu_model"):
+        return {"gpu": 1, "gpu_model": config["gpu_model"]}
+    return {"gpu": 1}
 
 
 LAYOUT = Layout(R)

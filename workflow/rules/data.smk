@@ -54,8 +54,8 @@ rule features:
     conda:
         GPU_ENV
     resources:
+        **gpu_resources(),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        gpu=gpu_request(),
     params:
         model=lambda w: FEATURE_MODELS[w.fkey],
         settings=lambda w: pl.provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),

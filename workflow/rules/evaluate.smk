@@ -19,8 +19,8 @@ for _method in METHODS:
         conda:
             GPU_ENV
         resources:
+            **gpu_resources(),
             mem_mb=lambda wildcards, attempt: 8000 * attempt,
-            gpu=gpu_request(),
         params:
             settings=lambda w: pl.provenance(config, w.dataset, w.model),
         script:
@@ -41,8 +41,8 @@ rule evaluate_full:
     conda:
         GPU_ENV
     resources:
+        **gpu_resources(),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        gpu=gpu_request(),
     params:
         settings=lambda w: pl.provenance(config, w.dataset, w.model),
     script:

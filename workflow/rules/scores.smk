@@ -16,8 +16,8 @@ rule score_chunk:
     conda:
         GPU_ENV
     resources:
+        **gpu_resources(),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        gpu=gpu_request(),
     params:
         settings=lambda w: {
             **pl.provenance(config, w.dataset, w.model),

@@ -35,8 +35,8 @@ for _entry in TRANSFER.values():
         conda:
             GPU_ENV
         resources:
+            **gpu_resources(),
             mem_mb=lambda wildcards, attempt: 8000 * attempt,
-            gpu=gpu_request(),
         params:
             name=_entry["name"],
             # the rerun trigger: a changed source or target setting (the target's k, say) reruns
