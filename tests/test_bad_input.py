@@ -16,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from protolib import io, pipeline
+from protolib import integrity, io, pipeline
 from protolib.checks import InputMismatchError
 from protolib.config import ConfigError, load, validate
 from tests.helpers import REPO, small_config, snakemake, write_config
@@ -243,12 +243,11 @@ def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
 def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, monkeypatch):
     """The stored digest lets a reader skip recomputing the AUROCs only for the file as written:
     scores edited afterwards (two rows swapped, so sample_auroc no longer matches them) are
-    recomputed and refused."""
+    recomputed and refused; an edit that keeps them consistent is refused by the digest."""
     from protolib import checks
 
     config, split, features, matrix = scored
     data = io.read_npz(matrix)
-    assert str(data["digest"]) == checks.scores_digest(data["scores"], data["val_labels"], data["sample_auroc"])
     calls = []
     monkeypatch.setattr(checks, "rowwise_auroc", lambda *a: calls.append(1) or (_ for _ in ()).throw(AssertionError))
     checks.read_scores(matrix)  # as written: no recomputation
@@ -259,12 +258,87 @@ def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, m
     _edit_matrix(matrix, scores=scores)
     with pytest.raises(InputMismatchError, match="sample_auroc is not the AUROC of the score rows"):
         checks.read_scores(matrix)
+    _edit_matrix(matrix, scores=data["scores"] + 1.0)  # every score shifted: the same AUROCs
+    with pytest.raises(InputMismatchError, match=r"do not match their digest.*snakemake --forcerun merge_scores"):
+        checks.read_scores(matrix)
+
+
+# ----------------------------------------------------------------------------- edited intermediates
+def _edit_json(path: Path, **changes) -> None:
+    """Edit a file as a user would in an editor (its digest left as it was)."""
+    data = json.loads(Path(path).read_text())
+    data.update(changes)
+    Path(path).write_text(json.dumps(data))
+
+
+@pytest.fixture
+def selected(scored, tmp_path):
+    """The ``scored`` class with greedy subsets and their evaluations."""
+    config, split, features, matrix = scored
+    subsets = pipeline.select_subsets(config, "digits", "knn", "greedy", split, matrix, features, tmp_path / "greedy")
+    evals = [str(tmp_path / "eval" / p.name) for p in subsets]
+    pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, list(map(str, subsets)), evals)
+    return config, split, features, subsets, evals
+
+
+def test_a_subset_with_more_ids_than_its_M_is_refused(selected, tmp_path):
+    """Subset ids edited to [479, 479, 476] for M = 1 were evaluated as n_train: 3."""
+    config, split, features, subsets, evals = selected
+    m1 = next(p for p in subsets if p.name == "M1_seed0.json")
+    train = json.loads(Path(split).read_text())["train"]
+    _edit_json(m1, ids=[train[0], train[0], train[1]])
+    with pytest.raises(InputMismatchError, match=r"M1_seed0\.json: .*digest.*snakemake --forcerun select_greedy"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    # written so by a job (a selector's bug): its size is checked all the same
+    integrity.write_json(m1, {**json.loads(m1.read_text()), "ids": [train[0], train[0], train[1]]})
+    with pytest.raises(InputMismatchError, match=r"repeats ids"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    integrity.write_json(m1, {**json.loads(m1.read_text()), "ids": train[:3]})
+    with pytest.raises(InputMismatchError, match=r"lists 3 ids for M = 1"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
+    """test_auroc edited to 0.999 in one evaluation file showed as 99.95 in Table 1, underlined."""
+    from protolib import report
+
+    config, split, features, subsets, evals = selected
+    report.write_evaluation_csv(evals, tmp_path / "evaluation.csv")  # as written: fine
+    _edit_json(Path(evals[0]), test_auroc=0.999)
+    with pytest.raises(InputMismatchError, match=rf"{evals[0]}: its content does not match its digest.*"
+                                                 r"snakemake --forcerun evaluate_greedy"):
+        report.write_evaluation_csv(evals, tmp_path / "evaluation2.csv")
+    assert not (tmp_path / "evaluation2.csv").exists()
+
+
+def test_a_split_or_prepared_data_edited_is_refused(scored, tmp_path):
+    config, split, features, matrix = scored
+    record = json.loads(Path(split).read_text())
+    _edit_json(split, train=record["train"][:-1] + record["test"]["ids"][:1])
+    with pytest.raises(InputMismatchError, match=r"split\.json: .*digest.*snakemake --forcerun split"):
+        pipeline.select_subsets(config, "digits", "knn", "greedy", split, matrix, features, tmp_path / "out")
+    data = io.read_npz(tmp_path / "digits.npz")
+    data["images"] = data["images"].copy()
+    data["images"][0, 0, 0] ^= 1
+    io.write_npz(tmp_path / "digits.npz", **data)
+    with pytest.raises(InputMismatchError, match=r"digits\.npz: .*digest.*snakemake --forcerun prepare"):
+        pipeline.make_split(config, "digits", 3, tmp_path / "digits.npz", tmp_path / "split2.json")
+
+
+def test_a_matrix_from_another_split_is_refused(scored, tmp_path):
+    """Each file records the digests of the files it was made from; a reader that has both checks them."""
+    config, split, features, matrix = scored
+    other = tmp_path / "other_split.json"  # the same ids, written with other settings (so another digest)
+    integrity.write_json(other, {**json.loads(Path(split).read_text()), "config": {"seed": 99}})
+    with pytest.raises(InputMismatchError, match=r"matrix\.npz: was made from another split file than"):
+        pipeline.select_subsets(config, "digits", "knn", "greedy", other, matrix, features, tmp_path / "out")
 
 
 def test_a_subset_with_test_ids_is_refused_by_evaluation(scored, tmp_path):
     config, split, features, _ = scored
     test_ids = json.loads(Path(split).read_text())["test"]["ids"][:5]
-    io.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
+    integrity.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
     with pytest.raises(InputMismatchError, match=r"subset\.json: subset ids .* are not training images of"):
         pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
                                   [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])

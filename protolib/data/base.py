@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib import io
+from protolib import integrity
 from protolib.registry import Registry
 
 
@@ -47,12 +47,14 @@ class ImageDataset:
     def save(self, path: str | Path, provenance: dict[str, Any] | None = None) -> None:
         """The prepared dataset: one array file every later rule reads (fast, no re-decoding)."""
         arrays = {f"meta_{k}": np.asarray(v) for k, v in self.meta.items()}
-        io.write_npz(path, images=self.images, labels=self.labels, **arrays,
-                     meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}})
+        integrity.write_npz(path, images=self.images, labels=self.labels, **arrays,
+                            meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}})
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageDataset":
-        data = io.read_npz(path)
+        """The prepared dataset file, refused unless its digest matches (:mod:`protolib.integrity`)."""
+        data = integrity.read_npz(path, "prepare")
+        data.pop(integrity.FIELD)
         info = data["meta"]
         return cls(
             name=info["name"],

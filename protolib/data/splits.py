@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib import io
+from protolib import integrity
 
 
 #: fewest normal val (and test) images a one-vs-rest split may leave
@@ -86,14 +86,21 @@ class Split:
             raise ValueError(f"{source}: candidates must be training ids")
 
 
-def save_split(split: Split, path: str | Path, config: dict[str, Any] | None = None) -> None:
+def save_split(split: Split, path: str | Path, config: dict[str, Any] | None = None,
+               made_from: dict[str, str] | None = None) -> None:
+    """The split file, with its digest (and its prepared data's: ``made_from``)."""
     payload = split.to_dict()
     payload["config"] = config or {}
-    io.write_json(path, payload)
+    integrity.write_json(path, payload, made_from)
 
 
 def load_split(path: str | Path) -> Split:
-    split = Split.from_dict(io.read_json(path))
+    """A split file, checked: its digest, and no overlap between its parts."""
+    record = integrity.read_json(path, "split")
+    try:
+        split = Split.from_dict(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise integrity.refuse(path, f"not a split file ({type(err).__name__}: {err})", "split") from None
     split.check(str(path))
     return split
 
