@@ -81,14 +81,24 @@ def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path, *,
     data = load_dataset(config["datasets"][dataset])
     if len(data) == 0:
         raise ValueError(f"datasets.{dataset}: the loader found no images")
+    check_prepared(config, dataset, data)
     data.save(out, settings or provenance(config, dataset))
 
 
+def check_prepared(config: dict[str, Any], dataset: str, data: ImageDataset) -> None:
+    """What the config asks of the data that only its class sizes and labels decide, checked by
+    the first job that knows them (prepare) rather than by ten split or select jobs later: each
+    class's split can be drawn (``split.train``, ``anomalies_per_other_class``, ``candidates``
+    against the class's size) and manual ids are images of their class."""
+    for cls in classes(config, dataset):
+        split = _class_split(config, dataset, data, cls)
+        _check_manual_ids(config, dataset, split, data)
+
+
 # ----------------------------------------------------------------------------- split
-def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
-               settings: dict[str, Any] | None = None) -> Split:
+def _class_split(config: dict[str, Any], dataset: str, data: ImageDataset, cls: int) -> Split:
+    """One class's split under the dataset's protocol, checked (no overlap, enough candidates for M)."""
     cfg = config["datasets"][dataset]
-    data = ImageDataset.load(data_path)
     idx = data.class_index(cls)
     seed = cfg["split"].get("seed", config.get("seed", 0))
     protocol = SPLIT_PROTOCOLS.get(cfg["loader"])
@@ -104,6 +114,40 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | 
             f"images ({len(split.candidates)} candidates), fewer than the largest selection.M = {largest_M}; "
             "raise split.train or lower M"
         )
+    return split
+
+
+def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: ImageDataset) -> None:
+    """``selection.manual.<dataset>.<class>``: the ids a manual subset takes must be training
+    images of that class (the select job would refuse them after every score job)."""
+    if "manual" not in config["selection"]["methods"]:
+        return
+    ids = manual_lists(config, dataset).get(split.normal_class)
+    if ids is None:
+        return  # the config check asks for a list for every class
+    taken = ids[: max(config["selection"]["M"])]
+    train = set(split.train.tolist())
+    outside = [i for i in taken if i not in train]
+    if outside:
+        where = [f"{i} ({_whose(data, i, split.normal_class)})" for i in outside[:5]]
+        raise ValueError(
+            f"selection.manual.{dataset}.{split.normal_class}: ids {', '.join(where)} are not training images of class "
+            f"{split.class_name!r} ({len(split.train)} training ids, in {dataset}'s split with seed {split.seed}); "
+            "list training ids of the class"
+        )
+
+
+def _whose(data: ImageDataset, i: int, cls: int) -> str:
+    if not 0 <= i < len(data):
+        return f"no such image; ids run 0..{len(data) - 1}"
+    label = int(data.labels[i])
+    return f"class {data.class_names[label]!r}" if label != cls else "in val or test"
+
+
+def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
+               settings: dict[str, Any] | None = None) -> Split:
+    data = ImageDataset.load(data_path)
+    split = _class_split(config, dataset, data, cls)
     save_split(split, out, settings or provenance(config, dataset), integrity.made_from(data=data_path))
     return split
 

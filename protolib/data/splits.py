@@ -10,6 +10,7 @@ candidates are drawn from the training set.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,12 @@ def one_vs_rest_split(
     train_ids = normal[:n_train]
     n_anom = max(1, int(round(anomalies_per_other_class * n_val)))
     val_anom, test_anom = _other_class_anomalies(labels, normal_class, n_anom, rng, dataset, anomalies_per_other_class)
-    k = min(candidates, n_train)
+    if candidates > n_train:  # the config and the class's size decide it: refused, not capped
+        raise ValueError(
+            f"datasets.{dataset}.candidates: {candidates} is more than the {n_train} training images class "
+            f"{class_name!r} gets (split.train = {train} of its {n_class}); at most {n_train}"
+        )
+    k = candidates
     cand = np.sort(rng.choice(train_ids, size=k, replace=False))
     val_ids, val_y = _joined(normal[n_train : n_train + n_val], val_anom)
     test_ids, test_y = _joined(normal[n_train + n_val : n_train + 2 * n_val], test_anom)
@@ -239,6 +245,10 @@ def build_split(
             )
         parts[part] = (ids, y)
     k = min(int(candidates), len(train))
+    if k < int(candidates):  # documented: K = every training image when candidates asks for more
+        logging.getLogger(__name__).warning(
+            "datasets.%s.candidates: %d is more than the %d training images of class %r; K = %d (all of them), as "
+            "recorded in the split file (protocol.candidates)", dataset, int(candidates), len(train), class_name, k)
     cand = np.sort(rng.choice(train, size=k, replace=False)).astype(np.int64)
     split = Split(
         dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed), train=train,
