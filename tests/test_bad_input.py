@@ -491,3 +491,55 @@ def test_registry_names_lazy_entries_in_its_error():
 
     with pytest.raises(KeyError, match="registered: .*fae.*knn.*panda.*patchcore"):
         DETECTORS.get("foo")
+
+
+# ----------------------------------------------------------------------------- caps and class sizes
+PREPARE_CASES = {  # what only the class sizes and labels decide: refused by the prepare job
+    "candidates above the training images": (
+        lambda c: c["datasets"]["digits"].update(candidates=500),
+        r"datasets\.digits\.candidates: 500 is more than the 122 training images class '3' gets .*; at most 122"),
+    "split.train 170": (lambda c: c["datasets"]["digits"]["split"].update(train=170),
+                        r"datasets\.digits\.split\.train: class '8' has 174 images; split\.train = 170 takes 170 for training and leaves 2 "),
+    "split.train 0.99": (lambda c: c["datasets"]["digits"]["split"].update(train=0.99),
+                         r"datasets\.digits\.split\.train: .*split\.train = 0\.99 takes \d+ for training and leaves 1 normal"),
+    "anomalies_per_other_class 100": (
+        lambda c: c["datasets"]["digits"]["split"].update(anomalies_per_other_class=100), r"datasets\.digits\.split\.anomalies_per_other_class: 100 asks for \d+ anomalies .* but class 0 has 178 "),
+    "manual ids of another class": (
+        lambda c: _manual(c, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
+        r"selection\.manual\.digits\.3: ids 0 \(class '0'\), 1 \(class '1'\).* are not training images of class '3'"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREPARE_CASES))
+def test_what_the_class_sizes_decide_is_refused_by_the_prepare_job(case, tmp_path):
+    config = base(tmp_path)
+    config["datasets"]["digits"]["candidates"] = 30
+    mutate, pattern = PREPARE_CASES[case]
+    mutate(config)
+    config = validate(config)
+    data = tmp_path / "digits.npz"
+    with pytest.raises(ValueError, match=pattern):
+        pipeline.prepare_dataset(config, "digits", data)
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("method, key, value, largest", [
+    ("gmm", "pca_components", 1000, 64),  # capped to 64 without a word
+    ("typical", "neighbours", 10000, 121),  # ran and was recorded as 10000
+])
+def test_a_selector_setting_above_what_the_pool_allows_is_refused(method, key, value, largest, scored, tmp_path):
+    config, split, features, matrix = scored
+    config = copy.deepcopy(config)
+    config["selection"][method] = {key: value}
+    with pytest.raises(ValueError, match=rf"selection\.{method}\.{key}: {value} is more than .*; at most {largest}$"):
+        pipeline.select_subsets(config, "digits", "knn", method, split, matrix, features, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rank_records_the_pca_components_it_used(tmp_path):
+    _images(tmp_path / "imgs", 12)
+    run = _rank("imgs", "--out", "o", "-M", "2", "--pca", "1000", "--no-contact-sheet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["settings"]["pca"] == 12 if "settings" in summary else summary["pca"] == 12
+    assert "--pca 1000 is more than" in run.stderr

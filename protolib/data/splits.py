@@ -130,7 +130,8 @@ def one_vs_rest_split(
     n_val = (n_class - n_train) // 2
     if n_train < 1 or n_val < min_normal_eval:
         raise ValueError(
-            f"{dataset}: class {class_name!r} has {n_class} images; split.train = {train} takes {n_train} for "
+            f"datasets.{dataset}.split.train: class {class_name!r} has {n_class} images; split.train = {train} takes "
+            f"{n_train} for "
             f"training and leaves {max(n_val, 0)} normal images each for val and test (need at least "
             f"{min_normal_eval} each: an AUROC over fewer normal images means little); lower split.train"
         )
@@ -171,8 +172,8 @@ def _other_class_anomalies(labels: np.ndarray, normal_class: int, n_anom: int, r
         pool = np.flatnonzero(labels == other)
         if len(pool) < 2 * n_anom:
             raise ValueError(
-                f"{dataset}: class {other} has {len(pool)} images, fewer than the {2 * n_anom} "
-                f"anomalies (val + test) that split.anomalies_per_other_class = {per_other_class} asks for"
+                f"datasets.{dataset}.split.anomalies_per_other_class: {per_other_class} asks for {2 * n_anom} "
+                f"anomalies (val + test) from every other class, but class {other} has {len(pool)} images; lower it"
             )
         drawn = rng.choice(pool, size=2 * n_anom, replace=False)
         val_anom.append(drawn[:n_anom])
