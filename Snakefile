@@ -18,6 +18,7 @@ os.environ.update(
 
 from protolib import config as protolib_config
 from protolib import pipeline as pl
+from protolib import run_lock
 from protolib import slurm as slurm_check
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
@@ -39,6 +40,18 @@ except protolib_config.ConfigError as err:
     sys.exit(f"error: {err}")
 
 R = config["results"]
+
+# A second run while another holds the results folder: say so (Snakemake would first report the
+# other run's outputs as incomplete and advise --rerun-incomplete). Not in job processes, not
+# for --unlock or --nolock.
+if (
+    workflow.exec_mode.name == "DEFAULT"
+    and workflow.execution_settings.lock
+    and "--unlock" not in sys.argv
+):
+    _lock = run_lock.lock_holding(R)
+    if _lock is not None and not workflow.dryrun:
+        sys.exit(f"error: {run_lock.held_message(R, _lock)}")
 M_VALUES = config["selection"]["M"]
 METHODS = config["selection"]["methods"]
 RUNS = [(r["dataset"], r["model"]) for r in config["runs"]]

@@ -91,15 +91,20 @@ OPTIONAL_KEYS = ("image_size", "slices", "color", "split.val_fraction", "split.v
                  "split.max_train")
 #: per loader, the ``OPTIONAL_KEYS`` it reads (loaders registered without ``reads`` are not checked)
 READS: dict[str, tuple[str, ...]] = {}
+#: loaders that read no files (their data ship with a library): ``root`` and ``download`` are refused
+NO_FILES: set[str] = set()
 
 
 def register_dataset(
     name: str, class_names: list[str], split: Callable[..., Any] | None = None,
-    reads: tuple[str, ...] | None = None,
+    reads: tuple[str, ...] | None = None, files: bool = True,
 ) -> Callable[[Loader], Loader]:
     """Register a loader under ``name``; ``split`` overrides the one-vs-rest protocol; ``reads``:
-    which of ``OPTIONAL_KEYS`` the loader and its split read."""
+    which of ``OPTIONAL_KEYS`` the loader and its split read; ``files=False``: it reads no
+    files (no ``root``)."""
     CLASS_NAMES[name] = list(class_names)
+    if not files:
+        NO_FILES.add(name)
     if split is not None:
         SPLIT_PROTOCOLS[name] = split
     if reads is not None:

@@ -48,6 +48,12 @@ def checked_model_config(opts: RankOptions) -> dict[str, Any]:
     size = cfg["image_size"]
     if not isinstance(size, int) or size < 1:
         raise RankError(f"--image-size must be a positive integer, got {size!r}")
+    if opts.weights is not None:  # read now: before any image is read or embedded
+        from protolib.models.backbones import weights_problem
+
+        problem = weights_problem(cfg)
+        if problem:
+            raise RankError(f"--weights: {problem}")
     return cfg
 
 
