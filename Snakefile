@@ -42,15 +42,11 @@ except protolib_config.ConfigError as err:
 R = config["results"]
 
 # A second run while another holds the results folder: say so (Snakemake would first report the
-# other run's outputs as incomplete and advise --rerun-incomplete). Not in job processes, not
-# for --unlock or --nolock.
-if (
-    workflow.exec_mode.name == "DEFAULT"
-    and workflow.execution_settings.lock
-    and "--unlock" not in sys.argv
-):
+# other run's outputs as incomplete and advise --rerun-incomplete). Not in job processes, dry
+# runs, --unlock or --nolock (read from the command line: its settings are not known yet).
+if workflow.exec_mode.name == "DEFAULT" and run_lock.locking_run(sys.argv[1:]):
     _lock = run_lock.lock_holding(R)
-    if _lock is not None and not workflow.dryrun:
+    if _lock is not None:
         sys.exit(f"error: {run_lock.held_message(R, _lock)}")
 M_VALUES = config["selection"]["M"]
 METHODS = config["selection"]["methods"]

@@ -31,6 +31,21 @@ def lock_holding(results: str | os.PathLike[str], workdir: str | os.PathLike[str
     return None
 
 
+#: options of a snakemake command line that take or release no lock
+NO_LOCK_OPTIONS = {"--unlock", "--nolock", "--dry-run", "--dryrun", "--cleanup-metadata", "--cm", "--summary",
+                   "--detailed-summary", "--list-rules", "--list", "--lint", "--report"}
+
+
+def locking_run(argv: list[str]) -> bool:
+    """Whether a snakemake command line runs jobs under a lock (not a dry run, --unlock, ...)."""
+    for arg in argv:
+        if arg in NO_LOCK_OPTIONS or arg.split("=", 1)[0] in NO_LOCK_OPTIONS:
+            return False
+        if arg.startswith("-") and not arg.startswith("--") and "n" in arg[1:] and arg[1:].isalpha():
+            return False  # -n, -np: a dry run
+    return True
+
+
 def held_message(results: str, lock: Path) -> str:
     return (f"another snakemake run holds the results folder {results!r} (its lock file: {lock}); wait for it to "
             "finish, or if none is running (a run was killed), release it with `snakemake --unlock` (with the same "

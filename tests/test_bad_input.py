@@ -577,3 +577,72 @@ def test_rank_records_the_pca_components_it_used(tmp_path):
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["settings"]["pca"] == 12 if "settings" in summary else summary["pca"] == 12
     assert "--pca 1000 is more than" in run.stderr
+
+
+# ----------------------------------------------------------------------------- a run on a held folder
+def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
+    """Snakemake's IncompleteFilesException advised --rerun-incomplete (which would rerun the
+    other run's jobs under it); the lock that other run keeps names the folder it holds."""
+    from protolib.run_lock import lock_holding
+
+    config = base(tmp_path)
+    path = write_config(tmp_path / "study.yaml", config)
+    workdir = tmp_path / "work"
+    (workdir / ".snakemake" / "locks").mkdir(parents=True)
+    assert lock_holding(config["results"], workdir) is None
+    lock = workdir / ".snakemake" / "locks" / "0.output.lock"
+    lock.write_text(f"{tmp_path / 'elsewhere' / 'x.json'}\n")  # another study's run: not this folder
+    assert lock_holding(config["results"], workdir) is None
+    lock.write_text(f"{config['results']}/splits/digits/3.json\n")
+    assert lock_holding(config["results"], workdir) == lock
+    run = snakemake("--cores", "1", "--configfile", str(path), workdir=workdir)
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "rerun-incomplete" not in run.stderr
+    assert f"another snakemake run holds the results folder {config['results']!r}" in run.stderr
+    assert "snakemake --unlock" in run.stderr and not Path(config["results"]).exists()
+    assert snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=workdir).returncode == 0  # a dry run looks
+
+
+# ----------------------------------------------------------------------------- the shared study
+def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(small_study):
+    from protolib import integrity
+
+    results = small_study.results
+    checked = 0
+    for path in sorted(results.rglob("*")):
+        part = path.relative_to(results).parts[0]
+        if part not in ("data", "splits", "features", "scores", "subsets", "eval", "transfer") or not path.is_file():
+            continue
+        if path.suffix == ".npz":
+            integrity.read_npz(path, None)
+        elif path.suffix == ".npy":
+            integrity.read_features(path)
+        elif path.suffix == ".json":
+            integrity.read_json(path, None)
+        else:
+            continue  # transfer/evaluation.csv: a table
+        checked += 1
+    assert checked > 100
+
+
+def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
+    """A job's error is one line on the terminal, naming the file and the command that rebuilds
+    it, and the log that holds the traceback; Table 1 is not rewritten."""
+    results = small_study.results
+    edited = results / "eval" / "digits" / "knn" / "3" / "greedy" / "M1_seed0.json"
+    original = edited.read_bytes()
+    table = (results / "tables" / "table1.csv").read_bytes()
+    try:
+        record = json.loads(original)
+        record["test_auroc"] = 0.999
+        edited.write_text(json.dumps(record))
+        run = snakemake("table1", "--cores", "1", "--configfile", str(small_study.path), workdir=small_study.workdir)
+        assert run.returncode != 0
+        assert "Traceback" not in run.stderr and 'File "' not in run.stderr
+        line = next(line for line in run.stderr.splitlines() if line.startswith("error: "))
+        assert f"{edited}: its content does not match its digest" in line
+        assert "`snakemake --forcerun evaluate_greedy`" in line
+        assert f"(traceback: {results}/logs/evaluation_table.log)" in line
+        assert "Traceback" in (results / "logs" / "evaluation_table.log").read_text()
+        assert (results / "tables" / "table1.csv").read_bytes() == table
+    finally:
+        edited.write_bytes(original)
