@@ -117,7 +117,7 @@ def _class_split(config: dict[str, Any], dataset: str, data: ImageDataset, cls: 
     return split
 
 
-def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: ImageDataset) -> None:
+def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: ImageDataset | None = None) -> None:
     """``selection.manual.<dataset>.<class>``: the ids a manual subset takes must be training
     images of that class (the select job would refuse them after every score job)."""
     if "manual" not in config["selection"]["methods"]:
@@ -137,7 +137,9 @@ def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: 
         )
 
 
-def _whose(data: ImageDataset, i: int, cls: int) -> str:
+def _whose(data: ImageDataset | None, i: int, cls: int) -> str:
+    if data is None:
+        return "not a training id of the split"
     if not 0 <= i < len(data):
         return f"no such image; ids run 0..{len(data) - 1}"
     label = int(data.labels[i])
@@ -253,6 +255,8 @@ def select_subsets(
     settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     split = load_split(split_path)
+    if method == "manual":  # checked by the prepare job too, which does not rerun when the lists change
+        _check_manual_ids(config, dataset, split)
     scores = read_scores(scores_path, split, split_path)
     features = None
     if features_path:

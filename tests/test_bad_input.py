@@ -646,3 +646,14 @@ def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
         assert (results / "tables" / "table1.csv").read_bytes() == table
     finally:
         edited.write_bytes(original)
+
+
+def test_manual_ids_changed_after_prepare_are_refused_by_the_select_job_naming_the_key(scored, tmp_path):
+    """The prepare job does not rerun when only selection.manual changes: select_manual checks too."""
+    config, split, features, matrix = scored
+    config = copy.deepcopy(config)
+    _manual(config, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]})
+    config = validate(config)
+    with pytest.raises(ValueError, match=r"selection\.manual\.digits\.3: ids 0 \(not a training id of the split\)"):
+        pipeline.select_subsets(config, "digits", "knn", "manual", split, matrix, features, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
