@@ -128,7 +128,7 @@ def _results_problems(config: dict[str, Any]) -> list[str]:
 
 def _dataset_problems(config: dict[str, Any]) -> list[str]:
     from protolib.data import DATASETS
-    from protolib.data.base import CLASS_NAMES, class_list
+    from protolib.data.base import CLASS_NAMES, SPLIT_PROTOCOLS, class_list
 
     problems = []
     largest_M = max(config["selection"]["M"])
@@ -157,6 +157,10 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}"
             )
         train = ds["split"].get("train")
+        one_vs_rest = ds["loader"] in CLASS_NAMES and ds["loader"] not in SPLIT_PROTOCOLS
+        if one_vs_rest and isinstance(train, int) and not isinstance(train, bool) and ds["candidates"] > train:
+            problems.append(f"datasets.{name}.candidates: {ds['candidates']} is more than the split.train = {train} "
+                            f"training images of each class; at most {train}")
         if isinstance(train, int) and train < largest_M:
             problems.append(
                 f"datasets.{name}.split.train: {train} training images per class, fewer than the largest "

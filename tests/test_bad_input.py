@@ -62,6 +62,10 @@ BAD_CONFIGS = {
         lambda c, t: c["datasets"]["digits"]["split"].update(train=3),
         "datasets.digits.split.train: 3 training images per class, fewer than the largest selection.M = 5",
     ),
+    "candidates above a split.train count": (
+        lambda c, t: c["datasets"]["digits"].update(split={"train": 100}, candidates=500),
+        "datasets.digits.candidates: 500 is more than the split.train = 100 training images of each class; at most 100",
+    ),
     "population 1e9": (
         lambda c, t: c["selection"]["evolutionary"].update(population=10**9),
         "selection.evolutionary.population: 1000000000 is greater than the maximum of 100000",
