@@ -21,8 +21,6 @@ from protolib.metrics import rowwise_auroc
 __all__ = ["InputMismatchError", "check_finite", "check_subset_ids", "read_result", "read_scores", "read_subset",
            "read_subset_record"]
 
-EDITED = "do not match their digest"  # the part of integrity's message a reader tells apart
-
 
 def check_finite(array: np.ndarray, source: str) -> None:
     """Raise naming ``source`` (a file, or what the values are) if any value is NaN or infinite."""
@@ -42,9 +40,7 @@ def read_scores(path: str | Path, split: Any = None, split_path: str | Path | No
     rule = "merge_scores"
     try:
         data, as_written = integrity.read_npz(path, rule), True
-    except InputMismatchError as err:
-        if EDITED not in str(err):
-            raise
+    except integrity.EditedFileError:
         data, as_written = io.read_npz(path), False
     scores = np.asarray(data["scores"])
     check_finite(scores, f"{path} (scores)")
@@ -57,7 +53,8 @@ def read_scores(path: str | Path, split: Any = None, split_path: str | Path | No
         if not np.allclose(np.asarray(data["sample_auroc"], dtype=np.float64), rowwise_auroc(scores, data["val_labels"]),
                            rtol=0, atol=1e-9, equal_nan=True):
             raise integrity.refuse(path, "sample_auroc is not the AUROC of the score rows (a stale or edited file)", rule)
-        raise integrity.refuse(path, f"its arrays {EDITED} (edited or corrupted since it was written)", rule)
+        raise integrity.refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)",
+                               rule, integrity.EditedFileError)
     if split is not None:
         where = split_path or "the split"
         if not np.array_equal(data["candidates"], split.candidates):

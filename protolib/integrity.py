@@ -30,6 +30,10 @@ class InputMismatchError(ValueError):
     non-finite values; the message names the file and how to rebuild it."""
 
 
+class EditedFileError(InputMismatchError):
+    """A file whose content no longer matches the digest it was written with."""
+
+
 def rebuild_hint(rule: str | None) -> str:
     """How a user rebuilds a refused file (Snakemake reruns what depends on it, too)."""
     if rule:
@@ -38,8 +42,9 @@ def rebuild_hint(rule: str | None) -> str:
     return "delete it and run snakemake again (it is rebuilt)"
 
 
-def refuse(path: str | Path, problem: str, rule: str | None) -> InputMismatchError:
-    return InputMismatchError(f"{path}: {problem}; {rebuild_hint(rule)}")
+def refuse(path: str | Path, problem: str, rule: str | None,
+           kind: type[InputMismatchError] = InputMismatchError) -> InputMismatchError:
+    return kind(f"{path}: {problem}; {rebuild_hint(rule)}")
 
 
 # ----------------------------------------------------------------------------- digests
@@ -143,7 +148,8 @@ def read_json(path: str | Path, rule: str | None) -> dict[str, Any]:
     if not isinstance(record, dict) or "digest" not in record:
         raise refuse(path, "carries no digest (written by hand or by an older protolib)", rule)
     if json_digest(obj) != record["digest"]:
-        raise refuse(path, "its content does not match its digest (edited or corrupted since it was written)", rule)
+        raise refuse(path, "its content does not match its digest (edited or corrupted since it was written)", rule,
+                     EditedFileError)
     return obj
 
 
@@ -157,7 +163,8 @@ def read_npz(path: str | Path, rule: str | None) -> dict[str, Any]:
         raise refuse(path, "carries no digest (written by hand or by an older protolib)", rule)
     record = _record_of(data[FIELD])
     if npz_digest(data) != record["digest"]:
-        raise refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)", rule)
+        raise refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)", rule,
+                     EditedFileError)
     data[FIELD] = record
     return data
 
