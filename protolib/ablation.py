@@ -20,8 +20,8 @@ import pandas as pd
 
 from protolib import config as config_module
 from protolib import io
-from protolib.checks import read_result
 from protolib import pipeline as pl
+from protolib.checks import read_result
 
 FITNESSES = ("paper", "balanced", "auroc")
 

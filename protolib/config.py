@@ -172,9 +172,7 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
 def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
     """Keys some loaders read, given to one that does not (``split.val_size`` for digits): it
     would change nothing, without a word."""
-    from protolib.data.base import OPTIONAL_KEYS, READS
-
-    from protolib.data.base import NO_FILES
+    from protolib.data.base import NO_FILES, OPTIONAL_KEYS, READS
 
     problems = [f"datasets.{name}.{key}: the {ds['loader']!r} loader reads no files (its data ship with its "
                 "library); remove it" for key in ("root", "download") if ds["loader"] in NO_FILES and ds.get(key)]

@@ -26,14 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from protolib import io, plots, tables
 from protolib.checks import read_result, read_scores, read_subset_record
-from protolib.integrity import read_features
 from protolib.data import ImageDataset
 from protolib.data.splits import load_split
+from protolib.integrity import read_features
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
 TRANSFER_COLUMNS = ["name", "source_dataset", "source_model", "target_dataset", "target_model", "class",

@@ -279,7 +279,7 @@ def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, m
     recomputed and refused; an edit that keeps them consistent is refused by the digest."""
     from protolib import checks
 
-    config, split, features, matrix = scored
+    matrix = scored[3]
     data = io.read_npz(matrix)
     calls = []
     monkeypatch.setattr(checks, "rowwise_auroc", lambda *a: calls.append(1) or (_ for _ in ()).throw(AssertionError))
@@ -316,7 +316,7 @@ def selected(scored, tmp_path):
 
 def test_a_subset_with_more_ids_than_its_M_is_refused(selected, tmp_path):
     """Subset ids edited to [479, 479, 476] for M = 1 were evaluated as n_train: 3."""
-    config, split, features, subsets, evals = selected
+    config, split, features, subsets, _ = selected
     m1 = next(p for p in subsets if p.name == "M1_seed0.json")
     train = json.loads(Path(split).read_text())["train"]
     _edit_json(m1, ids=[train[0], train[0], train[1]])
@@ -336,7 +336,7 @@ def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
     """test_auroc edited to 0.999 in one evaluation file showed as 99.95 in Table 1, underlined."""
     from protolib import report
 
-    config, split, features, subsets, evals = selected
+    evals = selected[4]
     report.write_evaluation_csv(evals, tmp_path / "evaluation.csv")  # as written: fine
     _edit_json(Path(evals[0]), test_auroc=0.999)
     with pytest.raises(InputMismatchError, match=rf"{evals[0]}: its content does not match its digest.*"

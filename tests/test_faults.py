@@ -29,7 +29,7 @@ def prepared(tmp_path):
 def test_an_edited_feature_cache_is_refused_naming_it_and_its_rule(edit, prepared, tmp_path):
     """One NaN typed into the cache changed 7 cells of Table 1; a cache cut to a[:, :32] beside a
     description saying 64 columns ran 35 jobs; a truncated one gave numpy's bare mmap error."""
-    config, data, split, features = prepared
+    config, _, split, features = prepared
     array = np.load(features)
     if edit == "nan":
         array[5, 3] = np.nan
