@@ -213,6 +213,16 @@ def test_snakemake_rejects_duplicate_keys_and_figure_errors_before_any_job(tmp_p
     assert run.returncode != 0 and "report.fig2: no run has dataset 'nope'" in run.stderr
 
 
+def test_snakemake_names_a_plugin_that_raises_on_import(tmp_path, monkeypatch):
+    (tmp_path / "raising_plugin.py").write_text("import math\nVALUE = math.log(0)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(tmp_path)]))
+    path = write_config(tmp_path / "study.yaml", {**base(tmp_path), "plugins": ["raising_plugin"]})
+    run = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert run.returncode != 0 and "Traceback" not in run.stderr and 'File "' not in run.stderr
+    assert ("plugins[0]: importing module 'raising_plugin' raised ValueError: math domain error "
+            f"({tmp_path / 'raising_plugin.py'}:2); fix the module") in run.stderr
+
+
 # ----------------------------------------------------------------------------- what a stage reads
 @pytest.fixture
 def scored(tmp_path):
