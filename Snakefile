@@ -24,6 +24,13 @@ from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
 
 if not workflow.overwrite_configfiles:
+    # the embedded default, read here first: Snakemake's own message would not name the file
+    try:
+        protolib_config.check_mapping(
+            protolib_config.read_yaml("config.yaml"), "config.yaml"
+        )
+    except protolib_config.ConfigError as err:
+        sys.exit(f"error: {err}")
 
     configfile: "config.yaml"
 

@@ -75,15 +75,20 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     return line
 
 
+def check_mapping(config: Any, source: str) -> None:
+    """A config file's content must be a mapping of settings (not a list, a scalar or nothing)."""
+    if not isinstance(config, dict):
+        got = "nothing (an empty file)" if config is None else f"a {type(config).__name__} ({str(config)[:60]!r})"
+        raise ConfigError(f"{source}: expected a mapping of settings (key: value lines, e.g. results: results), "
+                          f"got {got}")
+
+
 def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
 
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
     (:func:`load`) run it, and every job receives the config it validated (:func:`for_job`)."""
-    if not isinstance(config, dict):
-        got = "nothing (an empty file)" if config is None else f"a {type(config).__name__} ({str(config)[:60]!r})"
-        raise ConfigError(f"{source}: expected a mapping of settings (key: value lines, e.g. results: results), "
-                          f"got {got}")
+    check_mapping(config, source)
     errors = sorted(_defaulting_validator()(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)

@@ -213,6 +213,18 @@ def test_snakemake_rejects_duplicate_keys_and_figure_errors_before_any_job(tmp_p
     assert run.returncode != 0 and "report.fig2: no run has dataset 'nope'" in run.stderr
 
 
+@pytest.mark.parametrize("text, got", [("- results\n", "got a list"), ("", "got nothing (an empty file)")])
+def test_snakemake_names_an_embedded_config_that_is_not_a_mapping(text, got, tmp_path):
+    """Snakemake's own message ("Config file must be given as JSON or YAML with keys at top level")
+    names no file. (A --configfile is read by Snakemake before the Snakefile, out of its reach:
+    `protolib validate-config FILE` names it.)"""
+    (tmp_path / "config.yaml").write_text(text)
+    run = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"error: config.yaml: expected a mapping of settings (key: value lines, e.g. results: results), {got}" \
+        in run.stderr
+
+
 def test_snakemake_names_a_plugin_that_raises_on_import(tmp_path, monkeypatch):
     (tmp_path / "raising_plugin.py").write_text("import math\nVALUE = math.log(0)\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(tmp_path)]))
