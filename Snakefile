@@ -19,12 +19,20 @@ os.environ.update(
 from protolib import config as protolib_config
 from protolib import device as device_check
 from protolib import pipeline as pl
+from protolib import run_lock
 from protolib import slurm as slurm_check
 from protolib.layout import Layout
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features
 
 if not workflow.overwrite_configfiles:
+    # the embedded default, read here first: Snakemake's own message would not name the file
+    try:
+        protolib_config.check_mapping(
+            protolib_config.read_yaml("config.yaml"), "config.yaml"
+        )
+    except protolib_config.ConfigError as err:
+        sys.exit(f"error: {err}")
 
     configfile: "config.yaml"
 
@@ -41,6 +49,14 @@ except protolib_config.ConfigError as err:
     sys.exit(f"error: {err}")
 
 R = config["results"]
+
+# A second run while another holds the results folder: say so (Snakemake would first report the
+# other run's outputs as incomplete and advise --rerun-incomplete). Not in job processes, dry
+# runs, --unlock or --nolock (read from the command line: its settings are not known yet).
+if workflow.exec_mode.name == "DEFAULT" and run_lock.locking_run(sys.argv[1:]):
+    _lock = run_lock.lock_holding(R)
+    if _lock is not None:
+        sys.exit(f"error: {run_lock.held_message(R, _lock)}")
 M_VALUES = config["selection"]["M"]
 METHODS = config["selection"]["methods"]
 RUNS = [(r["dataset"], r["model"]) for r in config["runs"]]

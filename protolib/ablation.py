@@ -21,6 +21,7 @@ import pandas as pd
 from protolib import config as config_module
 from protolib import io
 from protolib import pipeline as pl
+from protolib.checks import read_result
 from protolib.layout import Layout
 
 FITNESSES = ("paper", "balanced", "auroc")
@@ -58,7 +59,7 @@ def _select_and_evaluate(cfg: dict[str, Any], dataset: str, model: str, method: 
                                 paths["features"], out_dir / "subsets")
     evals = [str(out_dir / "eval" / p.name) for p in subsets]
     pl.evaluate_subsets(cfg, dataset, model, paths["split"], None, paths["features"], [str(p) for p in subsets], evals)
-    return [io.read_json(e) for e in evals]
+    return [read_result(e) for e in evals]
 
 
 def fitness_ablation(config_paths: dict[str, str], fitnesses: tuple[str, ...] = FITNESSES,

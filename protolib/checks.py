@@ -1,62 +1,61 @@
 """What a stage reads must agree with what it was derived from; checked where it is read.
 
-A score matrix with a NaN, a per-sample AUROC vector that no longer matches its matrix, or a
-subset file naming ids outside the split's training set would each give a wrong number without
-a word. The readers here refuse them with one error naming the file.
+A score matrix with a NaN, a per-sample AUROC vector that no longer matches its matrix, a
+subset file naming ids outside the split's training set or more ids than its M, or an edited
+test AUROC would each give a wrong number without a word. The readers here refuse them with one
+error naming the file and how to rebuild it; the digests they check are
+:mod:`protolib.integrity`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from protolib import io
+from protolib import integrity, io
 from protolib.errors import InputMismatchError
 from protolib.metrics import check_finite, rowwise_auroc  # check_finite lives beside the AUROC it guards
 
-
-def scores_digest(scores: np.ndarray, val_labels: np.ndarray, sample_auroc: np.ndarray) -> str:
-    """A digest of what ``sample_auroc`` was computed from, and of it: ``merge_scores`` stores it
-    beside the arrays, so a reader can tell the file is as written without redoing the AUROCs."""
-    h = hashlib.blake2b(digest_size=16)
-    for array in (scores, val_labels, sample_auroc):
-        array = np.ascontiguousarray(array)
-        h.update(f"{array.dtype.str}{array.shape}".encode())
-        h.update(array.data)
-    return h.hexdigest()
+__all__ = ["InputMismatchError", "check_finite", "check_subset_ids", "read_result", "read_scores", "read_subset",
+           "read_subset_record"]
 
 
 def read_scores(path: str | Path, split: Any = None, split_path: str | Path | None = None) -> dict[str, Any]:
-    """A ``matrix.npz`` (scores, candidates, val ids/labels, sample_auroc), checked: finite,
-    shapes that agree, ``sample_auroc`` equal to the AUROC of each row (not a stale vector),
-    and, given the split, the split's candidates and val set.
+    """A ``matrix.npz`` (scores, candidates, val ids/labels, sample_auroc), checked: its digest,
+    finite, shapes that agree, and, given the split, the split's candidates and val set and the
+    split it was made from.
 
-    The AUROCs (1 s of CPU at K = 300, |val| = 15 000, in every select job) are recomputed only
-    when the stored digest does not match the arrays (:func:`scores_digest`): a file edited, or
-    written by anything but ``merge_scores``."""
-    data = io.read_npz(path)
+    A file whose digest does not match is refused; what is wrong with it is said where it can
+    be: its AUROCs are then recomputed (1 s of CPU at K = 300, |val| = 15 000, only for a file
+    refused anyway) and compared with ``sample_auroc``."""
+    rule = "merge_scores"
+    try:
+        data, as_written = integrity.read_npz(path, rule), True
+    except integrity.EditedFileError:
+        data, as_written = io.read_npz(path), False
     scores = np.asarray(data["scores"])
     check_finite(scores, f"{path} (scores)")
     n, v = scores.shape if scores.ndim == 2 else (-1, -1)
     if scores.ndim != 2 or len(data["candidates"]) != n or len(data["val_labels"]) != v or len(data["sample_auroc"]) != n:
-        raise InputMismatchError(
-            f"{path}: scores {scores.shape}, {len(data['candidates'])} candidates, {len(data['val_labels'])} val labels "
-            f"and {len(data['sample_auroc'])} per-sample AUROCs do not agree; delete it and rerun"
-        )
-    as_written = str(data.get("digest", "")) == scores_digest(scores, data["val_labels"], data["sample_auroc"])
-    if not as_written and not np.allclose(np.asarray(data["sample_auroc"], dtype=np.float64),
-                                          rowwise_auroc(scores, data["val_labels"]), rtol=0, atol=1e-9, equal_nan=True):
-        raise InputMismatchError(f"{path}: sample_auroc is not the AUROC of the score rows (a stale or edited file); "
-                                 "delete it and rerun")
+        raise integrity.refuse(
+            path, f"scores {scores.shape}, {len(data['candidates'])} candidates, {len(data['val_labels'])} val labels "
+                  f"and {len(data['sample_auroc'])} per-sample AUROCs do not agree", rule)
+    if not as_written:
+        if not np.allclose(np.asarray(data["sample_auroc"], dtype=np.float64), rowwise_auroc(scores, data["val_labels"]),
+                           rtol=0, atol=1e-9, equal_nan=True):
+            raise integrity.refuse(path, "sample_auroc is not the AUROC of the score rows (a stale or edited file)", rule)
+        raise integrity.refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)",
+                               rule, integrity.EditedFileError)
     if split is not None:
         where = split_path or "the split"
         if not np.array_equal(data["candidates"], split.candidates):
-            raise InputMismatchError(f"{path}: its candidates are not those of {where}; delete it and rerun")
+            raise integrity.refuse(path, f"its candidates are not those of {where}", rule)
         if not (np.array_equal(data["val_ids"], split.val_ids) and np.array_equal(data["val_labels"], split.val_labels)):
-            raise InputMismatchError(f"{path}: its val set is not that of {where}; delete it and rerun")
+            raise integrity.refuse(path, f"its val set is not that of {where}", rule)
+        if split_path is not None:
+            integrity.check_made_from(path, data, "split", split_path, rule)
     return data
 
 
@@ -75,11 +74,65 @@ def check_subset_ids(ids: Any, train_ids: np.ndarray, path: str | Path, split_pa
     return ids
 
 
-def read_subset(path: str | Path, split: Any, split_path: str | Path) -> dict[str, Any]:
-    """A subset JSON of one class, checked against that class's split (class and ids)."""
-    subset = io.read_json(path)
-    if "class" in subset and int(subset["class"]) != split.normal_class:
-        raise InputMismatchError(f"{path}: a subset of class {subset['class']}, but {split_path} is class "
-                                 f"{split.normal_class}")
-    subset["ids"] = check_subset_ids(subset.get("ids", []), split.train, path, split_path)
+def _rule_of_subset(path: str | Path) -> str:
+    return f"select_{Path(path).parent.name}"  # <results>/subsets/.../<method>/M<M>_seed<s>.json
+
+
+def read_subset_record(path: str | Path) -> dict[str, Any]:
+    """A subset JSON as written (its digest checked), M distinct ids; no split at hand."""
+    subset = integrity.read_json(path, _rule_of_subset(path))
+    check_subset_size(subset, path, _rule_of_subset(path))
     return subset
+
+
+def read_subset(path: str | Path, split: Any, split_path: str | Path, M_values: list[int] | None = None) -> dict[str, Any]:
+    """A subset JSON of one class, checked: its digest, its class and ids against that class's
+    split, M ids without duplicates (and M one of ``M_values``, the study's, when given), and
+    made from this split."""
+    rule = _rule_of_subset(path)
+    subset = integrity.read_json(path, rule)
+    if "class" in subset and int(subset["class"]) != split.normal_class:
+        raise integrity.refuse(path, f"a subset of class {subset['class']}, but {split_path} is class "
+                                     f"{split.normal_class}", rule)
+    subset["ids"] = check_subset_ids(subset.get("ids", []), split.train, path, split_path)
+    check_subset_size(subset, path, rule, M_values)
+    integrity.check_made_from(path, subset, "split", split_path, rule)
+    return subset
+
+
+def check_subset_size(subset: dict[str, Any], path: str | Path, rule: str | None,
+                      M_values: list[int] | None = None) -> None:
+    """M distinct ids: a subset of M = 1 holding three ids would be evaluated as three."""
+    ids, M = subset["ids"], subset.get("M")
+    if len(set(ids)) != len(ids):
+        raise integrity.refuse(path, f"the subset repeats ids ({sorted({i for i in ids if ids.count(i) > 1})[:5]})", rule)
+    if not isinstance(M, int) or len(ids) != M:
+        raise integrity.refuse(path, f"lists {len(ids)} ids for M = {M!r}", rule)
+    if M_values is not None and M not in M_values:
+        raise integrity.refuse(path, f"a subset of M = {M}, not one of selection.M {list(M_values)}", rule)
+
+
+def _rule_of_result(result: dict[str, Any] | None) -> str | None:
+    if not result:
+        return None
+    if "name" in result and "source" in result:
+        return f"transfer_{result['name']}"
+    return "evaluate_full" if result.get("method") == "full" else f"evaluate_{result.get('method')}"
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """An evaluation (or transfer evaluation) JSON, checked: its digest, a test AUROC in [0, 1],
+    ``n_train`` the number of its ids."""
+    try:
+        raw = io.read_json(path)
+    except (OSError, ValueError):
+        raw = None
+    rule = _rule_of_result(raw if isinstance(raw, dict) else None)
+    result = integrity.read_json(path, rule)
+    value = result.get("test_auroc")
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise integrity.refuse(path, f"test_auroc {value!r} is not a number in [0, 1]", rule)
+    if "ids" in result and result.get("n_train") != len(result["ids"]):
+        raise integrity.refuse(path, f"n_train {result.get('n_train')!r} is not the number of its ids "
+                                     f"({len(result['ids'])})", rule)
+    return result

@@ -73,13 +73,20 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     return line
 
 
+def check_mapping(config: Any, source: str) -> None:
+    """A config file's content must be a mapping of settings (not a list, a scalar or nothing)."""
+    if not isinstance(config, dict):
+        got = "nothing (an empty file)" if config is None else f"a {type(config).__name__} ({str(config)[:60]!r})"
+        raise ConfigError(f"{source}: expected a mapping of settings (key: value lines, e.g. results: results), "
+                          f"got {got}")
+
+
 def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
 
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
     (:func:`load`) run it, and every job receives the config it validated (:func:`for_job`)."""
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
+    check_mapping(config, source)
     errors = sorted(_defaulting_validator()(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)
@@ -125,7 +132,7 @@ def _results_problems(config: dict[str, Any]) -> list[str]:
 
 def _dataset_problems(config: dict[str, Any]) -> list[str]:
     from protolib.data import DATASETS
-    from protolib.data.base import CLASS_NAMES, class_list
+    from protolib.data.base import CLASS_NAMES, SPLIT_PROTOCOLS, class_list
 
     problems = []
     largest_M = max(config["selection"]["M"])
@@ -140,6 +147,9 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 f"datasets.{name}.root: folder {ds['root']!r} does not exist (set download: true "
                 "on a machine with the network, or point root at the dataset's official files)"
             )
+        elif ds.get("root") and Path(ds["root"]).expanduser().exists() and not Path(ds["root"]).expanduser().is_dir():
+            problems.append(f"datasets.{name}.root: {ds['root']!r} is a file, not a folder; point root at the folder "
+                            "that holds the dataset's official files")
         if ds["loader"] in CLASS_NAMES:  # an unknown loader is reported above, once
             try:
                 class_list(ds)
@@ -151,6 +161,10 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}"
             )
         train = ds["split"].get("train")
+        one_vs_rest = ds["loader"] in CLASS_NAMES and ds["loader"] not in SPLIT_PROTOCOLS
+        if one_vs_rest and isinstance(train, int) and not isinstance(train, bool) and ds["candidates"] > train:
+            problems.append(f"datasets.{name}.candidates: {ds['candidates']} is more than the split.train = {train} "
+                            f"training images of each class; at most {train}")
         if isinstance(train, int) and train < largest_M:
             problems.append(
                 f"datasets.{name}.split.train: {train} training images per class, fewer than the largest "
@@ -162,12 +176,13 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
 def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
     """Keys some loaders read, given to one that does not (``split.val_size`` for digits): it
     would change nothing, without a word."""
-    from protolib.data.base import OPTIONAL_KEYS, READS
+    from protolib.data.base import NO_FILES, OPTIONAL_KEYS, READS
 
+    problems = [f"datasets.{name}.{key}: the {ds['loader']!r} loader reads no files (its data ship with its "
+                "library); remove it" for key in ("root", "download") if ds["loader"] in NO_FILES and ds.get(key)]
     reads = READS.get(ds["loader"])
     if reads is None:
-        return []
-    problems = []
+        return problems
     for key in OPTIONAL_KEYS:
         parent, _, leaf = key.rpartition(".")
         holder = (ds.get(parent) or {}) if parent else ds
@@ -202,6 +217,12 @@ def _model_problems(config: dict[str, Any]) -> list[str]:
                 "downloads and caches the weights where the machine has the network), a path to a "
                 "state_dict file, or 'none'"
             )
+        elif weights not in ("none", "imagenet") and model.get("backbone") in backbone_names():
+            from protolib.models.backbones import weights_problem
+
+            problem = weights_problem(model)
+            if problem:
+                problems.append(f"models.{name}.weights: {problem}")
     return problems
 
 
@@ -272,7 +293,9 @@ def _manual_problems(config: dict[str, Any]) -> list[str]:
             if idx is None:
                 problems.append(f"{key}.{cls}: not a class of {dataset!r} (classes: {', '.join(names)} or 0..{len(names) - 1})")
             elif idx in indices:
-                problems.append(f"{key}.{cls}: the same class as {key}.{indices[idx]}; give each class once")
+                problems.append(f"{key}: keys {indices[idx]!r} and {cls!r} both name class {names[idx]!r} (YAML reads "
+                                "3 as a number and '3' as text, and a class may be given by either); give each class "
+                                "once")
             else:
                 indices[idx] = cls
         try:
@@ -397,6 +420,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged by the safe loader
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in seen:

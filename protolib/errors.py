@@ -12,4 +12,5 @@ class ConfigError(ValueError):
 
 
 class InputMismatchError(ValueError):
-    """An input file contradicts the file it was derived from (or holds non-finite values)."""
+    """An input file was edited or corrupted, contradicts the file it was derived from, or holds
+    non-finite values; the message names the file and how to rebuild it."""

@@ -3,8 +3,8 @@
 Every rule names a log file under ``<results>/logs/``; a script calls :func:`to_rule_log` first
 thing, so that logging, warnings, prints and the output of C extensions (file descriptors 1 and
 2) land there instead of being interleaved on the terminal with other jobs. A job that fails
-still prints its error on the terminal too (and in the log), so Snakemake's own report of the
-failure names the cause.
+prints its error on the terminal in one line, with the path of the log that holds its traceback,
+so Snakemake's own report of the failure names the cause.
 
 The first line a job writes to its log names the device it computes on (``protolib: rule
 score_chunk on device cuda:0 (NVIDIA H200; torch 2.14.1+cu130, built for CUDA 13.0)``).
@@ -53,9 +53,9 @@ def to_rule_log(smk: Any) -> None:
     logging.captureWarnings(True)
 
     def report_failure(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
-        text = "".join(traceback.format_exception(kind, error, tb))
-        sys.stderr.write(text)
-        terminal.write(f"{text}(log: {path})\n")
+        sys.stderr.write("".join(traceback.format_exception(kind, error, tb)))
+        sys.stderr.flush()
+        terminal.write(f"{failure_line(error)} (traceback: {path})\n")
         terminal.flush()
 
     sys.excepthook = report_failure
@@ -72,3 +72,17 @@ def job_device(smk: Any) -> str:
     if resources is not None and "gpu" in resources.keys():
         resolve_device((getattr(smk, "config", None) or {}).get("device", "auto"))
     return describe_run()
+
+
+#: errors whose message already says what is wrong, where and what to do (no type name needed)
+_EXPLAINED = (ValueError, KeyError, OSError)
+
+
+def failure_line(error: BaseException) -> str:
+    """What a failed job prints on the terminal: its error in one line (the traceback goes to the
+    job's log). Errors of other kinds (a bug, most likely) keep their type name."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    message = " ".join(str(message).split()) or type(error).__name__
+    if not isinstance(error, _EXPLAINED):
+        message = f"{type(error).__name__}: {message}"
+    return f"error: {message}"

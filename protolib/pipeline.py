@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from protolib import io
-from protolib.checks import check_finite, check_subset_ids, read_scores, read_subset, scores_digest
+from protolib import integrity, io
+from protolib.checks import check_finite, check_subset_ids, check_subset_size, read_scores, read_subset
 from protolib.config import manual_lists, transfer_class_pairs, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
@@ -81,14 +81,24 @@ def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path, *,
     data = load_dataset(config["datasets"][dataset])
     if len(data) == 0:
         raise ValueError(f"datasets.{dataset}: the loader found no images")
+    check_prepared(config, dataset, data)
     data.save(out, settings or provenance(config, dataset))
 
 
+def check_prepared(config: dict[str, Any], dataset: str, data: ImageDataset) -> None:
+    """What the config asks of the data that only its class sizes and labels decide, checked by
+    the first job that knows them (prepare) rather than by ten split or select jobs later: each
+    class's split can be drawn (``split.train``, ``anomalies_per_other_class``, ``candidates``
+    against the class's size) and manual ids are images of their class."""
+    for cls in classes(config, dataset):
+        split = _class_split(config, dataset, data, cls)
+        _check_manual_ids(config, dataset, split, data)
+
+
 # ----------------------------------------------------------------------------- split
-def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
-               settings: dict[str, Any] | None = None) -> Split:
+def _class_split(config: dict[str, Any], dataset: str, data: ImageDataset, cls: int) -> Split:
+    """One class's split under the dataset's protocol, checked (no overlap, enough candidates for M)."""
     cfg = config["datasets"][dataset]
-    data = ImageDataset.load(data_path)
     idx = data.class_index(cls)
     seed = cfg["split"].get("seed", config.get("seed", 0))
     protocol = SPLIT_PROTOCOLS.get(cfg["loader"])
@@ -104,7 +114,43 @@ def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | 
             f"images ({len(split.candidates)} candidates), fewer than the largest selection.M = {largest_M}; "
             "raise split.train or lower M"
         )
-    save_split(split, out, settings or provenance(config, dataset))
+    return split
+
+
+def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: ImageDataset | None = None) -> None:
+    """``selection.manual.<dataset>.<class>``: the ids a manual subset takes must be training
+    images of that class (the select job would refuse them after every score job)."""
+    if "manual" not in config["selection"]["methods"]:
+        return
+    ids = manual_lists(config, dataset).get(split.normal_class)
+    if ids is None:
+        return  # the config check asks for a list for every class
+    taken = ids[: max(config["selection"]["M"])]
+    train = set(split.train.tolist())
+    outside = [i for i in taken if i not in train]
+    if outside:
+        where = [f"{i} ({_whose(data, i, split.normal_class)})" for i in outside[:5]]
+        raise ValueError(
+            f"selection.manual.{dataset}.{split.normal_class}: ids {', '.join(where)} are not training images of class "
+            f"{split.class_name!r} ({len(split.train)} training ids, in {dataset}'s split with seed {split.seed}); "
+            "list training ids of the class"
+        )
+
+
+def _whose(data: ImageDataset | None, i: int, cls: int) -> str:
+    if data is None:
+        return "not a training id of the split"
+    if not 0 <= i < len(data):
+        return f"no such image; ids run 0..{len(data) - 1}"
+    label = int(data.labels[i])
+    return f"class {data.class_names[label]!r}" if label != cls else "in val or test"
+
+
+def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
+               settings: dict[str, Any] | None = None) -> Split:
+    data = ImageDataset.load(data_path)
+    split = _class_split(config, dataset, data, cls)
+    save_split(split, out, settings or provenance(config, dataset), integrity.made_from(data=data_path))
     return split
 
 
@@ -131,10 +177,11 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     features = np.asarray(make_backbone(model_cfg, device=config.get("device", "auto"))(data.images), dtype=np.float32)
     check_finite(features, str(out))
     io.write_npy(out, features)
-    io.write_json(
+    integrity.write_json(
         meta_out,
-        {"dataset": dataset, "feature_key": feature_key(model_cfg), "shape": list(features.shape),
+        {"dataset": dataset, "feature_key": feature_key(model_cfg), **integrity.features_description(features),
          "config": settings or provenance(config, dataset, model)},
+        integrity.made_from(data=data_path),
     )
 
 
@@ -162,16 +209,18 @@ def score_chunk(
     else:
         matrix = single_sample_scores(detector, inputs, rows, inputs, split.val_ids)
     check_finite(matrix, str(out))
-    io.write_npz(out, scores=matrix, candidates=rows,
-                 meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)})
+    integrity.write_npz(out, integrity.made_from(split=split_path, data=data_path, features=features_path),
+                        scores=matrix, candidates=rows,
+                        meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)})
 
 
 def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
                  chunk_paths: list[str], out: str | Path, *, settings: dict[str, Any] | None = None) -> None:
     """Join the chunks into the (K, |val|) matrix and the per-sample val AUROC vector."""
     split = load_split(split_path)
-    parts = [io.read_npz(p) for p in chunk_paths]
+    parts = [integrity.read_npz(p, "score_chunk") for p in chunk_paths]
     for path, part in zip(chunk_paths, parts):
+        integrity.check_made_from(path, part, "split", split_path, "score_chunk")
         if part["scores"].ndim != 2 or part["scores"].shape[1] != len(split.val_ids):
             raise ValueError(
                 f"{path}: score chunk has shape {part['scores'].shape}, expected (rows, {len(split.val_ids)}) "
@@ -183,14 +232,14 @@ def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: s
     if not np.array_equal(rows, split.candidates):
         raise ValueError(f"{out}: score chunks cover other candidates than {split_path} lists")
     sample_auroc = rowwise_auroc(matrix, split.val_labels)
-    io.write_npz(
+    integrity.write_npz(
         out,
+        integrity.made_from(split=split_path, chunks=list(chunk_paths)),
         scores=matrix,
         candidates=split.candidates,
         val_ids=split.val_ids,
         val_labels=split.val_labels,
         sample_auroc=sample_auroc,
-        digest=scores_digest(matrix, split.val_labels, sample_auroc),
         meta={"config": settings or provenance(config, dataset, model)},
     )
 
@@ -206,10 +255,12 @@ def select_subsets(
     settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     split = load_split(split_path)
+    if method == "manual":  # checked by the prepare job too, which does not rerun when the lists change
+        _check_manual_ids(config, dataset, split)
     scores = read_scores(scores_path, split, split_path)
     features = None
     if features_path:
-        features = np.asarray(np.load(features_path, mmap_mode="r")[split.train])
+        features = np.asarray(integrity.read_features(features_path)[split.train])
     manual_ids = manual_lists(config, dataset).get(split.normal_class)
     context = SelectionContext(
         candidates=split.candidates,
@@ -222,17 +273,20 @@ def select_subsets(
         train_ids=split.train,
     )
     selector = make_selector(method, config["selection"])
+    sources = integrity.made_from(split=split_path, scores=scores_path, features=features_path)
     written = []
     for M in config["selection"]["M"]:
         for seed in seeds(config, method):
             result = selector.select(context, M, selection_rng(config, split.normal_class, method, M, seed))
             path = Path(out_dir) / f"{subset_name(M, seed)}.json"
-            io.write_json(path, {
+            subset = {
                 "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
                 "model": model, "method": method, "M": M, "seed": seed,
                 "ids": result.ids, "fitness": result.fitness, "info": result.info,
                 "config": settings or selection_provenance(config, dataset, model, method),
-            })
+            }
+            check_subset_size(subset, path, None)  # a selector that returns another number of ids is a bug
+            integrity.write_json(path, subset, sources)
             written.append(path)
     return written
 
@@ -257,12 +311,14 @@ def evaluate_subsets(
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     if len(subset_paths) != len(out_paths):
         raise ValueError(f"{len(subset_paths)} subset files but {len(out_paths)} outputs")
-    subsets = [read_subset(path, split, split_path) for path in subset_paths]
+    subsets = [read_subset(path, split, split_path, config["selection"]["M"]) for path in subset_paths]
+    inputs_made_from = integrity.made_from(split=split_path, data=data_path, features=features_path)
     all_scores = fit_and_score_each(detector, inputs, (subset["ids"] for subset in subsets), inputs, split.test_ids)
-    for subset, scores, out in zip(subsets, all_scores, out_paths, strict=True):
-        io.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
-                                   subset["ids"], auroc(split.test_labels, scores),
-                                   settings or provenance(config, dataset, model)))
+    for path, subset, scores, out in zip(subset_paths, subsets, all_scores, out_paths, strict=True):
+        integrity.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
+                                          subset["ids"], auroc(split.test_labels, scores),
+                                          settings or provenance(config, dataset, model)),
+                             {**inputs_made_from, "subset": subset[integrity.FIELD]["digest"]})
 
 
 def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
@@ -273,7 +329,7 @@ def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: 
     scores = fit_and_score(detector, inputs, split.train, split.test_ids)
     result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
                      auroc(split.test_labels, scores), settings or provenance(config, dataset, model))
-    io.write_json(out, result)
+    integrity.write_json(out, result, integrity.made_from(split=split_path, data=data_path, features=features_path))
 
 
 # ============================================================================= transfer
@@ -336,16 +392,20 @@ def evaluate_transfer(
     src_split, tgt_split = load_split(source_split_path), load_split(target_split_path)
     detector, train, test = _transfer_inputs(config, entry["target"]["model"], source_data, source_features,
                                              target_data, target_features)
-    jobs = [({**io.read_json(p), "path": p}, out) for p, out in zip(subset_paths, out_paths, strict=True)]
+    jobs = [({**read_subset(p, src_split, source_split_path, config["selection"]["M"]), "path": p}, out)
+            for p, out in zip(subset_paths, out_paths, strict=True)]
     if full_out is not None:
         jobs.append(({"method": FULL, "M": len(src_split.train), "seed": 0, "ids": src_split.train.tolist()}, full_out))
+    sources = integrity.made_from(source_split=source_split_path, target_split=target_split_path,
+                                  source_data=source_data, source_features=source_features,
+                                  target_data=target_data, target_features=target_features)
     for subset, out in jobs:
         ids = check_subset_ids(subset["ids"], src_split.train, subset.get("path", out), source_split_path)
         scores = fit_and_score_across(detector, train, ids, test, tgt_split.test_ids)
-        io.write_json(out, {
+        integrity.write_json(out, {
             "name": name, "method": subset["method"], "M": subset["M"], "seed": subset["seed"],
             "n_train": len(ids), "ids": ids, "test_auroc": auroc(tgt_split.test_labels, scores),
             "source": {**entry["source"], "class": src_split.normal_class, "class_name": src_split.class_name},
             "target": {**entry["target"], "class": tgt_split.normal_class, "class_name": tgt_split.class_name},
             "config": settings,
-        })
+        }, {**sources, **({"subset": subset[integrity.FIELD]["digest"]} if integrity.FIELD in subset else {})})

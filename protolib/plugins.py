@@ -26,4 +26,15 @@ def import_plugins(config: dict[str, Any]) -> list[str]:
                 f"plugins[{i}]: cannot import module {module!r} ({err}); it must be importable by the "
                 "workflow and its jobs (inside the checkout, or on PYTHONPATH)"
             )
+        except Exception as err:  # noqa: BLE001 -- the module's own error, said in one line
+            problems.append(f"plugins[{i}]: importing module {module!r} raised {type(err).__name__}: {err} "
+                            f"({_where(err)}); fix the module")
     return problems
+
+
+def _where(err: BaseException) -> str:
+    """file:line of the innermost frame of an error's traceback (where the module raised it)."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "no traceback"

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from protolib import io, plots, tables
-from protolib.checks import read_scores
+from protolib.checks import read_result, read_scores, read_subset_record
 from protolib.data import ImageDataset
 from protolib.data.splits import load_split
+from protolib.integrity import read_features
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
 TRANSFER_COLUMNS = ["name", "source_dataset", "source_model", "target_dataset", "target_model", "class",
@@ -125,7 +125,7 @@ def write_transfer_csv(result_paths: list[str], baselines: list[dict[str, Any]],
     (method ``target_full``) from its evaluation file."""
     rows = []
     for path in result_paths:
-        r = io.read_json(path)
+        r = read_result(path)
         rows.append({
             "name": r["name"], "source_dataset": r["source"]["dataset"], "source_model": r["source"]["model"],
             "target_dataset": r["target"]["dataset"], "target_model": r["target"]["model"],
@@ -134,7 +134,7 @@ def write_transfer_csv(result_paths: list[str], baselines: list[dict[str, Any]],
             "method": r["method"], "M": r["M"], "seed": r["seed"], "n_train": r["n_train"], "test_auroc": r["test_auroc"],
         })
     for b in baselines:
-        r = io.read_json(b["path"])
+        r = read_result(b["path"])
         rows.append({
             "name": b["name"], "source_dataset": b["source"]["dataset"], "source_model": b["source"]["model"],
             "target_dataset": r["dataset"], "target_model": r["model"], "class": b["class"],
@@ -212,7 +212,7 @@ def write_fig3(data_path: str | Path, split_path: str | Path, subset_paths: dict
     split = load_split(split_path)
     subsets = {}
     for method, path in subset_paths.items():
-        s = io.read_json(path)
+        s = read_subset_record(path)
         subsets[method] = {"file": _rel(path, first_output), "M": s["M"], "seed": s["seed"], "ids": [int(i) for i in s["ids"]]}
     n = choice.get("n_images") or 5
     title = f"{choice['dataset']}, class {split.class_name} (model {choice['model']}): selected training images"
@@ -237,7 +237,7 @@ def write_fig5(data_path: str | Path, matrix_path: str | Path, subset_paths: lis
     from protolib.figures import images
 
     data = ImageDataset.load(data_path)
-    subsets = [io.read_json(p) for p in subset_paths]
+    subsets = [read_subset_record(p) for p in subset_paths]
     ranking = images.pick_evolutionary(read_scores(matrix_path), subsets, choice.get("n_images") or 8)
     name = choice["class_names"][0]
     title = f"{choice['dataset']}, class {name} (model {choice['model']}): best and worst by the evolutionary algorithm"
@@ -252,7 +252,7 @@ def write_fig7(data_path: str | Path, split_path: str | Path, features_path: str
 
     data = ImageDataset.load(data_path)
     split = load_split(split_path)
-    features = np.load(features_path, mmap_mode="r")
+    features = read_features(features_path)
     if len(features) != len(data):
         raise ValueError(f"{features_path}: {len(features)} feature rows for {len(data)} images of {data_path}")
     tail = images.pick_long_tail(features, split.train, choice.get("n_images") or 4)

@@ -24,11 +24,13 @@ class Inputs:
 
     @classmethod
     def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> "Inputs":
-        """The cached features (memory-mapped) if their path is given, else the prepared images."""
+        """The cached features (memory-mapped) if their path is given, else the prepared images;
+        either checked against its digest (:mod:`protolib.integrity`)."""
         from protolib.data import ImageDataset
+        from protolib.integrity import read_features
 
         if features_path:
-            return cls(images=None, features=np.load(features_path, mmap_mode="r"))
+            return cls(images=None, features=read_features(features_path))
         if data_path is None:
             raise ValueError("a detector that works on images needs the prepared dataset file")
         return cls(images=ImageDataset.load(data_path).images, features=None)

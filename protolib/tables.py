@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from protolib import io
+from protolib.checks import read_result
 
 FULL_LABEL = "100 %"
 SOURCE_FULL_LABEL = "100 % (source data)"
@@ -39,7 +40,7 @@ def collect(result_paths: list[str]) -> pd.DataFrame:
     """One row per evaluation file, sorted so the same inputs always give the same table."""
     rows = []
     for path in result_paths:
-        r = io.read_json(path)
+        r = read_result(path)
         rows.append({k: r[k] for k in ("dataset", "model", "class", "class_name", "method", "M", "seed", "n_train", "test_auroc")})
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from protolib import io, pipeline
+from protolib import integrity, io, pipeline
 from protolib.checks import InputMismatchError
 from protolib.config import ConfigError, load, validate
 from tests.helpers import REPO, small_config, snakemake, write_config
@@ -48,7 +48,7 @@ BAD_CONFIGS = {
     ),
     "manual class given twice": (
         lambda c, t: _manual(c, {3: [1, 2, 3, 4, 5], "3": [1, 2, 3, 4, 5], 8: [1, 2, 3, 4, 5]}),
-        "the same class as selection.manual.digits.3",
+        "selection.manual.digits: keys 3 and '3' both name class '3'",
     ),
     "manual duplicate ids": (
         lambda c, t: _manual(c, {3: [1, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
@@ -61,6 +61,10 @@ BAD_CONFIGS = {
     "split.train smaller than M": (
         lambda c, t: c["datasets"]["digits"]["split"].update(train=3),
         "datasets.digits.split.train: 3 training images per class, fewer than the largest selection.M = 5",
+    ),
+    "candidates above a split.train count": (
+        lambda c, t: c["datasets"]["digits"].update(split={"train": 100}, candidates=500),
+        "datasets.digits.candidates: 500 is more than the split.train = 100 training images of each class; at most 100",
     ),
     "population 1e9": (
         lambda c, t: c["selection"]["evolutionary"].update(population=10**9),
@@ -92,6 +96,19 @@ BAD_CONFIGS = {
         lambda c, t: c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
                                          "target": {"dataset": "digits", "model": "knn"}, "methods": ["manual"]}]),
         "transfer[0].methods: 'manual' not in selection.methods",
+    ),
+    "dataset root a file": (
+        lambda c, t: c["datasets"].update(cifar10={"root": "/etc/passwd", "classes": [0], "candidates": 30}),
+        "datasets.cifar10.root: '/etc/passwd' is a file, not a folder",
+    ),
+    "digits given a root": (  # digits ship with scikit-learn: the root was ignored without a word
+        lambda c, t: c["datasets"]["digits"].update(root=str(t)),
+        "datasets.digits.root: the 'digits' loader reads no files (its data ship with its library); remove it",
+    ),
+    "weights file of garbage": (  # torch's UnpicklingError advised weights_only=False, in the first GPU job
+        lambda c, t: (t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8),
+                      c["models"].update(res={"detector": "knn", "backbone": "resnet18", "weights": str(t / "w.pt")})),
+        "w.pt: not a PyTorch state_dict file (torch cannot read it",
     ),
     "a key the loader does not read": (  # digits has no val size: the split would silently be the same
         lambda c, t: c["datasets"]["digits"]["split"].update(val_size=50),
@@ -132,6 +149,14 @@ BAD_FILES = {
                                 "key 'seed' is written twice (lines 1 and 3)"),
     "a folder": (lambda p: p.mkdir(), "is a folder; expected a YAML config file"),
     "a binary file": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00"), "not a text file"),
+    "a list": (lambda p: p.write_text("- results\n- seed\n"), "expected a mapping of settings (key: value lines"),
+    "a scalar": (lambda p: p.write_text("42\n"), "got a int ('42')"),
+    "empty": (lambda p: p.write_text(""), "got nothing (an empty file)"),
+    "a plugin raising on import": (
+        lambda p: (p.with_name("bad_plugin_mod.py").write_text("x = 1 / 0\n"),
+                   p.write_text(yaml.safe_dump({**base(p.parent), "plugins": ["bad_plugin_mod"]}))),
+        "plugins[0]: importing module 'bad_plugin_mod' raised ZeroDivisionError: division by zero",
+    ),
 }
 
 
@@ -139,17 +164,25 @@ BAD_FILES = {
 def test_validate_config_names_a_bad_file(case, tmp_path):
     path = tmp_path / "study.yaml"
     BAD_FILES[case][0](path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
     run = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(path)],
-                         capture_output=True, text=True, cwd=REPO)
+                         capture_output=True, text=True, cwd=REPO, env=env)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert str(path) in run.stderr and BAD_FILES[case][1] in run.stderr
+    assert len(run.stderr.strip().splitlines()) <= 2, run.stderr
 
 
-def test_validate_config_runs_the_report_and_transfer_checks(tmp_path):
-    config = base(tmp_path)
-    config["report"] = {"fig2": {"dataset": "nope"}}
-    with pytest.raises(ConfigError, match=r"report\.fig2: no run has dataset 'nope'"):
-        load(write_config(tmp_path / "c.yaml", config))
+def test_yaml_merge_keys_are_read_as_yaml_reads_them(tmp_path):
+    """`<<: *anchor` was refused as "not valid YAML"; a key written twice is still refused."""
+    path = tmp_path / "study.yaml"
+    text = yaml.safe_dump(base(tmp_path), sort_keys=False)
+    models = "models:\n  knn: &m {detector: knn, backbone: pixels, k: 2}\n  knn3:\n    <<: *m\n    k: 3\n"
+    text = text[:text.index("models:")] + models + text[text.index("runs:"):]
+    path.write_text(text)
+    assert load(path)["models"]["knn3"] == {"detector": "knn", "backbone": "pixels", "k": 3}
+    path.write_text(text.replace("    k: 3\n", "    k: 3\n    k: 4\n"))
+    with pytest.raises(ConfigError, match="key 'k' is written twice"):
+        load(path)
 
 
 # ----------------------------------------------------------------------------- the Snakefile
@@ -178,6 +211,28 @@ def test_snakemake_rejects_duplicate_keys_and_figure_errors_before_any_job(tmp_p
     path.write_text(yaml.safe_dump(config))
     run = snakemake("-n", "--cores", "1", "--configfile", str(path))
     assert run.returncode != 0 and "report.fig2: no run has dataset 'nope'" in run.stderr
+
+
+@pytest.mark.parametrize("text, got", [("- results\n", "got a list"), ("", "got nothing (an empty file)")])
+def test_snakemake_names_an_embedded_config_that_is_not_a_mapping(text, got, tmp_path):
+    """Snakemake's own message ("Config file must be given as JSON or YAML with keys at top level")
+    names no file. (A --configfile is read by Snakemake before the Snakefile, out of its reach:
+    `protolib validate-config FILE` names it.)"""
+    (tmp_path / "config.yaml").write_text(text)
+    run = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"error: config.yaml: expected a mapping of settings (key: value lines, e.g. results: results), {got}" \
+        in run.stderr
+
+
+def test_snakemake_names_a_plugin_that_raises_on_import(tmp_path, monkeypatch):
+    (tmp_path / "raising_plugin.py").write_text("import math\nVALUE = math.log(0)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(tmp_path)]))
+    path = write_config(tmp_path / "study.yaml", {**base(tmp_path), "plugins": ["raising_plugin"]})
+    run = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert run.returncode != 0 and "Traceback" not in run.stderr and 'File "' not in run.stderr
+    assert ("plugins[0]: importing module 'raising_plugin' raised ValueError: math domain error "
+            f"({tmp_path / 'raising_plugin.py'}:2); fix the module") in run.stderr
 
 
 # ----------------------------------------------------------------------------- what a stage reads
@@ -243,12 +298,11 @@ def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
 def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, monkeypatch):
     """The stored digest lets a reader skip recomputing the AUROCs only for the file as written:
     scores edited afterwards (two rows swapped, so sample_auroc no longer matches them) are
-    recomputed and refused."""
+    recomputed and refused; an edit that keeps them consistent is refused by the digest."""
     from protolib import checks
 
-    config, split, features, matrix = scored
+    matrix = scored[3]
     data = io.read_npz(matrix)
-    assert str(data["digest"]) == checks.scores_digest(data["scores"], data["val_labels"], data["sample_auroc"])
     calls = []
     monkeypatch.setattr(checks, "rowwise_auroc", lambda *a: calls.append(1) or (_ for _ in ()).throw(AssertionError))
     checks.read_scores(matrix)  # as written: no recomputation
@@ -259,12 +313,87 @@ def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, m
     _edit_matrix(matrix, scores=scores)
     with pytest.raises(InputMismatchError, match="sample_auroc is not the AUROC of the score rows"):
         checks.read_scores(matrix)
+    _edit_matrix(matrix, scores=data["scores"] + 1.0)  # every score shifted: the same AUROCs
+    with pytest.raises(InputMismatchError, match=r"do not match their digest.*snakemake --forcerun merge_scores"):
+        checks.read_scores(matrix)
+
+
+# ----------------------------------------------------------------------------- edited intermediates
+def _edit_json(path: Path, **changes) -> None:
+    """Edit a file as a user would in an editor (its digest left as it was)."""
+    data = json.loads(Path(path).read_text())
+    data.update(changes)
+    Path(path).write_text(json.dumps(data))
+
+
+@pytest.fixture
+def selected(scored, tmp_path):
+    """The ``scored`` class with greedy subsets and their evaluations."""
+    config, split, features, matrix = scored
+    subsets = pipeline.select_subsets(config, "digits", "knn", "greedy", split, matrix, features, tmp_path / "greedy")
+    evals = [str(tmp_path / "eval" / p.name) for p in subsets]
+    pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, list(map(str, subsets)), evals)
+    return config, split, features, subsets, evals
+
+
+def test_a_subset_with_more_ids_than_its_M_is_refused(selected, tmp_path):
+    """Subset ids edited to [479, 479, 476] for M = 1 were evaluated as n_train: 3."""
+    config, split, features, subsets, _ = selected
+    m1 = next(p for p in subsets if p.name == "M1_seed0.json")
+    train = json.loads(Path(split).read_text())["train"]
+    _edit_json(m1, ids=[train[0], train[0], train[1]])
+    with pytest.raises(InputMismatchError, match=r"M1_seed0\.json: .*digest.*snakemake --forcerun select_greedy"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    # written so by a job (a selector's bug): its size is checked all the same
+    integrity.write_json(m1, {**json.loads(m1.read_text()), "ids": [train[0], train[0], train[1]]})
+    with pytest.raises(InputMismatchError, match=r"repeats ids"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    integrity.write_json(m1, {**json.loads(m1.read_text()), "ids": train[:3]})
+    with pytest.raises(InputMismatchError, match=r"lists 3 ids for M = 1"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(m1)], [str(tmp_path / "e.json")])
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
+    """test_auroc edited to 0.999 in one evaluation file showed as 99.95 in Table 1, underlined."""
+    from protolib import report
+
+    evals = selected[4]
+    report.write_evaluation_csv(evals, tmp_path / "evaluation.csv")  # as written: fine
+    _edit_json(Path(evals[0]), test_auroc=0.999)
+    with pytest.raises(InputMismatchError, match=rf"{evals[0]}: its content does not match its digest.*"
+                                                 r"snakemake --forcerun evaluate_greedy"):
+        report.write_evaluation_csv(evals, tmp_path / "evaluation2.csv")
+    assert not (tmp_path / "evaluation2.csv").exists()
+
+
+def test_a_split_or_prepared_data_edited_is_refused(scored, tmp_path):
+    config, split, features, matrix = scored
+    record = json.loads(Path(split).read_text())
+    _edit_json(split, train=record["train"][:-1] + record["test"]["ids"][:1])
+    with pytest.raises(InputMismatchError, match=r"split\.json: .*digest.*snakemake --forcerun split"):
+        pipeline.select_subsets(config, "digits", "knn", "greedy", split, matrix, features, tmp_path / "out")
+    data = io.read_npz(tmp_path / "digits.npz")
+    data["images"] = data["images"].copy()
+    data["images"][0, 0, 0] ^= 1
+    io.write_npz(tmp_path / "digits.npz", **data)
+    with pytest.raises(InputMismatchError, match=r"digits\.npz: .*digest.*snakemake --forcerun prepare"):
+        pipeline.make_split(config, "digits", 3, tmp_path / "digits.npz", tmp_path / "split2.json")
+
+
+def test_a_matrix_from_another_split_is_refused(scored, tmp_path):
+    """Each file records the digests of the files it was made from; a reader that has both checks them."""
+    config, split, features, matrix = scored
+    other = tmp_path / "other_split.json"  # the same ids, written with other settings (so another digest)
+    integrity.write_json(other, {**json.loads(Path(split).read_text()), "config": {"seed": 99}})
+    with pytest.raises(InputMismatchError, match=r"matrix\.npz: was made from another split file than"):
+        pipeline.select_subsets(config, "digits", "knn", "greedy", other, matrix, features, tmp_path / "out")
 
 
 def test_a_subset_with_test_ids_is_refused_by_evaluation(scored, tmp_path):
     config, split, features, _ = scored
     test_ids = json.loads(Path(split).read_text())["test"]["ids"][:5]
-    io.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
+    integrity.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
     with pytest.raises(InputMismatchError, match=r"subset\.json: subset ids .* are not training images of"):
         pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
                                   [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])
@@ -276,9 +405,9 @@ def test_a_split_leaving_too_few_normal_test_images_is_refused(tmp_path):
     config["datasets"]["digits"]["split"]["train"] = 0.99
     config = validate(config)
     data = tmp_path / "digits.npz"
-    pipeline.prepare_dataset(config, "digits", data)
     with pytest.raises(ValueError, match=r"split\.train = 0\.99 takes \d+ for training and leaves 1 normal images"):
-        pipeline.make_split(config, "digits", 3, data, tmp_path / "split.json")
+        pipeline.prepare_dataset(config, "digits", data)  # the first job that knows the class sizes
+    assert not data.exists()
 
 
 def test_outputs_honour_the_umask(tmp_path):
@@ -384,6 +513,11 @@ RANK_CASES = {
     "one image": (lambda t: [_images(t / "one", 1).name, "--out", "o", "-M", "1"], "ranking needs at least 2"),
     "unknown model": (lambda t: ["imgs", "--out", "o", "--model", "foo"],
                       "unknown model 'foo'; choose from fae, knn, panda, patchcore, rd"),
+    "weights file missing": (lambda t: ["imgs", "--out", "o", "--weights", "/nonexistent"],
+                             "--weights: file '/nonexistent' not found"),
+    "weights file of garbage": (
+        lambda t: (t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8), ["imgs", "--out", "o", "--weights", "w.pt"])[1],
+        "--weights: w.pt: not a PyTorch state_dict file (torch cannot read it"),
     "non-UTF-8 file name": (
         lambda t: (t.joinpath("imgs", os.fsdecode(b"bad\xff.png")).write_bytes((t / "imgs" / "00.png").read_bytes()),
                    ["imgs", "--out", "o"])[1],
@@ -417,3 +551,135 @@ def test_registry_names_lazy_entries_in_its_error():
 
     with pytest.raises(KeyError, match="registered: .*fae.*knn.*panda.*patchcore"):
         DETECTORS.get("foo")
+
+
+# ----------------------------------------------------------------------------- caps and class sizes
+PREPARE_CASES = {  # what only the class sizes and labels decide: refused by the prepare job
+    "candidates above the training images": (
+        lambda c: c["datasets"]["digits"].update(candidates=500),
+        r"datasets\.digits\.candidates: 500 is more than the 122 training images class '3' gets .*; at most 122"),
+    "split.train 170": (lambda c: c["datasets"]["digits"]["split"].update(train=170),
+                        r"datasets\.digits\.split\.train: class '8' has 174 images; split\.train = 170 takes 170 for training and leaves 2 "),
+    "split.train 0.99": (lambda c: c["datasets"]["digits"]["split"].update(train=0.99),
+                         r"datasets\.digits\.split\.train: .*split\.train = 0\.99 takes \d+ for training and leaves 1 normal"),
+    "anomalies_per_other_class 100": (
+        lambda c: c["datasets"]["digits"]["split"].update(anomalies_per_other_class=100), r"datasets\.digits\.split\.anomalies_per_other_class: 100 asks for \d+ anomalies .* but class 0 has 178 "),
+    "manual ids of another class": (
+        lambda c: _manual(c, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
+        r"selection\.manual\.digits\.3: ids 0 \(class '0'\), 1 \(class '1'\).* are not training images of class '3'"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREPARE_CASES))
+def test_what_the_class_sizes_decide_is_refused_by_the_prepare_job(case, tmp_path):
+    config = base(tmp_path)
+    config["datasets"]["digits"]["candidates"] = 30
+    mutate, pattern = PREPARE_CASES[case]
+    mutate(config)
+    config = validate(config)
+    data = tmp_path / "digits.npz"
+    with pytest.raises(ValueError, match=pattern):
+        pipeline.prepare_dataset(config, "digits", data)
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("method, key, value, largest", [
+    ("gmm", "pca_components", 1000, 64),  # capped to 64 without a word
+    ("typical", "neighbours", 10000, 121),  # ran and was recorded as 10000
+])
+def test_a_selector_setting_above_what_the_pool_allows_is_refused(method, key, value, largest, scored, tmp_path):
+    config, split, features, matrix = scored
+    config = copy.deepcopy(config)
+    config["selection"][method] = {key: value}
+    with pytest.raises(ValueError, match=rf"selection\.{method}\.{key}: {value} is more than .*; at most {largest}$"):
+        pipeline.select_subsets(config, "digits", "knn", method, split, matrix, features, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rank_records_the_pca_components_it_used(tmp_path):
+    _images(tmp_path / "imgs", 12)
+    run = _rank("imgs", "--out", "o", "-M", "2", "--pca", "1000", "--no-contact-sheet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["settings"]["pca"] == 12 if "settings" in summary else summary["pca"] == 12
+    assert "--pca 1000 is more than" in run.stderr
+
+
+# ----------------------------------------------------------------------------- a run on a held folder
+def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
+    """Snakemake's IncompleteFilesException advised --rerun-incomplete (which would rerun the
+    other run's jobs under it); the lock that other run keeps names the folder it holds."""
+    from protolib.run_lock import lock_holding
+
+    config = base(tmp_path)
+    path = write_config(tmp_path / "study.yaml", config)
+    workdir = tmp_path / "work"
+    (workdir / ".snakemake" / "locks").mkdir(parents=True)
+    assert lock_holding(config["results"], workdir) is None
+    lock = workdir / ".snakemake" / "locks" / "0.output.lock"
+    lock.write_text(f"{tmp_path / 'elsewhere' / 'x.json'}\n")  # another study's run: not this folder
+    assert lock_holding(config["results"], workdir) is None
+    lock.write_text(f"{config['results']}/splits/digits/3.json\n")
+    assert lock_holding(config["results"], workdir) == lock
+    run = snakemake("--cores", "1", "--configfile", str(path), workdir=workdir)
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "rerun-incomplete" not in run.stderr
+    assert f"another snakemake run holds the results folder {config['results']!r}" in run.stderr
+    assert "snakemake --unlock" in run.stderr and not Path(config["results"]).exists()
+    assert snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=workdir).returncode == 0  # a dry run looks
+
+
+# ----------------------------------------------------------------------------- the shared study
+def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(small_study):
+    from protolib import integrity
+
+    results = small_study.results
+    checked, kinds = 0, set()
+    for path in sorted(results.rglob("*")):
+        part = path.relative_to(results).parts[0]
+        if part not in ("data", "splits", "features", "scores", "subsets", "eval", "transfer") or not path.is_file():
+            continue
+        if path.suffix == ".npz":
+            integrity.read_npz(path, None)
+        elif path.suffix == ".npy":
+            integrity.read_features(path)
+        elif path.suffix == ".json":
+            integrity.read_json(path, None)
+        else:
+            continue  # transfer/evaluation.csv: a table
+        checked, kinds = checked + 1, kinds | {part}
+    assert kinds == {"data", "splits", "features", "scores", "subsets", "eval", "transfer"} and checked > 50
+
+
+def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
+    """A job's error is one line on the terminal, naming the file and the command that rebuilds
+    it, and the log that holds the traceback; Table 1 is not rewritten."""
+    results = small_study.results
+    edited = results / "eval" / "digits" / "knn" / "3" / "greedy" / "M1_seed0.json"
+    original = edited.read_bytes()
+    table = (results / "tables" / "table1.csv").read_bytes()
+    try:
+        record = json.loads(original)
+        record["test_auroc"] = 0.999
+        edited.write_text(json.dumps(record))
+        run = snakemake("table1", "--cores", "1", "--configfile", str(small_study.path), workdir=small_study.workdir)
+        assert run.returncode != 0
+        assert "Traceback" not in run.stderr and 'File "' not in run.stderr
+        line = next(line for line in run.stderr.splitlines() if line.startswith("error: "))
+        assert f"{edited}: its content does not match its digest" in line
+        assert "`snakemake --forcerun evaluate_greedy`" in line
+        assert f"(traceback: {results}/logs/evaluation_table.log)" in line
+        assert "Traceback" in (results / "logs" / "evaluation_table.log").read_text()
+        assert (results / "tables" / "table1.csv").read_bytes() == table
+    finally:
+        edited.write_bytes(original)
+
+
+def test_manual_ids_changed_after_prepare_are_refused_by_the_select_job_naming_the_key(scored, tmp_path):
+    """The prepare job does not rerun when only selection.manual changes: select_manual checks too."""
+    config, split, features, matrix = scored
+    config = copy.deepcopy(config)
+    _manual(config, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]})
+    config = validate(config)
+    with pytest.raises(ValueError, match=r"selection\.manual\.digits\.3: ids 0 \(not a training id of the split\)"):
+        pipeline.select_subsets(config, "digits", "knn", "manual", split, matrix, features, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

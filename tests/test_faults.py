@@ -7,7 +7,8 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
-from protolib import io, pipeline
+from protolib import integrity, io, pipeline
+from protolib.checks import InputMismatchError
 from protolib.config import validate
 from tests.helpers import small_config
 
@@ -24,14 +25,26 @@ def prepared(tmp_path):
     return config, data, split, features
 
 
-def test_nan_features_are_named(prepared, tmp_path):
-    config, data, split, features = prepared
-    bad = np.load(features)
-    bad[5, 3] = np.nan
-    np.save(tmp_path / "bad.npy", bad)
+@pytest.mark.parametrize("edit", ["nan", "columns", "truncated", "no description"])
+def test_an_edited_feature_cache_is_refused_naming_it_and_its_rule(edit, prepared, tmp_path):
+    """One NaN typed into the cache changed 7 cells of Table 1; a cache cut to a[:, :32] beside a
+    description saying 64 columns ran 35 jobs; a truncated one gave numpy's bare mmap error."""
+    config, _, split, features = prepared
+    array = np.load(features)
+    if edit == "nan":
+        array[5, 3] = np.nan
+        np.save(features, array)
+    elif edit == "columns":
+        np.save(features, np.ascontiguousarray(array[:, :32]))
+    elif edit == "truncated":
+        features.write_bytes(features.read_bytes()[:-100])
+    else:
+        features.with_suffix(".json").unlink()
     out = tmp_path / "chunk0.npz"
-    with pytest.raises(ValueError, match=r"chunk0.npz: 1 values are NaN or infinite|NaN"):
-        pipeline.score_chunk(config, "digits", "knn", 0, split, None, tmp_path / "bad.npy", out)
+    with pytest.raises(InputMismatchError) as err:
+        pipeline.score_chunk(config, "digits", "knn", 0, split, None, features, out)
+    assert str(features) in str(err.value) and "snakemake --forcerun features" in str(err.value)
+    assert "\n" not in str(err.value)
     assert not out.exists()
 
 
@@ -45,8 +58,10 @@ def test_score_chunk_of_the_wrong_shape_is_named_and_nothing_is_overwritten(prep
     merged = tmp_path / "matrix.npz"
     pipeline.merge_scores(config, "digits", "knn", split, chunks, merged)
     before = merged.read_bytes()
-    part = io.read_npz(chunks[0])
-    io.write_npz(chunks[0], scores=part["scores"][:, :-1], candidates=part["candidates"], meta=part["meta"])
+    part = integrity.read_npz(chunks[0], "score_chunk")
+    # as a job would write it (digest and all), with one val column short
+    integrity.write_npz(chunks[0], part["integrity"]["made_from"], scores=part["scores"][:, :-1],
+                        candidates=part["candidates"], meta=part["meta"])
     with pytest.raises(ValueError, match=r"chunk0.npz: score chunk has shape \(16, \d+\), expected \(rows, \d+\)"):
         pipeline.merge_scores(config, "digits", "knn", split, chunks, merged)
     assert merged.read_bytes() == before
@@ -80,7 +95,7 @@ def test_two_writers_of_one_cache_file_never_corrupt_it(tmp_path):
 
 def test_evaluation_with_a_subset_outside_the_split_is_rejected(prepared, tmp_path):
     config, data, split, features = prepared
-    io.write_json(tmp_path / "subset.json", {"method": "manual", "M": 1, "seed": 0, "ids": [10**6]})
+    integrity.write_json(tmp_path / "subset.json", {"method": "manual", "M": 1, "seed": 0, "ids": [10**6]})
     with pytest.raises((IndexError, ValueError)):
         pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
                                   [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])

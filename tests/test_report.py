@@ -464,7 +464,8 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
     target_split = tmp_path / "digits2_3.json"
     pipeline.make_split(config, "digits2", 3, results / "data" / "digits.npz", target_split)
     target_features = tmp_path / "pixels.npy"
-    shutil.copy(features_file(results, config), target_features)
+    for suffix in (".npy", ".json"):  # the cache and its description (shape, digest)
+        shutil.copy(features_file(results, config).with_suffix(suffix), target_features.with_suffix(suffix))
     subset = results / "subsets" / "digits" / "knn" / "3" / "greedy" / "M3_seed0.json"
     out = tmp_path / "M3_seed0.json"
     pipeline.evaluate_transfer(config, "to_digits2", results / "splits" / "digits" / "3.json", target_split, None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib import io
+from protolib import integrity
 from protolib.registry import Registry
 
 
@@ -47,12 +47,14 @@ class ImageDataset:
     def save(self, path: str | Path, provenance: dict[str, Any] | None = None) -> None:
         """The prepared dataset: one array file every later rule reads (fast, no re-decoding)."""
         arrays = {f"meta_{k}": np.asarray(v) for k, v in self.meta.items()}
-        io.write_npz(path, images=self.images, labels=self.labels, **arrays,
-                     meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}})
+        integrity.write_npz(path, images=self.images, labels=self.labels, **arrays,
+                            meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}})
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageDataset":
-        data = io.read_npz(path)
+        """The prepared dataset file, refused unless its digest matches (:mod:`protolib.integrity`)."""
+        data = integrity.read_npz(path, "prepare")
+        data.pop(integrity.FIELD)
         info = data["meta"]
         return cls(
             name=info["name"],
@@ -89,15 +91,20 @@ OPTIONAL_KEYS = ("image_size", "slices", "color", "split.val_fraction", "split.v
                  "split.max_train")
 #: per loader, the ``OPTIONAL_KEYS`` it reads (loaders registered without ``reads`` are not checked)
 READS: dict[str, tuple[str, ...]] = {}
+#: loaders that read no files (their data ship with a library): ``root`` and ``download`` are refused
+NO_FILES: set[str] = set()
 
 
 def register_dataset(
     name: str, class_names: list[str], split: Callable[..., Any] | None = None,
-    reads: tuple[str, ...] | None = None,
+    reads: tuple[str, ...] | None = None, files: bool = True,
 ) -> Callable[[Loader], Loader]:
     """Register a loader under ``name``; ``split`` overrides the one-vs-rest protocol; ``reads``:
-    which of ``OPTIONAL_KEYS`` the loader and its split read."""
+    which of ``OPTIONAL_KEYS`` the loader and its split read; ``files=False``: it reads no
+    files (no ``root``)."""
     CLASS_NAMES[name] = list(class_names)
+    if not files:
+        NO_FILES.add(name)
     if split is not None:
         SPLIT_PROTOCOLS[name] = split
     if reads is not None:

@@ -9,7 +9,7 @@ import numpy as np
 from protolib.data.base import ImageDataset, register_dataset
 
 
-@register_dataset("digits", [str(d) for d in range(10)], reads=())
+@register_dataset("digits", [str(d) for d in range(10)], reads=(), files=False)
 def load_digits(cfg: dict[str, Any]) -> ImageDataset:
     from sklearn.datasets import load_digits as sk_load_digits
 

@@ -10,13 +10,14 @@ candidates are drawn from the training set.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from protolib import io
+from protolib import integrity
 
 
 #: fewest normal val (and test) images a one-vs-rest split may leave
@@ -86,14 +87,21 @@ class Split:
             raise ValueError(f"{source}: candidates must be training ids")
 
 
-def save_split(split: Split, path: str | Path, config: dict[str, Any] | None = None) -> None:
+def save_split(split: Split, path: str | Path, config: dict[str, Any] | None = None,
+               made_from: dict[str, str] | None = None) -> None:
+    """The split file, with its digest (and its prepared data's: ``made_from``)."""
     payload = split.to_dict()
     payload["config"] = config or {}
-    io.write_json(path, payload)
+    integrity.write_json(path, payload, made_from)
 
 
 def load_split(path: str | Path) -> Split:
-    split = Split.from_dict(io.read_json(path))
+    """A split file, checked: its digest, and no overlap between its parts."""
+    record = integrity.read_json(path, "split")
+    try:
+        split = Split.from_dict(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise integrity.refuse(path, f"not a split file ({type(err).__name__}: {err})", "split") from None
     split.check(str(path))
     return split
 
@@ -122,14 +130,20 @@ def one_vs_rest_split(
     n_val = (n_class - n_train) // 2
     if n_train < 1 or n_val < min_normal_eval:
         raise ValueError(
-            f"{dataset}: class {class_name!r} has {n_class} images; split.train = {train} takes {n_train} for "
+            f"datasets.{dataset}.split.train: class {class_name!r} has {n_class} images; split.train = {train} takes "
+            f"{n_train} for "
             f"training and leaves {max(n_val, 0)} normal images each for val and test (need at least "
             f"{min_normal_eval} each: an AUROC over fewer normal images means little); lower split.train"
         )
     train_ids = normal[:n_train]
     n_anom = max(1, int(round(anomalies_per_other_class * n_val)))
     val_anom, test_anom = _other_class_anomalies(labels, normal_class, n_anom, rng, dataset, anomalies_per_other_class)
-    k = min(candidates, n_train)
+    if candidates > n_train:  # the config and the class's size decide it: refused, not capped
+        raise ValueError(
+            f"datasets.{dataset}.candidates: {candidates} is more than the {n_train} training images class "
+            f"{class_name!r} gets (split.train = {train} of its {n_class}); at most {n_train}"
+        )
+    k = candidates
     cand = np.sort(rng.choice(train_ids, size=k, replace=False))
     val_ids, val_y = _joined(normal[n_train : n_train + n_val], val_anom)
     test_ids, test_y = _joined(normal[n_train + n_val : n_train + 2 * n_val], test_anom)
@@ -158,8 +172,8 @@ def _other_class_anomalies(labels: np.ndarray, normal_class: int, n_anom: int, r
         pool = np.flatnonzero(labels == other)
         if len(pool) < 2 * n_anom:
             raise ValueError(
-                f"{dataset}: class {other} has {len(pool)} images, fewer than the {2 * n_anom} "
-                f"anomalies (val + test) that split.anomalies_per_other_class = {per_other_class} asks for"
+                f"datasets.{dataset}.split.anomalies_per_other_class: {per_other_class} asks for {2 * n_anom} "
+                f"anomalies (val + test) from every other class, but class {other} has {len(pool)} images; lower it"
             )
         drawn = rng.choice(pool, size=2 * n_anom, replace=False)
         val_anom.append(drawn[:n_anom])
@@ -232,6 +246,10 @@ def build_split(
             )
         parts[part] = (ids, y)
     k = min(int(candidates), len(train))
+    if k < int(candidates):  # documented: K = every training image when candidates asks for more
+        logging.getLogger(__name__).warning(
+            "datasets.%s.candidates: %d is more than the %d training images of class %r; K = %d (all of them), as "
+            "recorded in the split file (protocol.candidates)", dataset, int(candidates), len(train), class_name, k)
     cand = np.sort(rng.choice(train, size=k, replace=False)).astype(np.int64)
     split = Split(
         dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed), train=train,

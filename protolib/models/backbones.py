@@ -100,17 +100,75 @@ def load_resnet(name: str, weights: str) -> Any:
             f"weights file {str(path)!r} not found; set 'weights' to an existing state_dict file, "
             "or to 'imagenet' for torchvision's download/cache"
         )
-    import torch
-
+    state = read_state_dict(path, name)
     model = builder(weights=None)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{path}: not a {name} state_dict ({err})") from err
+        raise ValueError(f"{path}: not a {name} state_dict ({' '.join(str(err).split())})") from err
     return model
+
+
+def read_state_dict(path: str | Path, name: str | None = None) -> dict[str, Any]:
+    """A weights file, read with torch's safe loader (``weights_only``): its state_dict (the
+    ``state_dict`` entry of a checkpoint), checked against the ResNet ``name`` when given (names
+    and shapes). A file that is not one is a ValueError naming it; never torch's advice to load
+    it unsafely."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as err:
+        text = str(err).strip() or type(err).__name__
+        detail = (text.split("WeightsUnpickler error:", 1)[-1].strip() or text).splitlines()[0][:120]
+        reason = ("it holds Python objects besides tensors, which torch's safe loader refuses"
+                  if "Unsupported global" in detail else f"torch cannot read it: {detail}")
+        raise ValueError(f"{path}: not a PyTorch state_dict file ({reason}); save the network's state_dict() "
+                         "with torch.save") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state_dict (a mapping of parameter names to tensors); save the network's "
+                         "state_dict() with torch.save")
+    if name in _TORCHVISION_RESNETS:
+        problem = _state_dict_mismatch(state, name)
+        if problem:
+            raise ValueError(f"{path}: not a {name} state_dict ({problem})")
+    return state
+
+
+def _state_dict_mismatch(state: dict[str, Any], name: str) -> str | None:
+    """How a state_dict differs from torchvision's ``name`` (built on the meta device: no memory)."""
+    import torch
+    import torchvision
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in getattr(torchvision.models, name)(weights=None).state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
+    parts = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+             for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes for", shapes)) if keys]
+    return "; ".join(parts) or None
+
+
+def weights_problem(model_cfg: dict[str, Any]) -> str | None:
+    """Whether a model's ``weights`` file can be used for its backbone (checked with the config,
+    before any job: a file that is not a state_dict otherwise fails the first GPU job)."""
+    weights = model_cfg.get("weights", FEATURE_DEFAULTS["weights"])
+    backbone = model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"])
+    if weights in ("none", "imagenet") or backbone == "pixels":
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        return f"file {weights!r} not found"
+    try:
+        read_state_dict(path, backbone if backbone in _TORCHVISION_RESNETS else None)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def to_tensor_batch(images: np.ndarray, image_size: int, resize: int | None = None) -> Any:

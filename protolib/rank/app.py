@@ -11,7 +11,8 @@ from typing import Any
 from protolib.checks import InputMismatchError
 from protolib.rank.contact_sheet import draw
 from protolib.rank.folders import ImageFolder, read_inputs
-from protolib.rank.model import build_detector, checked_model_config, embedder, note_weights, resolve_device
+from protolib.rank.model import (build_detector, checked_model_config, embedder, note_weights, pca_components,
+                                  resolve_device)
 from protolib.rank.options import RankError, RankOptions, check_options
 from protolib.rank.outputs import remove_stale, write_summary, write_tables
 from protolib.rank.ranking import Ranking, embed_folder, rank_images
@@ -59,7 +60,7 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     features = embed_folder(embed, train, model_cfg["backbone"], size, device, log)
     ranking = rank_images(train, features, opts, n_atypical, device, log)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking)
+    settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking, features.shape)
     validation = None
     if opts.with_val:
         validation = validate(detector, frozen, embed, read, features, ranking, opts, log)
@@ -81,14 +82,14 @@ def _check_counts(train: ImageFolder, images_dir: Path, opts: RankOptions, log: 
 
 
 def _settings(images_dir: Path, opts: RankOptions, model_cfg: dict[str, Any], train: ImageFolder, device: str,
-              n_atypical: int, ranking: Ranking) -> dict[str, Any]:
+              n_atypical: int, ranking: Ranking, feature_shape: tuple[int, ...]) -> dict[str, Any]:
     """What the outputs were made from (in every JSON output)."""
     n = len(train)
     return {
         "images_dir": str(images_dir), "model": opts.model, "backbone": model_cfg["backbone"],
         "weights": model_cfg["weights"], "image_size": model_cfg["image_size"], "mode": train.mode, "device": device,
         "M": opts.M, "n_atypical": n_atypical, "neighbours": min(opts.neighbours, max(n - 1, 0)),
-        "coreset_exclude": ranking.exclude, "pca": opts.pca or None, "seed": opts.seed, "on_error": opts.on_error,
+        "coreset_exclude": ranking.exclude, "pca": pca_components(opts.pca, feature_shape) if opts.pca else None, "seed": opts.seed, "on_error": opts.on_error,
         "model_config": model_cfg, "n_images": n,
     }
 

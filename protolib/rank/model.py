@@ -48,6 +48,12 @@ def checked_model_config(opts: RankOptions) -> dict[str, Any]:
     size = cfg["image_size"]
     if not isinstance(size, int) or size < 1:
         raise RankError(f"--image-size must be a positive integer, got {size!r}")
+    if opts.weights is not None:  # read now: before any image is read or embedded
+        from protolib.models.backbones import weights_problem
+
+        problem = weights_problem(cfg)
+        if problem:
+            raise RankError(f"--weights: {problem}")
     return cfg
 
 
@@ -104,7 +110,13 @@ def embedder(detector: Any, frozen: bool, model_cfg: dict[str, Any], device: str
         raise _user_error(f"backbone {model_cfg.get('backbone')!r}", err) from err
 
 
+def pca_components(requested: int, shape: tuple[int, ...]) -> int:
+    """``--pca`` as used: at most min(images, feature dimensions), the most PCA finds (the
+    summary records this number, and the run says when it is less than asked)."""
+    return min(requested, *shape)
+
+
 def pca(features: np.ndarray, components: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
-    return PCA(n_components=min(components, *features.shape), random_state=seed).fit_transform(features)
+    return PCA(n_components=pca_components(components, features.shape), random_state=seed).fit_transform(features)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from protolib.checks import check_finite
 from protolib.rank.folders import ImageFolder
-from protolib.rank.model import pca
+from protolib.rank.model import pca, pca_components
 from protolib.rank.options import RankOptions
 
 
@@ -48,6 +48,9 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     exclude = min(n_atypical, n // 10) if opts.coreset_exclude is None else opts.coreset_exclude
     exclude = min(exclude, n - M)
     log(f"choosing {M} prototypes covering the {n - exclude} most typical images")
+    if opts.pca and pca_components(opts.pca, features.shape) < opts.pca:
+        log(f"note: --pca {opts.pca} is more than min(images, feature dimensions) = {min(features.shape)}; "
+            f"using {min(features.shape)} components")
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
     found = typicality(space, M, neighbours=opts.neighbours, exclude=exclude, device=device)
     rank = found.rank(data.names)

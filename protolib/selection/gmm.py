@@ -51,7 +51,12 @@ class GMMSelector(Selector):
         self._check_size(context, M, pool=len(ids))
         seed = int(rng.integers(0, 2**31 - 1))
         if self.pca_components:
-            z = PCA(n_components=min(self.pca_components, *z.shape), random_state=seed).fit_transform(z)
+            largest = min(z.shape)  # PCA finds at most min(images, dimensions) components
+            if self.pca_components > largest:
+                raise ValueError(
+                    f"selection.gmm.pca_components: {self.pca_components} is more than the {largest} components "
+                    f"{len(ids)} pool images of {z.shape[1]} feature dimensions have; at most {largest}")
+            z = PCA(n_components=self.pca_components, random_state=seed).fit_transform(z)
         gmm = GaussianMixture(
             n_components=M,
             covariance_type=self.covariance_type,

@@ -177,6 +177,9 @@ class TypicalSelector(Selector):
             keep = np.isin(ids, context.candidates)
             ids, z = ids[keep], z[keep]
         self._check_size(context, M, pool=len(ids))
+        if self.neighbours > len(ids) - 1:
+            raise ValueError(f"selection.typical.neighbours: {self.neighbours} is more than the {len(ids) - 1} other "
+                             f"images of the pool; at most {len(ids) - 1}")
         exclude = min(int(self.tail * len(ids)), len(ids) - M)
         found = self._pool_pass(z).find(M, exclude)
         return Selection(
