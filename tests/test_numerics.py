@@ -174,3 +174,47 @@ def test_agreement_table_covers_every_detector():
     kinds = {name.split("_")[0] for name in AGREEMENT}
     assert set(DETECTORS.names()) <= kinds
     assert {a.kind for a in AGREEMENT.values()} <= {"exact", "frozen", "trained"}
+
+
+# ----------------------------------------------------------------------------- acceptance script
+def _acceptance():
+    import importlib.util
+    import sys
+
+    from tests.helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("gpu_acceptance", REPO / "benchmarks" / "gpu_acceptance.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_gpu_acceptance_tiny_on_the_cpu_passes():
+    """The CI form of benchmarks/gpu_acceptance.py: every detector on the CPU against the CPU."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_acceptance.py"), "--tiny", "--device", "cpu"],
+                         capture_output=True, text=True, cwd=REPO, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for case in ("knn_pixels", "knn_resnet", "panda_single", "patchcore", "panda", "fae_batch", "fae_imagenet",
+                 "rd", "fae_batch vmap", "rd vmap"):
+        assert f"\n{case} " in out.stdout, f"{case} missing from:\n{out.stdout}"
+    assert "resolve_device('auto')" in out.stdout and "all checks passed" in out.stdout
+
+
+def test_gpu_acceptance_fails_on_a_nan_feature_or_a_mutated_tolerance(monkeypatch, capsys):
+    from protolib.models.precision import Agreement
+
+    script = _acceptance()
+    argv = ["--tiny", "--device", "cpu", "--cases", "knn_resnet"]
+    assert script.main(argv) == 0
+    assert script.main([*argv, "--inject-nan"]) == 1
+    assert "FAIL InputMismatchError: resnet18 avgpool features" in capsys.readouterr().out
+    monkeypatch.setitem(script.AGREEMENT, "knn_resnet", Agreement("frozen", rtol=-1.0))
+    assert script.main(argv) == 1
+    assert "FAIL max rel diff" in capsys.readouterr().out
