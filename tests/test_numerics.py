@@ -52,6 +52,7 @@ def test_prepared_images_equal_preparing_each_batch(images, resize):
     {"detector": "patchcore", "backbone": "resnet18", "image_size": 32},
 ], ids=["panda", "fae", "patchcore"])
 def test_scores_of_prepared_images_are_identical(cfg):
+    """Also FAE's training minibatches, which it prepares once per fit."""
     det = make_detector(cfg, device="cpu")
     plain = det.fit(GREY[:3]).score(GREY[3:])
     prepared = det.prepared_images(GREY[3:])

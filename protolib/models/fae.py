@@ -186,6 +186,7 @@ class FAEDetector(TrainedMapDetector):
         if len(images) == 0:
             raise ValueError("fae: cannot fit on zero training images")
         state = bn_buffers(self.extractor)
+        images = self.prepared_images(images)  # resized once, not once per step
         stream = minibatch_stream(len(images), self.train_batch_size, torch.Generator().manual_seed(self.seed))
         net = self.new_net()
         train_plain(net, self.training_loss, lambda step: self.train_features(images[next(stream).numpy()], state),
