@@ -39,6 +39,7 @@ autoencoder       * hidden [50, 100], dropout 0.1           ``configs/base_confi
 loss              1 - SSIM, window 11, sigma 1.5            ``utils/pytorch_ssim.py``             SSIM
 optimiser         Adam 2e-4, batch 64, * 500 steps          ``configs/base_config.py`` (10 000)   500 steps
 score             * mean of top 10 % of the whole map       ``utils/evaluation.py`` (brain mask)  -
+precision         fp32 (bf16/fp16 opt-in: *)                float32                               -
 ================  ========================================  ====================================  =========
 
 Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above

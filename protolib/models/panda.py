@@ -26,6 +26,7 @@ optimiser              SGD 1e-2, mom. 0.9, wd 5e-5     ``panda.py`` train_model 
 clip, batch            grad norm 1e-3, 32              ``panda.py`` run_epoch, --batch_size -
 training length        * 2355 steps                    ``panda.py``: 15 epochs              2355 steps
 score                  k = 2 squared L2 (faiss, CPU)   ``utils.py`` knn_score (IndexFlatL2) k = 2
+precision              fp32 (bf16/fp16 opt-in: *)      float32                              -
 =====================  ==============================  ===================================  ==========
 
 Single-sample detectors: with one training image c = psi0(x), so the loss and its gradient are

@@ -37,6 +37,7 @@ core-set            10 %, 128-d projection, Euclidean     ``sampler.py`` Approxi
 image score         max of squared NN distance, k = 1     ``common.py`` FaissNN            max
                                                           (IndexFlatL2), PatchMaker.score
 anomaly map         bilinear, Gaussian sigma 4            ``common.py`` RescaleSegmentor   -
+precision           fp32 (bf16/fp16 opt-in: *)            float32                          -
 ==================  ====================================  ===============================  =======
 
 Deviations: the reference unfolds 3x3 patches and pools the flattened (C, 3, 3) vector, which

@@ -39,6 +39,7 @@ optimiser       Adam 5e-3, betas (0.5, 0.999), bs 4    ``RDtrainer.py``         
 training        * 500 steps                            ``RDtrainer.py``: 10 000 steps               -
 loss            1 - cos of flattened maps, 3 scales    ``RDtrainer.py`` loss_fucntion              -
 map, score      sum of 1 - cos maps, no blur, mean     ``RDtrainer.py`` get_anomaly_map, val_step  as [23]
+precision       fp32 (bf16/fp16 opt-in: *)             float32                                     -
 ==============  =====================================  ==========================================  ==========
 
 Deviations: the reference's ReLUs are in-place (here not, for autograd under vmap); BatchNorm in
