@@ -216,20 +216,20 @@ def vmap_equality(cfg: dict, device: str, data: dict) -> tuple[bool, str]:
 def study_equality(device: str, workdir: Path) -> tuple[bool, str]:
     """The default study's score matrices and 100 % AUROCs with device=cpu and device=``device``."""
     outs = {}
-    for dev in ("cpu", device):
-        results = workdir / f"results_{dev.replace(':', '_')}"
+    for side, dev in (("cpu", "cpu"), ("device", device)):
+        results = workdir / f"results_{side}"
         cmd = ["snakemake", "--cores", "2", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(REPO / "config.yaml"), "--config", f"device={dev}", f"results={results}",
                "--until", "merge_scores", "evaluate_full", "--quiet"]
         run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if run.returncode != 0:
             return False, f"snakemake with device={dev} failed: {run.stderr.strip()[-500:]}"
-        outs[dev] = results
+        outs[side] = results
     mismatched, n = [], 0
     for path in sorted(outs["cpu"].rglob("*")):
         if path.suffix not in (".npz", ".json") or "logs" in path.parts or "benchmarks" in path.parts:
             continue
-        other = outs[device] / path.relative_to(outs["cpu"])
+        other = outs["device"] / path.relative_to(outs["cpu"])
         n += 1
         if path.suffix == ".npz":
             a, b = np.load(path, allow_pickle=False), np.load(other, allow_pickle=False)
