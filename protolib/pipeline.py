@@ -174,6 +174,7 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     """Embed every image of the dataset once with the model's frozen backbone (the cache)."""
     data = ImageDataset.load(data_path)
     model_cfg = config["models"][model]
+    _configure_torch(config, model_cfg)
     features = np.asarray(make_backbone(model_cfg, device=config.get("device", "auto"))(data.images), dtype=np.float32)
     check_finite(features, str(out))
     io.write_npy(out, features)
@@ -185,9 +186,23 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     )
 
 
+def _configure_torch(config: dict[str, Any], model_cfg: dict[str, Any]) -> None:
+    """The job's torch settings (``deterministic``, cuDNN autotuning); a job on raw pixels imports
+    torch for them only under ``deterministic``."""
+    from protolib.models.backbones import FEATURE_DEFAULTS, resolve_device
+
+    deterministic = bool(config.get("deterministic", False))
+    if not deterministic and model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"]) == "pixels":
+        return
+    from protolib.models.precision import configure_run
+
+    configure_run(deterministic, resolve_device(config.get("device", "auto")))
+
+
 def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Path | None,
                          features_path: str | Path | None):
     model_cfg = config["models"][model]
+    _configure_torch(config, model_cfg)
     detector = make_detector(model_cfg, device=config.get("device", "auto"))
     inputs = Inputs.load(data_path, features_path if detector_uses_features(model_cfg) else None)
     return detector, inputs

@@ -48,8 +48,9 @@ def fit_and_score(detector: Any, inputs: Inputs, train_ids: Any, test_ids: Any) 
 
 def fit_and_score_each(detector: Any, train: Inputs, train_id_lists: Iterable[Any], test: Inputs,
                        test_ids: Any) -> Iterator[np.ndarray]:
-    """Fit on each training-id list in turn and score ``test_ids``: the test set is gathered (and,
-    for a frozen-feature detector, prepared: :meth:`prepared_features`) once, not once per list."""
+    """Fit on each training-id list in turn and score ``test_ids``: the test set is gathered and
+    prepared once, not once per list (features: :meth:`prepared_features`; images decoded and
+    resized: :meth:`prepared_images`)."""
     test_ids = np.asarray(test_ids, dtype=np.int64)
     if train.features is not None:
         queries = detector.prepared_features(np.asarray(test.features[test_ids]))
@@ -57,7 +58,7 @@ def fit_and_score_each(detector: Any, train: Inputs, train_id_lists: Iterable[An
             detector.fit_features(np.asarray(train.features[np.asarray(train_ids, dtype=np.int64)]))
             yield detector.score_features(queries)
         return
-    images = test.images[test_ids]
+    images = detector.prepared_images(test.images[test_ids])
     for train_ids in train_id_lists:
         detector.fit(train.images[np.asarray(train_ids, dtype=np.int64)])
         yield detector.score(images)
@@ -68,4 +69,4 @@ def single_sample_scores(detector: Any, train: Inputs, rows: Any, val: Inputs, v
     detector fitted on training input ``rows[i]`` alone (closed forms where the detector has one)."""
     if train.features is not None:
         return detector.score_matrix_features(np.asarray(train.features[rows]), np.asarray(val.features[val_ids]))
-    return detector.score_matrix(train.images[rows], val.images[val_ids])
+    return detector.score_matrix(train.images[rows], detector.prepared_images(val.images[val_ids]))

@@ -49,7 +49,7 @@ def test_defaults_are_filled_in_except_hyper_parameters(tmp_path):
         (lambda c: c["models"]["knn"].update(weights="/no/such.pth"), r"models\.knn\.weights: file '/no/such.pth' not found"),
         (lambda c: c["selection"]["evolutionary"].update(population="many"), r"selection\.evolutionary\.population: 'many' is not of type 'integer'"),
         (lambda c: c["models"]["knn"].update(steps=5),
-         r"models\.knn\.steps: not a setting of detector 'knn'; allowed: backbone, batch_size, image_size, k, weights$"),
+         r"models\.knn\.steps: not a setting of detector 'knn'; allowed: backbone, batch_size, image_size, k, precision, weights$"),
         (lambda c: c["models"]["knn"].update(detector="panda", backbone="resnet18", k=2, stpes=5),
          r"models\.knn\.stpes: not a setting of detector 'panda'; allowed: .*, steps, "),
         (lambda c: c["selection"]["evolutionary"].update(generation=5),

@@ -65,7 +65,7 @@ def test_a_plugins_settings_are_validated_like_the_built_in_ones(tmp_path, plugi
         validate(config)
     assert "models.toy.power: 'high' is not of type integer or number, as detector 'toy_mean' declares it" in str(err.value)
     assert "models.toy.k: not a setting of detector 'toy_mean'; allowed: backbone, batch_size, image_size, power, " \
-           "weights" in str(err.value)
+           "precision, weights" in str(err.value)
     assert "selection.toy_first.skp: not a setting of selection method 'toy_first'; allowed: skip" in str(err.value)
 
 

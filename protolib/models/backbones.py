@@ -22,7 +22,8 @@ BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 
 #: the model-block keys that name the frozen backbone embedding every image once (the feature
 #: cache: gmm and typical select on it, frozen-feature detectors score on it), and their defaults
-FEATURE_DEFAULTS: dict[str, Any] = {"backbone": "pixels", "weights": "none", "image_size": 224, "batch_size": 64}
+FEATURE_DEFAULTS: dict[str, Any] = {"backbone": "pixels", "weights": "none", "image_size": 224, "batch_size": 64,
+                                    "precision": "fp32"}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,7 +48,8 @@ def feature_key(model_cfg: dict[str, Any]) -> str:
     elif weights != "imagenet":
         weights = "file-" + hashlib.sha256(str(Path(weights).expanduser().resolve()).encode()).hexdigest()[:10]
     size = model_cfg.get("image_size", FEATURE_DEFAULTS["image_size"])
-    return f"{backbone}-{weights}-{size}"
+    precision = model_cfg.get("precision", FEATURE_DEFAULTS["precision"])
+    return f"{backbone}-{weights}-{size}" + ("" if precision == "fp32" else f"-{precision}")
 
 
 @BACKBONES.register("pixels")
@@ -192,9 +194,14 @@ def to_tensor_batch(images: np.ndarray, image_size: int, resize: int | None = No
 class ResNetPooled:
     """Global-average-pooled features of a frozen ResNet (2048-d for ResNet50/152)."""
 
-    def __init__(self, name: str, weights: str, image_size: int, batch_size: int, device: str) -> None:
+    def __init__(self, name: str, weights: str, image_size: int, batch_size: int, device: str,
+                 precision: str = "fp32") -> None:
         import torch
 
+        from protolib.models.precision import check_precision
+
+        self.name = name
+        self.precision = check_precision(precision, name)
         self.device = resolve_device(device)
         model = load_resnet(name, weights)
         model.fc = torch.nn.Identity()
@@ -205,6 +212,8 @@ class ResNetPooled:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         import torch
 
+        from protolib.models.precision import check_features, compute_context
+
         out = []
         with torch.inference_mode():
             from tqdm.auto import tqdm  # here: a job that embeds nothing does not import it (0.1 s)
@@ -212,17 +221,20 @@ class ResNetPooled:
             for start in tqdm(range(0, len(images), self.batch_size), desc="embedding", leave=False):
                 batch = to_tensor_batch(images[start : start + self.batch_size], self.image_size)
                 batch = batch.to(self.device).to(memory_format=torch.channels_last)
-                with torch.autocast(device_type="cuda", enabled=self.device.startswith("cuda")):
+                with compute_context(self.device, self.precision):
                     feats = self.model(batch)
                 out.append(feats.float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+        feats = np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+        check_features(feats, self.name, "avgpool")
+        return feats
 
 
 def _resnet_factory(name: str) -> BackboneFactory:
     def factory(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> ResNetPooled:
         cfg = {**FEATURE_DEFAULTS, **(model_cfg or {})}
         return ResNetPooled(
-            name, weights=cfg["weights"], image_size=cfg["image_size"], batch_size=cfg["batch_size"], device=device
+            name, weights=cfg["weights"], image_size=cfg["image_size"], batch_size=cfg["batch_size"], device=device,
+            precision=cfg["precision"],
         )
 
     return factory

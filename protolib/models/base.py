@@ -47,6 +47,12 @@ class Detector(ABC):
             rows.append(single.score(val_images))
         return np.stack(rows).astype(np.float64)
 
+    def prepared_images(self, images: np.ndarray) -> Any:
+        """What ``score`` takes for images scored again and again (one test set under every subset):
+        by default the images; an image detector decodes and resizes them once
+        (:class:`~protolib.models.feature_maps.PreparedImages`)."""
+        return images
+
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters it was built with (scikit-learn's convention: each is kept as the
         attribute of its own name), e.g. to save it and build it again."""

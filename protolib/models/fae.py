@@ -46,6 +46,7 @@ loss            1 - SSIM, window 5, sigma 1.5     ``SSIMLoss(window_size=5)`` (`
 optimiser       Adam 2e-4, batch 32, * 500 steps  ``base_config.py`` (10 000 steps)             500 steps
 score           * mean of top 10 % of whole map   ``models.py`` ``predict_anomaly``:           -
                                                   brain mask, values above the 0.9 quantile
+precision       fp32 (bf16/fp16 opt-in: *)        float32                                      -
 ==============  ================================  ===========================================  =========
 
 Deviations: the reference scores only pixels inside the brain mask (x > 0) and takes values above
@@ -125,10 +126,11 @@ def mask_channels(in_channels: int, hidden_dims: list[int]) -> list[int]:
     return [*hidden_dims, *[in_channels, *hidden_dims][-2::-1]]
 
 
-def sample_masks(channels: list[int], p: float, batch: int, generator: torch.Generator,
-                 device: str | torch.device) -> list[torch.Tensor]:
-    """Dropout2d masks (batch, C, 1, 1): each channel zeroed with probability p, else 1 / (1 - p)."""
-    return [((torch.rand(batch, c, 1, 1, generator=generator) >= p).float() / (1.0 - p)).to(device) for c in channels]
+def sample_masks(channels: list[int], p: float, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Dropout2d masks (batch, C, 1, 1) on the generator's device: each channel zeroed with
+    probability p, else 1 / (1 - p)."""
+    return [(torch.rand(batch, c, 1, 1, generator=generator, device=generator.device) >= p).float() / (1.0 - p)
+            for c in channels]
 
 
 @DETECTORS.register("fae")
@@ -144,9 +146,10 @@ class FAEDetector(TrainedMapDetector):
                  betas: tuple[float, float] = (0.9, 0.999), ssim_window: int = 5, ssim_sigma: float = 1.5,
                  top_fraction: float = 0.1, steps: int = 500, train_batch_size: int = 32, batch_size: int = 64,
                  seed: int = 0, parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
-                 device: str = "auto") -> None:
+                 precision: str = "fp32", device: str = "auto") -> None:
         super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
-                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, device=device)
+                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, precision=precision,
+                         device=device)
         self.backbone, self.weights = backbone, weights
         self.layers = list(layers)
         self.image_size = int(image_size)
@@ -187,8 +190,8 @@ class FAEDetector(TrainedMapDetector):
         """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
         (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                                 imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
-                                batch_size=self.batch_size,
-                                post=self._post, dtype=self.torch_dtype, state=state if state is not None else self.bn_state)
+                                batch_size=self.batch_size, post=self._post, dtype=self.torch_dtype,
+                                precision=self.precision, state=state if state is not None else self.bn_state)
         return (feats.contiguous(),)
 
     def train_features(self, images: np.ndarray, state: dict[str, torch.Tensor],
@@ -198,8 +201,8 @@ class FAEDetector(TrainedMapDetector):
         with batch_statistics(self.extractor, momentum):
             (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                                     imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
-                                    batch_size=len(images),
-                                    post=self._post, dtype=self.torch_dtype, state=state)
+                                    batch_size=len(images), post=self._post, dtype=self.torch_dtype, state=state,
+                                    precision=self.precision, check=False)  # per training step: no host sync
         return (feats.contiguous(),)
 
     # ------------------------------------------------------------------ reference BatchNorm
@@ -210,9 +213,10 @@ class FAEDetector(TrainedMapDetector):
         if len(images) == 0:
             raise ValueError("fae: cannot fit on zero training images")
         state = bn_buffers(self.extractor)
+        images = self.prepared_images(images)  # resized once, not once per step
         stream = minibatch_stream(len(images), self.train_batch_size, torch.Generator().manual_seed(self.seed))
         net = self.new_net()
-        train_plain(net, self.loss, lambda step: self.train_features(images[next(stream).numpy()], state),
+        train_plain(net, self.training_loss, lambda step: self.train_features(images[next(stream).numpy()], state),
                     self.steps, self.optimizer(list(net.parameters())), self.noise_fn())
         self.bn_state, self.net = state, net.eval()
         return self
@@ -242,17 +246,20 @@ class FAEDetector(TrainedMapDetector):
         if len(train_images) == 0:
             return np.empty((0, len(val_images)))
         template = self.new_net()
-        rows = []
-        for start in range(0, len(train_images), self.parallel_models):
-            singles = [self.single_image_state(img) for img in train_images[start : start + self.parallel_models]]
+
+        def group_rows(start: int, stop: int) -> list[np.ndarray]:
+            singles = [self.single_image_state(img) for img in train_images[start:stop]]
             group = (torch.stack([feats[0] for feats, _ in singles]),)  # (P, 1, C, h, w)
             params, buffers = stack_state(template, len(singles))
-            params, buffers, _ = train_stacked(template, params, buffers, self.loss, group, self.steps,
+            params, buffers, _ = train_stacked(template, params, buffers, self.training_loss, group, self.steps,
                                                self.optimizer, self.noise_fn())
+            rows = []
             for j, (_, state) in enumerate(singles):
                 one = ({k: v[j : j + 1] for k, v in params.items()}, {k: v[j : j + 1] for k, v in buffers.items()})
                 rows.append(self._stacked_scores(template, *one, self.features(val_images, state)))
-        return np.concatenate(rows).astype(np.float64)
+            return rows
+
+        return np.concatenate(self.in_groups(len(train_images), group_rows)).astype(np.float64)
 
     def new_net(self) -> FeatureAutoencoder:
         with seeded(self.seed):
@@ -283,10 +290,11 @@ class FAEDetector(TrainedMapDetector):
         if self.dropout <= 0:
             return None
         channels = mask_channels(self.in_channels, self.hidden_dims)
-        generator = torch.Generator().manual_seed(self.seed + 1)
+        # drawn where they are used (on a GPU its own seeded stream: no copy, no sync per step)
+        generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
 
         def noise(step: int, batch: int) -> list[torch.Tensor]:
-            masks = sample_masks(channels, self.dropout, batch, generator, self.device)
+            masks = sample_masks(channels, self.dropout, batch, generator)
             return [m.to(self.torch_dtype) for m in masks]
 
         return noise

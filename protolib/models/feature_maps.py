@@ -1,5 +1,5 @@
-"""Shared pieces of the image-based detectors: input tensors, frozen multi-layer ResNet feature
-maps, devices and mixed precision, and saving a fitted detector.
+"""Shared pieces of the image-based detectors: input tensors (prepared once per stage:
+``PreparedImages``), frozen multi-layer ResNet feature maps, and saving a fitted detector.
 
 Inputs are the pipeline's uint8 images, (N, H, W) grey or (N, H, W, C) colour. Grey images are
 repeated to three channels. ``prepare_images`` either resizes to ``resize`` and centre-crops
@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from protolib.models.backbones import IMAGENET_MEAN, IMAGENET_STD, load_resnet
+from protolib.models.precision import FiniteFlags, compute_context
 
 RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 #: the layers ``ResNetFeatureMaps`` can return: ``layer0`` is the stem's output (conv1, bn1, relu,
@@ -27,14 +28,24 @@ RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 FEATURE_LAYERS = ("layer0", *RESNET_LAYERS)
 
 
-def prepare_images(images: np.ndarray, image_size: int, resize: int | None = None,
+def prepare_images(images: np.ndarray | PreparedImages, image_size: int, resize: int | None = None,
                    imagenet_norm: bool = True, center: bool = False) -> torch.Tensor:
     """uint8 (N,H,W[,C]) -> float (N,3,S,S) on the CPU: grey to 3 channels, resize, centre crop,
     then ImageNet normalisation (``imagenet_norm``), or (``center``) ``(x - 0.5) * 2``, values in
     [-1, 1] as the FAE references feed their extractor, else values in [0, 1]. ``resize`` None:
-    S * 256 / 224."""
+    S * 256 / 224. Images prepared once (:class:`PreparedImages`, same size and crop) are only
+    normalised."""
     if imagenet_norm and center:
         raise ValueError("prepare_images: imagenet_norm and center are alternatives; choose one")
+    if isinstance(images, PreparedImages) and images.matches(image_size, resize):
+        return _normalise(images.pixels.expand(-1, 3, -1, -1), imagenet_norm, center)
+    if isinstance(images, PreparedImages):
+        images = images.images
+    return _normalise(_resized(images, image_size, resize).expand(-1, 3, -1, -1), imagenet_norm, center)
+
+
+def _resized(images: np.ndarray, image_size: int, resize: int | None) -> torch.Tensor:
+    """uint8 (N,H,W[,C]) -> float (N,C,S,S) in [0, 1], C = 1 (grey) or 3, resized and cropped."""
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -42,15 +53,16 @@ def prepare_images(images: np.ndarray, image_size: int, resize: int | None = Non
         x = x.permute(0, 3, 1, 2)
     else:
         raise ValueError(f"images must be (N,H,W) or (N,H,W,C) uint8, got shape {tuple(images.shape)}")
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    elif x.shape[1] != 3:
+    if x.shape[1] not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got {x.shape[1]}")
     resize = resize or int(round(image_size * 256 / 224))
-    if x.shape[-2:] != (resize, resize):
+    if x.shape[-2:] != (resize, resize):  # per channel: a grey image is resized once, not 3 times
         x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
     off = (resize - image_size) // 2
-    x = x[:, :, off : off + image_size, off : off + image_size]
+    return x[:, :, off : off + image_size, off : off + image_size].contiguous()
+
+
+def _normalise(x: torch.Tensor, imagenet_norm: bool, center: bool = False) -> torch.Tensor:
     if imagenet_norm:
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -60,11 +72,39 @@ def prepare_images(images: np.ndarray, image_size: int, resize: int | None = Non
     return x.contiguous()
 
 
-def autocast(device: str, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (frozen feature extraction); a no-op on the CPU."""
-    if enabled and str(device).startswith("cuda"):
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+#: the largest prepared test/val set kept in memory (bytes); a larger one is prepared per batch
+PREPARED_LIMIT_BYTES = 4 * 2**30
+
+
+class PreparedImages:
+    """Images decoded, resized and cropped once (float32 in [0, 1], one channel for grey images),
+    for a stage that scores the same images under many fits: every fit then only normalises them.
+    Indexing gives a PreparedImages of the selected images; ``images`` keeps the uint8 originals
+    (for a detector that prepares them at another size)."""
+
+    def __init__(self, images: np.ndarray, image_size: int, resize: int | None,
+                 pixels: torch.Tensor | None = None) -> None:
+        self.images, self.image_size, self.resize = images, int(image_size), resize
+        self.pixels = _resized(images, image_size, resize) if pixels is None else pixels
+
+    @classmethod
+    def maybe(cls, images: np.ndarray, image_size: int, resize: int | None) -> np.ndarray | PreparedImages:
+        """Prepared, unless the prepared set would exceed :data:`PREPARED_LIMIT_BYTES`."""
+        channels = 3 if images.ndim == 4 and images.shape[-1] == 3 else 1
+        if len(images) * channels * image_size**2 * 4 > PREPARED_LIMIT_BYTES:
+            return images
+        return cls(images, image_size, resize)
+
+    def matches(self, image_size: int, resize: int | None) -> bool:
+        return (self.image_size, self.resize) == (int(image_size), resize)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: Any) -> PreparedImages:
+        index = index.numpy() if isinstance(index, torch.Tensor) else index
+        pick = index if isinstance(index, slice) else torch.from_numpy(np.asarray(index))
+        return PreparedImages(self.images[index], self.image_size, self.resize, self.pixels[pick])
 
 
 def batches(n: int, size: int) -> Iterator[slice]:
@@ -107,7 +147,7 @@ class ResNetFeatureMaps(nn.Module):
         bn = last.bn3 if hasattr(last, "bn3") else last.bn2
         return int(bn.num_features)
 
-    def train(self, mode: bool = True) -> "ResNetFeatureMaps":
+    def train(self, mode: bool = True) -> ResNetFeatureMaps:
         return super().train(False)  # always frozen: BatchNorm keeps its running statistics
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -147,31 +187,39 @@ def batch_statistics(module: nn.Module, momentum: float | None = None) -> Iterat
             m.training, m.momentum = training, mom
 
 
-def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray, *, image_size: int, resize: int | None,
-                 imagenet_norm: bool, device: str, batch_size: int = 32, center: bool = False,
+def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray | PreparedImages, *, image_size: int,
+                 resize: int | None, imagenet_norm: bool, device: str, batch_size: int = 32, center: bool = False,
                  post: Any = None, dtype: torch.dtype = torch.float32,
-                 state: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+                 state: dict[str, torch.Tensor] | None = None, precision: str = "fp32",
+                 check: bool = True) -> list[torch.Tensor]:
     """Frozen feature maps of all images, ``dtype`` on ``device``: one tensor per layer, or what
     ``post(maps)`` returns per batch (a tensor or list of tensors), concatenated.
 
-    ``center``: inputs in [-1, 1] (``prepare_images``). ``state``: BatchNorm statistics (``bn_buffers``) used in place of the extractor's own; under
-    ``batch_statistics`` they are the ones updated. Runs without gradients, channels_last and (on
-    CUDA, float32) fp16 autocast. The extractor must already be in ``dtype``.
+    ``center``: inputs in [-1, 1] (``prepare_images``). ``state``: BatchNorm statistics
+    (``bn_buffers``) used in place of the extractor's own; under ``batch_statistics`` they are the
+    ones updated. Runs without gradients, channels_last, at ``precision``
+    (:func:`~protolib.models.precision.compute_context`). The extractor must already be in
+    ``dtype``. ``check``: every layer's maps must be finite (read once, at the end).
     """
     outs: list[list[torch.Tensor]] = []
+    flags = FiniteFlags()
     with torch.no_grad():
         for sl in batches(len(images), batch_size):
             x = prepare_images(images[sl], image_size, resize, imagenet_norm, center)
             x = x.to(device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-            with autocast(device, enabled=dtype == torch.float32):
+            with compute_context(device, precision):
                 maps = extractor(x) if state is None else torch.func.functional_call(extractor, state, (x,))
             maps = [m.to(dtype).contiguous() for m in maps]
+            if check:
+                for layer, m in zip(extractor.layers, maps):
+                    flags.add(extractor.name, layer, m)
             if post is not None:
                 maps = post(maps)
                 maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
             outs.append(maps)
     if not outs:
         raise ValueError("no images to embed")
+    flags.check()
     return [torch.cat([o[i] for o in outs]).clone() for i in range(len(outs[0]))]
 
 

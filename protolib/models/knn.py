@@ -27,11 +27,14 @@ class KNNDetector(FrozenFeatureDetector):
 
     def __init__(self, *, k: int = 2, backbone: str = FEATURE_DEFAULTS["backbone"],
                  weights: str = FEATURE_DEFAULTS["weights"], image_size: int = FEATURE_DEFAULTS["image_size"],
-                 batch_size: int = FEATURE_DEFAULTS["batch_size"], device: str = "auto") -> None:
+                 batch_size: int = FEATURE_DEFAULTS["batch_size"], precision: str = FEATURE_DEFAULTS["precision"],
+                 device: str = "auto") -> None:
         self.k = k
         self.backbone, self.weights, self.image_size, self.batch_size = backbone, weights, image_size, batch_size
+        self.precision = precision
         self.device = resolve_device(device)
-        cache = {"backbone": backbone, "weights": weights, "image_size": image_size, "batch_size": batch_size}
+        cache = {"backbone": backbone, "weights": weights, "image_size": image_size, "batch_size": batch_size,
+                 "precision": precision}
         super().__init__(make_backbone(cache, device=self.device))
         self.bank: np.ndarray | None = None
 

@@ -26,6 +26,7 @@ optimiser              SGD 1e-2, mom. 0.9, wd 5e-5     ``panda.py`` train_model 
 clip, batch            grad norm 1e-3, 32              ``panda.py`` run_epoch, --batch_size -
 training length        * 2355 steps                    ``panda.py``: 15 epochs              2355 steps
 score                  k = 2 squared L2 (faiss, CPU)   ``utils.py`` knn_score (IndexFlatL2) k = 2
+precision              fp32 (bf16/fp16 opt-in: *)      float32                              -
 =====================  ==============================  ===================================  ==========
 
 Single-sample detectors: with one training image c = psi0(x), so the loss and its gradient are
@@ -47,8 +48,9 @@ import torch
 
 from protolib.models.backbones import load_resnet, resolve_device
 from protolib.models.base import DETECTORS, Detector
-from protolib.models.feature_maps import autocast, batches, prepare_images, read_saved, save_detector
+from protolib.models.feature_maps import PREPARED_LIMIT_BYTES, PreparedImages, batches, prepare_images, read_saved, save_detector
 from protolib.models.neighbours import knn_score, squared_distances
+from protolib.models.precision import check_features, check_precision, compute_context
 from protolib.models.vmap_training import minibatch_stream
 
 TRAINED_LAYERS = ("layer3", "layer4")
@@ -61,7 +63,7 @@ class PandaDetector(Detector):
     def __init__(self, *, backbone: str = "resnet152", weights: str = "none", image_size: int = 224,
                  batch_size: int = 64, k: int = 2, steps: int = 2355, lr: float = 1e-2, momentum: float = 0.9,
                  weight_decay: float = 5e-5, grad_clip: float = 1e-3, train_batch_size: int = 32,
-                 train_single: bool = False, seed: int = 0, device: str = "auto") -> None:
+                 train_single: bool = False, seed: int = 0, precision: str = "fp32", device: str = "auto") -> None:
         self.device = resolve_device(device)
         self.backbone, self.weights = backbone, weights
         self.image_size = int(image_size)
@@ -75,6 +77,7 @@ class PandaDetector(Detector):
         self.train_batch_size = int(train_batch_size)
         self.train_single = bool(train_single)
         self.seed = int(seed)
+        self.precision = check_precision(precision, "panda")
         net = load_resnet(backbone, weights)
         net.fc = torch.nn.Identity()
         self.net = net.to(self.device).eval()
@@ -92,17 +95,24 @@ class PandaDetector(Detector):
     def _inputs(self, images: np.ndarray) -> torch.Tensor:
         return prepare_images(images, self.image_size, resize=None, imagenet_norm=True)
 
-    def embed(self, images: np.ndarray, amp: bool = True) -> np.ndarray:
-        """(N, d) pooled features of the current net, float32 (fp16 autocast on CUDA if ``amp``)."""
+    def prepared_images(self, images: np.ndarray) -> np.ndarray | PreparedImages:
+        """Images scored under many fits, decoded and resized once."""
+        return PreparedImages.maybe(images, self.image_size, None)
+
+    def embed(self, images: np.ndarray, precision: str | None = None) -> np.ndarray:
+        """(N, d) pooled features of the current net, float32 (computed at ``precision``, by
+        default the detector's), checked finite."""
         net = self.net
         net.eval()
         out = []
         with torch.inference_mode():
             for sl in batches(len(images), self.batch_size):
                 x = self._inputs(images[sl]).to(self.device).contiguous(memory_format=torch.channels_last)
-                with autocast(self.device, enabled=amp):
+                with compute_context(self.device, precision or self.precision):
                     out.append(net(x).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+        feats = np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+        check_features(feats, f"panda {self.backbone}", "avgpool")
+        return feats
 
     # ------------------------------------------------------------------ training
     def _train(self, images: np.ndarray) -> None:
@@ -115,14 +125,17 @@ class PandaDetector(Detector):
             if trained:
                 params.append(p)
         # in full precision, like the training forward passes it is compared with
-        center = torch.from_numpy(self.embed(images, amp=False).mean(0)).to(self.device)
+        center = torch.from_numpy(self.embed(images, precision="fp32").mean(0)).to(self.device)
         inputs = self._inputs(images)
+        if inputs.numel() * inputs.element_size() <= PREPARED_LIMIT_BYTES:
+            inputs = inputs.to(self.device)  # copied once, not one batch per step
         optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         stream = minibatch_stream(len(inputs), self.train_batch_size, torch.Generator().manual_seed(self.seed))
         for _ in range(self.steps):
-            x = inputs[next(stream)].to(self.device).contiguous(memory_format=torch.channels_last)
+            x = inputs[next(stream).to(inputs.device)].to(self.device).contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            feats = net(x)
+            with compute_context(self.device, self.precision, training=True):
+                feats = net(x).float()
             loss = ((feats - center) ** 2).sum(1).div(feats.shape[1]).mean()
             loss.backward()
             if self.grad_clip:
@@ -132,7 +145,7 @@ class PandaDetector(Detector):
             p.requires_grad_(False)
         net.eval()
 
-    def fit(self, images: np.ndarray) -> "PandaDetector":
+    def fit(self, images: np.ndarray) -> PandaDetector:
         if len(images) == 0:
             raise ValueError("panda: cannot fit on zero training images")
         self.reset()
@@ -155,7 +168,7 @@ class PandaDetector(Detector):
         self.reset()
         return squared_distances(self.embed(train_images), self.embed(val_images), device=self.device)
 
-    def __deepcopy__(self, memo: dict) -> "PandaDetector":
+    def __deepcopy__(self, memo: dict) -> PandaDetector:
         new = copy.copy(self)
         new.net = copy.deepcopy(self.net, memo)
         new.bank = None if self.bank is None else self.bank.copy()
@@ -170,7 +183,7 @@ class PandaDetector(Detector):
         save_detector(path, self.name, self.get_params(), state)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "PandaDetector":
+    def load(cls, path: str | Path, device: str = "auto") -> PandaDetector:
         cfg, state = read_saved(path, cls.name)
         det = cls.from_saved(cfg, device=device)
         # psi0 = the saved net with its trained layers put back to their untrained values

@@ -37,6 +37,7 @@ core-set            10 %, 128-d projection, Euclidean     ``sampler.py`` Approxi
 image score         max of squared NN distance, k = 1     ``common.py`` FaissNN            max
                                                           (IndexFlatL2), PatchMaker.score
 anomaly map         bilinear, Gaussian sigma 4            ``common.py`` RescaleSegmentor   -
+precision           fp32 (bf16/fp16 opt-in: *)            float32                          -
 ==================  ====================================  ===============================  =======
 
 Deviations: the reference unfolds 3x3 patches and pools the flattened (C, 3, 3) vector, which
@@ -54,7 +55,8 @@ import torch.nn.functional as F
 
 from protolib.models.backbones import resolve_device
 from protolib.models.base import DETECTORS, Detector
-from protolib.models.feature_maps import ResNetFeatureMaps, extract_maps, read_saved, save_detector
+from protolib.models.feature_maps import PreparedImages, ResNetFeatureMaps, extract_maps, read_saved, save_detector
+from protolib.models.precision import check_precision
 from protolib.models.neighbours import nearest_squared
 from protolib.models.ssim import gaussian_blur
 
@@ -103,7 +105,8 @@ class PatchCoreDetector(Detector):
                  layers: tuple[str, ...] = ("layer2", "layer3"), image_size: int = 224, batch_size: int = 64,
                  patch_size: int = 3, pretrain_embed_dim: int = 1024, target_embed_dim: int = 1024,
                  coreset_ratio: float = 0.1, projection_dim: int = 128, coreset_starts: int = 10,
-                 map_sigma: float = 4.0, seed: int = 0, query_chunk: int = 8192, device: str = "auto") -> None:
+                 map_sigma: float = 4.0, seed: int = 0, query_chunk: int = 8192, precision: str = "fp32",
+                 device: str = "auto") -> None:
         self.device = resolve_device(device)
         self.backbone, self.weights = backbone, weights
         self.layers = list(layers)
@@ -118,6 +121,7 @@ class PatchCoreDetector(Detector):
         self.map_sigma = float(map_sigma)
         self.seed = int(seed)
         self.query_chunk = max(1, int(query_chunk))
+        self.precision = check_precision(precision, "patchcore")
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"patchcore: coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.patch_size % 2 != 1:
@@ -143,8 +147,12 @@ class PatchCoreDetector(Detector):
         """(N, h, w, D) locally aware patch features of the images, float32 on the device."""
         (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=None,
                                 imagenet_norm=True, device=self.device, batch_size=self.batch_size,
-                                post=self._aggregate)
+                                post=self._aggregate, precision=self.precision)
         return feats
+
+    def prepared_images(self, images: np.ndarray) -> np.ndarray | PreparedImages:
+        """Images scored under many fits, decoded and resized once."""
+        return PreparedImages.maybe(images, self.image_size, None)
 
     # ------------------------------------------------------------------ core-set
     def _sampler_state(self, n_patches: int, dim: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -173,7 +181,7 @@ class PatchCoreDetector(Detector):
         return torch.gather(banks, 1, idx.unsqueeze(-1).expand(-1, -1, banks.shape[-1]))
 
     # ------------------------------------------------------------------ detector API
-    def fit(self, images: np.ndarray) -> "PatchCoreDetector":
+    def fit(self, images: np.ndarray) -> PatchCoreDetector:
         if len(images) == 0:
             raise ValueError("patchcore: cannot fit on zero training images")
         with torch.inference_mode():
@@ -237,7 +245,7 @@ class PatchCoreDetector(Detector):
                                                    "grid": list(self.grid)})
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "PatchCoreDetector":
+    def load(cls, path: str | Path, device: str = "auto") -> PatchCoreDetector:
         cfg, state = read_saved(path, cls.name)
         det = cls.from_saved(cfg, device=device)
         det.extractor.load_state_dict(state["frozen"])

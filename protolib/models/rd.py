@@ -39,6 +39,7 @@ optimiser       Adam 5e-3, betas (0.5, 0.999), bs 4    ``RDtrainer.py``         
 training        * 500 steps                            ``RDtrainer.py``: 10 000 steps               -
 loss            1 - cos of flattened maps, 3 scales    ``RDtrainer.py`` loss_fucntion              -
 map, score      sum of 1 - cos maps, no blur, mean     ``RDtrainer.py`` get_anomaly_map, val_step  as [23]
+precision       fp32 (bf16/fp16 opt-in: *)             float32                                     -
 ==============  =====================================  ==========================================  ==========
 
 Deviations: the reference's ReLUs are in-place (here not, for autograd under vmap); BatchNorm in
@@ -164,11 +165,12 @@ class RDDetector(TrainedMapDetector):
                  decoder_blocks: tuple[int, int, int] | None = None, width: float = 1.0, steps: int = 500,
                  train_batch_size: int = 4, batch_size: int = 64, seed: int = 0,
                  parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
-                 device: str = "auto") -> None:
+                 precision: str = "fp32", device: str = "auto") -> None:
         """``bottleneck_blocks`` / ``decoder_blocks``: None = the reference's counts for the
         backbone's block type (bottleneck 3 / [3, 4, 6]; basic 2 / [2, 2, 2])."""
         super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
-                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, device=device)
+                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, precision=precision,
+                         device=device)
         self.backbone, self.weights = backbone, weights
         self.image_size = int(image_size)
         self.imagenet_norm = bool(imagenet_norm)
@@ -205,7 +207,7 @@ class RDDetector(TrainedMapDetector):
     def features(self, images: np.ndarray) -> Features:
         maps = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
                             imagenet_norm=self.imagenet_norm, device=self.device,
-                            batch_size=self.batch_size, dtype=self.torch_dtype)
+                            batch_size=self.batch_size, dtype=self.torch_dtype, precision=self.precision)
         return tuple(m.contiguous() for m in maps)
 
     def new_net(self) -> RDStudent:

@@ -42,9 +42,10 @@ def _blur_matrix(n: int, g: torch.Tensor, reflect: bool) -> torch.Tensor:
     else:
         keep = (cols >= 0) & (cols < n)
         rows, cols, weights = rows[keep], cols[keep], weights[keep]
-    m = torch.zeros(n * n, dtype=g.dtype, device=g.device)
-    m.index_put_((rows * n + cols,), weights, accumulate=True)
-    return m.view(n, n)
+    # summed on the CPU (in order; CUDA's accumulate is nondeterministic), then moved: n * n values
+    m = torch.zeros(n * n, dtype=g.dtype)
+    m.index_put_(((rows * n + cols).cpu(),), weights.cpu(), accumulate=True)
+    return m.view(n, n).to(g.device)
 
 
 def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ the training engine of :mod:`protolib.models.vmap_training`."""
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,11 @@ import torch.nn as nn
 
 from protolib.models.backbones import resolve_device
 from protolib.models.base import Detector
+from protolib.models.precision import check_precision, compute_context
 from protolib.models.vmap_training import minibatch_stream, stack_state, stacked_call, train_plain, train_stacked
 
 Features = tuple[torch.Tensor, ...]
+log = logging.getLogger(__name__)
 
 
 class TrainedMapDetector(Detector):
@@ -43,7 +46,7 @@ class TrainedMapDetector(Detector):
     default_parallel_models = 32  # models trained at once on CUDA (parallel_models: auto)
 
     def __init__(self, *, steps: int, seed: int, train_batch_size: int, batch_size: int,
-                 parallel_models: int | str, score_batch: int, dtype: str, device: str) -> None:
+                 parallel_models: int | str, score_batch: int, dtype: str, precision: str, device: str) -> None:
         self.device = resolve_device(device)
         self.steps = int(steps)
         self.seed = int(seed)
@@ -57,6 +60,7 @@ class TrainedMapDetector(Detector):
             raise ValueError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = dtype
         self.torch_dtype = torch.float64 if dtype == "float64" else torch.float32
+        self.precision = check_precision(precision, self.name)
         self.net: nn.Module | None = None
 
     # ------------------------------------------------------------------ hooks
@@ -84,6 +88,19 @@ class TrainedMapDetector(Detector):
     def noise_fn(self) -> Callable[[int, int], Any] | None:
         return None
 
+    def training_loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:
+        """``loss`` at the detector's ``precision`` (bf16: forward under autocast), in float32 or
+        the detector's dtype."""
+        with compute_context(self.device, self.precision, training=True):
+            loss = self.loss(net, batch, noise)
+        return loss.to(self.torch_dtype)
+
+    def prepared_images(self, images: np.ndarray) -> Any:
+        """Images scored under many fits, decoded and resized once."""
+        from protolib.models.feature_maps import PreparedImages
+
+        return PreparedImages.maybe(images, self.image_size, self.image_size)
+
     @abstractmethod
     def frozen_state(self) -> dict[str, torch.Tensor]: ...
 
@@ -102,7 +119,8 @@ class TrainedMapDetector(Detector):
             idx = next(stream).to(feats[0].device)
             return tuple(f[idx] for f in feats)
 
-        train_plain(net, self.loss, batch_fn, self.steps, self.optimizer(list(net.parameters())), self.noise_fn())
+        train_plain(net, self.training_loss, batch_fn, self.steps, self.optimizer(list(net.parameters())),
+                    self.noise_fn())
         self.net = net.eval()
         return self
 
@@ -134,16 +152,36 @@ class TrainedMapDetector(Detector):
         ft = self.features(train_images)
         fv = self.features(val_images)
         template = self.new_net()
-        rows = []
-        for start in range(0, len(ft[0]), self.parallel_models):
-            group = tuple(f[start : start + self.parallel_models].unsqueeze(1) for f in ft)
+
+        def group_rows(start: int, stop: int) -> list[np.ndarray]:
+            group = tuple(f[start:stop].unsqueeze(1) for f in ft)
             params, buffers = stack_state(template, len(group[0]))
-            params, buffers, _ = train_stacked(
-                template, params, buffers, self.loss, group, self.steps,
-                self.optimizer, self.noise_fn(),
-            )
-            rows.append(self._stacked_scores(template, params, buffers, fv))
-        return np.concatenate(rows).astype(np.float64)
+            params, buffers, _ = train_stacked(template, params, buffers, self.training_loss, group, self.steps,
+                                               self.optimizer, self.noise_fn())
+            return [self._stacked_scores(template, params, buffers, fv)]
+
+        return np.concatenate(self.in_groups(len(ft[0]), group_rows)).astype(np.float64)
+
+    def in_groups(self, n: int, group_rows: Callable[[int, int], list[np.ndarray]]) -> list[np.ndarray]:
+        """``group_rows(start, stop)`` over ``parallel_models`` candidates at a time. A CUDA
+        out-of-memory error halves ``parallel_models`` (logged) and retries the group in the same
+        job; at one model it is raised (equal results: the models do not interact)."""
+        rows: list[np.ndarray] = []
+        start = 0
+        while start < n:
+            stop = min(n, start + self.parallel_models)
+            try:
+                rows.extend(group_rows(start, stop))
+            except torch.cuda.OutOfMemoryError:
+                if self.parallel_models == 1:
+                    raise
+                self.parallel_models = max(1, self.parallel_models // 2)
+                torch.cuda.empty_cache()
+                log.warning("%s: CUDA out of memory training %d models at once; going on with parallel_models "
+                            "= %d", self.name, stop - start, self.parallel_models)
+                continue
+            start = stop
+        return rows
 
     def _stacked_scores(self, template: nn.Module, params: dict[str, torch.Tensor],
                         buffers: dict[str, torch.Tensor], fv: Features) -> np.ndarray:

@@ -18,7 +18,7 @@ it normalises with the batch statistics (biased variance) and records them; the 
 then update the running mean / (unbiased) variance with momentum 0.1 exactly as torch does, and
 evaluation uses the running statistics. So the references' BatchNorm is kept, not replaced.
 Dropout is applied with masks drawn outside the model (``noise``) from a seeded generator, so
-both loops draw the same masks.
+both loops draw the same masks. Neither loop reads a value back to the host during training.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def train_plain(module: nn.Module, loss_fn: Callable[[nn.Module, Any, Any], torc
                 batch_fn: Callable[[int], Any], steps: int, optimizer: torch.optim.Optimizer,
                 noise_fn: Callable[[int, int], Any] | None = None,
                 grad_clip: float | None = None) -> list[float]:
-    """Ordinary training loop of one model: ``loss_fn(module, batch, noise)`` per step."""
+    """Ordinary training loop of one model: ``loss_fn(module, batch, noise)`` per step. The losses
+    stay on the device and are read once, after the loop (no host sync per step)."""
     module.train()
     stats = _stat_modules(module)
     losses = []
@@ -109,9 +110,9 @@ def train_plain(module: nn.Module, loss_fn: Callable[[nn.Module, Any, Any], torc
                 m.running_mean.copy_(_new_running(m.running_mean, mean, m.momentum))
                 m.running_var.copy_(_new_running(m.running_var, var, m.momentum))
                 m.batch_stats = None
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
     module.eval()
-    return losses
+    return torch.stack(losses).double().cpu().tolist() if losses else []
 
 
 class _LossModule(nn.Module):
