@@ -45,7 +45,7 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     check_options(opts)
     model_cfg = checked_model_config(opts)
     size = model_cfg["image_size"]
-    read = read_inputs(images_dir, out_dir, opts, size, log)
+    read = read_inputs(images_dir, out_dir, opts, size, log, model_cfg["backbone"])
     train = read[0]
     n_atypical = _check_counts(train, images_dir, opts, log)
     # torch is imported from here on, not for input errors

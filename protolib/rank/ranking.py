@@ -49,7 +49,7 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     exclude = min(exclude, n - M)
     log(f"choosing {M} prototypes covering the {n - exclude} most typical images")
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
-    found = typicality(space, M, neighbours=opts.neighbours, exclude=exclude, device=device)
+    found = typicality(space, M, neighbours=opts.neighbours, exclude=exclude, device=device, progress=opts.progress)
     rank = found.rank(data.names)
     atypical_ids = [int(i) for i in np.argsort(rank)[::-1][:n_atypical]]
     names = data.names
