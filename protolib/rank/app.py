@@ -56,8 +56,11 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
 
     frozen = detector_uses_features(model_cfg)
     embed = embedder(detector, frozen, model_cfg, device)
-    features = embed_folder(embed, train, model_cfg["backbone"], size, device, log)
+    step = model_cfg["batch_size"] * -(-1024 // model_cfg["batch_size"])  # whole network batches, as in one call
+    features = embed_folder(embed, train, model_cfg["backbone"], size, device, log, step, opts.progress)
     ranking = rank_images(train, features, opts, n_atypical, device, log)
+    for note in ranking.notes:
+        log(f"note: {note}")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking)
     validation = None
@@ -113,6 +116,7 @@ def _write(out_dir: Path, read: list[ImageFolder], ranking: Ranking, validation:
         settings=settings,
         subsets={m: [names[i] for i in ids] for m, ids in subsets.items()},
         val_auroc=val_auroc,
+        notes=ranking.notes,
     )
     write_summary(result, [p for data in read for p in data.ignored])
     return result

@@ -6,13 +6,14 @@ full (n, n) float64 distance matrix, exactly as defined. Above it nothing n x n 
 * kNN typicality: an exact search (faiss's brute-force ``knn``, float32 arithmetic, queries
   ``chunk`` rows at a time): the same neighbours as the matrix up to float32 rounding (about
   1e-6 relative), memory n x k;
-* the cover: candidate-sampled greedy facility location. The objective is the exact one (the
-  summed squared distance of every covered image to its nearest prototype); only the
-  prototypes are drawn from ``C`` candidates instead of all n: the ``C/2`` most typical images
-  (smallest kNN distance) and ``C/2`` spread evenly over the rest in file order, so that sparse
-  regions have candidates too. ``C`` is what a float32 block of ``BLOCK_BYTES`` holds (C x n
-  distances, computed once in tiles), at most ``MAX_CANDIDATES``. No seed: deterministic.
-  Each greedy step is one pass over the block; the first M of a longer run are the M-cover;
+* the cover: candidate-sampled greedy facility location with refinement. The objective is the
+  exact one (the summed squared distance of every covered image to its nearest prototype);
+  each step takes the best of ``C`` candidates (the ``C/2`` most typical images and ``C/2``
+  spread evenly over the rest in file order, so sparse regions have candidates too; ``C`` is
+  what a float32 block of ``BLOCK_BYTES`` holds, C x n distances computed once in tiles, at
+  most ``MAX_CANDIDATES``), then tries in its place the images nearest to it and nearest to
+  the mean of the images it would take over (see :meth:`SampledCover._refine`), while that
+  lowers the objective. No seed: deterministic. The first M of a longer run are the M-cover;
 * the distance of every image to its nearest prototype: exact, float64, n x M in tiles.
 """
 
@@ -27,9 +28,9 @@ EXACT_MAX = 10_000
 #: the candidates x images float32 distance block of the sampled cover
 BLOCK_BYTES = 2**30
 MAX_CANDIDATES = 4096
-#: nearest images of the best candidate tried in its place, for at most this many rounds
-REFINE = 256
-REFINE_ROUNDS = 3
+#: images near the best candidate (and near the mean of what it takes over) tried in its place, per round
+REFINE = 128
+REFINE_ROUNDS = 8
 #: rows per tile (kNN queries, cover steps)
 CHUNK = 2048
 
@@ -126,14 +127,19 @@ class SampledCover:
         return self.chosen[:M]
 
     def _refine(self, pos: int, cost: float, row: np.ndarray) -> tuple[int, np.ndarray]:
-        """The best of ``pos`` and its ``REFINE`` nearest covered images as the next prototype,
-        repeated from the new one while that lowers the cost (at most ``REFINE_ROUNDS``): the
-        best prototype is rarely a candidate, but usually near the best candidate."""
+        """The best of ``pos``, its ``REFINE`` nearest covered images and the ``REFINE`` nearest
+        to the mean of the images it would take over, repeated from the new one while that
+        lowers the cost (at most ``REFINE_ROUNDS``). In squared L2 the summed distance of a set
+        to a point is |set| x (its distance to the set's mean) + a constant, so the best
+        replacement lies near that mean -- rarely among the candidates, usually found here."""
         import faiss
 
+        k = min(REFINE, len(self.x))
         for _ in range(REFINE_ROUNDS):
-            _, ids = faiss.knn(self.x[self.rows[pos]][None], self.x, min(REFINE + 1, len(self.x)))
-            near = self.position[ids[0][ids[0] >= 0]]
+            queries = np.stack([self.x[self.rows[pos]], self._mean_of(row < self.nearest)]).astype(np.float32)
+            _, ids = faiss.knn(queries, self.x, k)
+            ids = np.unique(ids[ids >= 0])
+            near = self.position[ids]
             near = near[(near >= 0) & ~np.isin(near, self.chosen) & (near != pos)]
             if len(near) == 0:
                 break
@@ -148,6 +154,16 @@ class SampledCover:
                 break
             pos, cost, row = int(near[best]), float(costs[best]), d[best].copy()
         return pos, row
+
+    def _mean_of(self, taken: np.ndarray) -> np.ndarray:
+        """The mean of the rows at the positions ``taken`` (float64, in tiles)."""
+        total, count = np.zeros(self.x.shape[1]), 0
+        for start in range(0, len(self.rows), CHUNK):
+            mask = taken[start : start + CHUNK]
+            if mask.any():
+                total += self.x[self.rows[start : start + CHUNK][mask]].sum(axis=0, dtype=np.float64)
+                count += int(mask.sum())
+        return total / max(count, 1)
 
 
 class ScaledPass:
