@@ -180,3 +180,16 @@ def test_one_outlier_among_identical_images_is_the_only_atypical(tmp_path):
     result = rank_folder(folder, tmp_path / "out", image_size=16, M=2, n_atypical=3, progress=False, log=None,
                          contact_sheet=False)
     assert result.atypical == ["img_011.png"]
+
+
+def test_ivf_only_on_request_with_its_recall(tmp_path):
+    x = _clusters()
+    exact = typicality_scaled.ScaledPass(x, 5, progress=False)
+    ivf = typicality_scaled.ScaledPass(x, 5, progress=False, index="ivf")
+    assert exact.recall is None and 0.5 < ivf.recall <= 1.0
+    assert np.all(ivf.knn >= exact.knn * (1 - 1e-5))  # an approximate search finds no closer neighbours
+    folder = _save_folder(tmp_path / "imgs", _some_images(40))
+    result = rank_folder(folder, tmp_path / "out", image_size=16, M=3, knn_index="ivf", progress=False, log=None,
+                         contact_sheet=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert result.settings["knn_index"] == "ivf" and any("recall" in note for note in summary["notes"])

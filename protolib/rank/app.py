@@ -93,6 +93,7 @@ def _settings(images_dir: Path, opts: RankOptions, model_cfg: dict[str, Any], tr
         "M": opts.M, "n_atypical": n_atypical, "neighbours": min(opts.neighbours, max(n - 1, 0)),
         "coreset_exclude": ranking.exclude, "pca": opts.pca or None, "seed": opts.seed, "on_error": opts.on_error,
         "model_config": model_cfg, "n_images": n,
+        **({"knn_index": opts.knn_index} if opts.knn_index != "flat" else {}),  # recorded when not the exact default
     }
 
 

@@ -62,7 +62,7 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
     from protolib.selection.typicality import make_pass
 
-    found_pass = make_pass(space, opts.neighbours, device, opts.progress)
+    found_pass = make_pass(space, opts.neighbours, device, opts.progress, opts.knn_index)
     exclude = separated(found_pass.knn, exclude)
     log(f"choosing {M} prototypes covering the {n - exclude} most typical images")
     found = found_pass.find(M, exclude)
@@ -72,6 +72,9 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     listed = separated_tail(order, [score, found.knn], n_atypical)
     atypical_ids = [int(i) for i in order[:listed]]
     notes = []
+    if getattr(found_pass, "recall", None) is not None:
+        notes.append(f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
+                     f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images")
     if listed < n_atypical:
         notes.append(f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
                      "kNN and core-set distances equal those of images ranked above them, so the distances do not "

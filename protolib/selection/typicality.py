@@ -141,15 +141,16 @@ def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, 
     return make_pass(features, neighbours, device, progress).find(M, exclude)
 
 
-def make_pass(features: np.ndarray, neighbours: int, device: str = "cpu",
-              progress: bool | None = None) -> "TypicalityPass | ScaledPass":
+def make_pass(features: np.ndarray, neighbours: int, device: str = "cpu", progress: bool | None = None,
+              index: str = "flat") -> "TypicalityPass | ScaledPass":
     """Exact (:class:`TypicalityPass` on the full distance matrix) up to ``EXACT_MAX`` rows,
-    :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above."""
+    :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
+    whenever an approximate kNN ``index`` (``ivf``) is asked for."""
     from protolib.models.neighbours import squared_distances
     from protolib.selection.typicality_scaled import EXACT_MAX, ScaledPass
 
-    if len(features) > EXACT_MAX:
-        return ScaledPass(features, neighbours, progress)
+    if len(features) > EXACT_MAX or index != "flat":
+        return ScaledPass(features, neighbours, progress, index)
     return TypicalityPass(squared_distances(features, features, device=device), neighbours)
 
 

@@ -9,9 +9,8 @@ full (n, n) float64 distance matrix, exactly as defined. Above it nothing n x n 
 * the cover: candidate-sampled greedy facility location with refinement. The objective is the
   exact one (the summed squared distance of every covered image to its nearest prototype);
   each step takes the best of ``C`` candidates (the ``C/2`` most typical images and ``C/2``
-  spread evenly over the rest in file order, so sparse regions have candidates too; ``C`` is
-  what a float32 block of ``BLOCK_BYTES`` holds, C x n distances computed once in tiles, at
-  most ``MAX_CANDIDATES``), then tries in its place the images nearest to it and nearest to
+  spread evenly over the rest in file order, so sparse regions have candidates too;
+  ``C = MAX_CANDIDATES``, a float32 block of C x n distances computed once in tiles), then tries in its place the images nearest to it and nearest to
   the mean of the images it would take over (see :meth:`SampledCover._refine`), while that
   lowers the objective. No seed: deterministic. The first M of a longer run are the M-cover;
 * the distance of every image to its nearest prototype: exact, float64, n x M in tiles.
@@ -25,12 +24,15 @@ import numpy as np
 
 #: up to this many images typicality and cover are exact (the full distance matrix); above, this module
 EXACT_MAX = 10_000
-#: the candidates x images float32 distance block of the sampled cover
-BLOCK_BYTES = 2**30
+#: candidate prototypes of the sampled cover: a float32 block of 4096 x n distances, 16 KB per image
 MAX_CANDIDATES = 4096
 #: images near the best candidate (and near the mean of what it takes over) tried in its place, per round
 REFINE = 128
 REFINE_ROUNDS = 8
+#: kNN searches: exact (``flat``, the default) or faiss's inverted file (``ivf``, only when asked)
+KNN_INDEXES = ("flat", "ivf")
+IVF_NPROBE = 16
+RECALL_SAMPLE = 1000
 #: rows per tile (kNN queries, cover steps)
 CHUNK = 2048
 
@@ -41,30 +43,62 @@ def _bar(total: int, desc: str, progress: bool | None, unit: str = "it") -> Any:
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else not progress)
 
 
-def knn_faiss(x: np.ndarray, k: int, progress: bool | None = None, chunk: int = CHUNK) -> np.ndarray:
-    """Mean squared distance of each row to its k nearest other rows (k capped at n - 1), by
-    an exact faiss search in float32, ``chunk`` queries at a time. A row's own entry is dropped
-    by index, so an identical copy still counts as a neighbour."""
+def knn_faiss(x: np.ndarray, k: int, progress: bool | None = None, chunk: int = CHUNK,
+              index: str = "flat") -> tuple[np.ndarray, float | None]:
+    """Mean squared distance of each row to its k nearest other rows (k capped at n - 1), and
+    the search's recall (None for the exact search). ``flat``: an exact faiss search in float32,
+    ``chunk`` queries at a time; ``ivf`` (only when asked): faiss's inverted-file index,
+    ``4 sqrt(n)`` lists, ``IVF_NPROBE`` probed, its recall of the exact k neighbours measured on
+    ``RECALL_SAMPLE`` images spread over the set. A row's own entry is dropped by index, so an
+    identical copy still counts as a neighbour."""
     import faiss
 
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
-        return np.zeros(n, dtype=np.float64)
+        return np.zeros(n, dtype=np.float64), None
+    if index not in KNN_INDEXES:
+        raise ValueError(f"unknown kNN index {index!r}; allowed: {', '.join(KNN_INDEXES)}")
+    ivf = _ivf(x) if index == "ivf" else None
+    search = (lambda q: faiss.knn(q, x, k + 1)) if ivf is None else (lambda q: ivf.search(q, k + 1))
     out = np.empty(n, dtype=np.float64)
-    with _bar(n, "k nearest neighbours", progress, "img") as bar:
+    with _bar(n, f"k nearest neighbours ({index})", progress, "img") as bar:
         for start in range(0, n, chunk):
             q = x[start : start + chunk]
-            found, ids = faiss.knn(q, x, k + 1)
-            found = found.astype(np.float64)
-            found[ids == np.arange(start, start + len(q))[:, None]] = np.inf  # itself
-            out[start : start + len(q)] = np.maximum(np.sort(found, axis=1)[:, :k], 0.0).mean(axis=1)
+            found, ids = search(q)
+            out[start : start + len(q)] = _mean_of_others(found, ids, start, k)
             bar.update(len(q))
-    return out
+    if index == "flat":
+        return out, None
+    sample = np.unique(np.linspace(0, n - 1, min(RECALL_SAMPLE, n)).round().astype(np.int64))
+    _, exact = faiss.knn(x[sample], x, k + 1)
+    _, approx = search(x[sample])
+    recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)])
+    return out, float(recall)
+
+
+def _mean_of_others(found: np.ndarray, ids: np.ndarray, start: int, k: int) -> np.ndarray:
+    found = found.astype(np.float64)
+    found[(ids == np.arange(start, start + len(ids))[:, None]) | (ids < 0)] = np.inf  # itself; no result
+    nearest = np.sort(found, axis=1)[:, :k]
+    nearest[~np.isfinite(nearest)] = np.nan  # an IVF search that found fewer than k
+    return np.maximum(np.nanmean(nearest, axis=1), 0.0)
+
+
+def _ivf(x: np.ndarray) -> Any:
+    import faiss
+
+    lists = max(1, min(int(4 * np.sqrt(len(x))), len(x) // 39))
+    ivf = faiss.index_factory(x.shape[1], f"IVF{lists},Flat")  # owns its quantizer
+    train = x[np.linspace(0, len(x) - 1, min(len(x), 64 * lists)).round().astype(np.int64)]
+    ivf.train(np.ascontiguousarray(train))
+    ivf.add(x)
+    faiss.extract_index_ivf(ivf).nprobe = min(IVF_NPROBE, lists)
+    return ivf
 
 
 def candidate_count(rows: int) -> int:
-    return int(max(1, min(rows, MAX_CANDIDATES, BLOCK_BYTES // (4 * max(rows, 1)))))
+    return int(max(1, min(rows, MAX_CANDIDATES)))
 
 
 def choose_candidates(knn: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
@@ -169,10 +203,11 @@ class SampledCover:
 class ScaledPass:
     """:class:`~protolib.selection.typicality.TypicalityPass`'s interface without an n x n matrix."""
 
-    def __init__(self, features: np.ndarray, neighbours: int, progress: bool | None = None) -> None:
+    def __init__(self, features: np.ndarray, neighbours: int, progress: bool | None = None,
+                 index: str = "flat") -> None:
         self.x = np.ascontiguousarray(features, dtype=np.float32)
         self.progress = progress
-        self.knn = knn_faiss(self.x, neighbours, progress)
+        self.knn, self.recall = knn_faiss(self.x, neighbours, progress, index=index)
         self._covers: dict[int, tuple[np.ndarray, np.ndarray, SampledCover]] = {}
 
     def find(self, M: int, exclude: int = 0) -> Any:
@@ -210,4 +245,4 @@ def neighbour_stage_bytes(n: int, dim: int) -> int:
     """Peak bytes of the neighbour and cover stage for n rows of ``dim`` features (beyond the features)."""
     if n <= EXACT_MAX:
         return 8 * n * n + 2 * 8 * 512 * n + 8 * n * dim
-    return BLOCK_BYTES + 4 * n * dim + 3 * 4 * CHUNK * n + 16 * CHUNK * dim
+    return 4 * MAX_CANDIDATES * n + 4 * n * dim + 3 * 4 * CHUNK * n + 16 * CHUNK * dim
