@@ -18,7 +18,12 @@ from PIL import Image
 from protolib.models.neighbours import squared_distances
 from protolib.rank import RankError, rank_folder
 from protolib.selection import typicality_scaled
-from protolib.selection.typicality import GreedyCover, TypicalityPass, knn_from_distances, make_pass
+from protolib.selection.typicality import (
+    GreedyCover,
+    TypicalityPass,
+    knn_from_distances,
+    make_pass,
+)
 
 
 # ----------------------------------------------------------------------------- the old definition
@@ -123,8 +128,8 @@ def test_rank_through_the_scaled_path(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------- bad input
 def _cli(*args: str | Path, timeout: int = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "protolib", "rank", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "protolib", "rank", *map(str, args)], check=False,
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _some_images(n: int = 6, seed: int = 0) -> list[np.ndarray]:

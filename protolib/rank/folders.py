@@ -135,8 +135,8 @@ def _peek(paths: list[Path], count: int = 64) -> tuple[int, int]:
             with Image.open(path) as img:
                 channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
                 largest = max(largest, img.width * img.height)
-        except Exception:  # an unreadable file is reported when it is read
-            continue
+        except (OSError, SyntaxError, ValueError):  # an unreadable file is reported when it is read
+            pass
     return channels, largest
 
 

@@ -142,7 +142,7 @@ def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, 
 
 
 def make_pass(features: np.ndarray, neighbours: int, device: str = "cpu", progress: bool | None = None,
-              index: str = "flat") -> "TypicalityPass | ScaledPass":
+              index: str = "flat") -> TypicalityPass | ScaledPass:
     """Exact (:class:`TypicalityPass` on the full distance matrix) up to ``EXACT_MAX`` rows,
     :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
     whenever an approximate kNN ``index`` (``ivf``) is asked for."""
@@ -227,7 +227,7 @@ class TypicalSelector(Selector):
                   "pool": self.pool},
         )
 
-    def _pool_pass(self, z: np.ndarray) -> "TypicalityPass | ScaledPass":
+    def _pool_pass(self, z: np.ndarray) -> TypicalityPass | ScaledPass:
         """The typicality pass over this pool's features: computed for the first M, reused for
         the others (one distance matrix, one kNN, one growing cover)."""
         key = (z.shape, hash(z.tobytes()), self.neighbours)
