@@ -89,6 +89,7 @@ def _rank(args: argparse.Namespace) -> int:
         model_options=dict(args.set or []),
         contact_sheet=not args.no_contact_sheet,
         progress=False if args.quiet else None,
+        knn_index=args.knn_index,
     )
     try:
         result = rank_folder(args.images_dir, args.out, options)
@@ -132,6 +133,9 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
                       "(default: --n-atypical, at most a tenth of the images; 0 = every image)")
     rank.add_argument("--pca", type=_non_negative, default=None,
                       help="typicality and core-set on this many principal components (default: the features as they are)")
+    rank.add_argument("--knn-index", choices=("flat", "ivf"), default="flat",
+                      help="kNN search: flat (exact, default) or ivf (faiss inverted file: faster on very large "
+                      "folders, approximate; its recall is printed and recorded)")
     rank.add_argument("--val-normal", default=None, metavar="DIR", help="labelled normal val images")
     rank.add_argument("--val-anomalous", default=None, metavar="DIR", help="labelled anomalous val images")
     rank.add_argument("--population", type=_positive, default=1000, help="evolutionary population (default 1000)")

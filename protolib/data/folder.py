@@ -90,8 +90,8 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
         listing = scan_folder(folder)
         if listing.broken:
             path, reason = listing.broken[0]
-            raise DatasetFilesError(f"folder: {path}: {reason}; remove the link or point it at an image file "
-                                    f"({len(listing.broken)} such link(s) under {folder})")
+            raise DatasetFilesError(f"folder: {path}: {reason}; remove it or replace it with an image file "
+                                    f"({len(listing.broken)} such file(s) or link(s) under {folder})")
         found = listing.images
         if listing.others:  # e.g. .webp or .pgm exports: the set would be smaller than the folder
             logging.getLogger(__name__).warning(

@@ -5,7 +5,8 @@ Rules (documented in the README, "Use it on your own images"):
 
 * Files: PNG, JPEG, TIFF, BMP (suffix, any case); hidden files and folders are skipped; folders
   are read recursively in sorted order; a symbolic link to a folder is not followed, and a
-  dangling link or a link loop is reported (:func:`scan_folder`), never silently dropped.
+  dangling link or a link loop is reported (:func:`scan_folder`), never silently dropped; only
+  regular files are opened (a FIFO, socket or device is reported, not read: it could block).
 * Orientation: a JPEG's EXIF orientation tag is applied.
 * Depth: 8-bit images are kept as they are. Deeper grey images (16-bit PNG/TIFF, 32-bit integer
   or float TIFF) are scaled to 8 bit by one linear map shared by all images read together (a
@@ -31,6 +32,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +80,7 @@ class FolderListing:
 
     images: list[Path] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)
-    broken: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+    broken: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): bad links, FIFOs, devices
 
 
 def _link_problem(path: Path) -> str | None:
@@ -94,6 +96,23 @@ def _link_problem(path: Path) -> str | None:
     return None
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why a file (or the file a link points to) is not opened: reading a FIFO blocks until a
+    writer comes, a device may never end. None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"cannot stat ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((what for test, what in _SPECIAL_FILES if test(mode)), "not a regular file")
+    return f"{kind}, not a regular file: not opened"
+
+
 def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
     """Files under ``folder`` in sorted order (hidden ones skipped), and the links not read."""
     folder = Path(folder)
@@ -107,6 +126,8 @@ def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
             if name.startswith("."):
                 continue
             problem = _link_problem(path) if path.is_symlink() else None
+            if problem is None and name in files:
+                problem = _not_regular(path)
             if problem:
                 out.broken.append((path, problem))
             elif name in files:

@@ -17,7 +17,10 @@ two label-free typicality measures:
 ``rank`` orders the images by the mean of the two ranks (ties: smaller kNN distance, then file
 name); rank 1 is the most prototypical image, the last ranks are the long-tail candidates: rare
 but valid images, or noisy, corrupted and mislabelled files (paper Sec. 5.2). The
-``n_atypical`` last ones are listed separately.
+``n_atypical`` last ones are listed separately, except those whose distances equal those of an
+image ranked above the cut (12 identical images: none is atypical; ``summary.json``'s ``notes``
+say so). Above 10 000 images kNN and core-set are computed in memory linear in n
+(:mod:`protolib.selection.typicality_scaled`, ``docs/rank.md``).
 
 The core-set is the ``typical`` selector's (``protolib.selection.typicality``, the one
 implementation of this ranking): M prototypes covering all images but the ``coreset_exclude``

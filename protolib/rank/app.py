@@ -46,7 +46,7 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     check_options(opts)
     model_cfg = checked_model_config(opts)
     size = model_cfg["image_size"]
-    read = read_inputs(images_dir, out_dir, opts, size, log)
+    read = read_inputs(images_dir, out_dir, opts, size, log, model_cfg["backbone"])
     train = read[0]
     n_atypical = _check_counts(train, images_dir, opts, log)
     # torch is imported from here on, not for input errors
@@ -57,8 +57,11 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
 
     frozen = detector_uses_features(model_cfg)
     embed = embedder(detector, frozen, model_cfg, device)
-    features = embed_folder(embed, train, model_cfg["backbone"], size, device, log)
+    step = model_cfg["batch_size"] * -(-1024 // model_cfg["batch_size"])  # whole network batches, as in one call
+    features = embed_folder(embed, train, model_cfg["backbone"], size, device, log, step, opts.progress)
     ranking = rank_images(train, features, opts, n_atypical, device, log)
+    for note in ranking.notes:
+        log(f"note: {note}")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking, features.shape)
     validation = None
@@ -91,6 +94,7 @@ def _settings(images_dir: Path, opts: RankOptions, model_cfg: dict[str, Any], tr
         "M": opts.M, "n_atypical": n_atypical, "neighbours": min(opts.neighbours, max(n - 1, 0)),
         "coreset_exclude": ranking.exclude, "pca": pca_components(opts.pca, feature_shape) if opts.pca else None, "seed": opts.seed, "on_error": opts.on_error,
         "model_config": model_cfg, "n_images": n,
+        **({"knn_index": opts.knn_index} if opts.knn_index != "flat" else {}),  # recorded when not the exact default
     }
 
 
@@ -114,6 +118,7 @@ def _write(out_dir: Path, read: list[ImageFolder], ranking: Ranking, validation:
         settings=settings,
         subsets={m: [names[i] for i in ids] for m, ids in subsets.items()},
         val_auroc=val_auroc,
+        notes=ranking.notes,
     )
     write_summary(result, [p for data in read for p in data.ignored])
     return result

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from protolib.data.base import DatasetFilesError
-from protolib.data.images import read_images, scan_folder, some_names
+from protolib.data.images import FolderListing, read_images, scan_folder, some_names
+from protolib.rank.memory import check_memory, estimate_peak
 from protolib.rank.options import RankError, RankOptions
 
 
@@ -58,13 +59,16 @@ def read_folders(
     image_size: int,
     on_error: str = "skip",
     progress: bool | None = None,
+    listings: Sequence[FolderListing] | None = None,
 ) -> list[ImageFolder]:
-    """Read several folders in one common scale and mode."""
+    """Read several folders in one common scale and mode (``listings``: their
+    :func:`scan_folder`, when the caller has it)."""
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     if image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
-    listings = [scan_folder(Path(folder)) for folder in folders]
+    if listings is None:
+        listings = [scan_folder(Path(folder)) for folder in folders]
     paths = [p for listing in listings for p in listing.images]
     try:
         read = read_images(paths, "auto", size=image_size, on_error=on_error, progress=progress)
@@ -92,9 +96,11 @@ def read_folder(
 
 
 def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
-                log: Callable[[str], None]) -> list[ImageFolder]:
+                log: Callable[[str], None], backbone: str = "pixels") -> list[ImageFolder]:
     """The folder to rank and the val folders (normal, anomalous) if given, checked and read at
-    ``size`` x ``size``; skipped and ignored files are reported through ``log``."""
+    ``size`` x ``size``; skipped and ignored files are reported through ``log``. A run whose
+    estimated peak memory (:mod:`protolib.rank.memory`) exceeds the available memory is refused
+    before any image is decoded."""
     folders = [images_dir] + ([Path(opts.val_normal), Path(opts.val_anomalous)] if opts.with_val else [])
     for folder in folders:
         if not folder.exists():
@@ -103,14 +109,35 @@ def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
             raise RankError(f"{str(folder)!r} is not a folder")
     check_out_dir(out_dir, folders)
     check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
+    listings = [scan_folder(folder) for folder in folders]
+    channels, largest = _peek([p for listing in listings for p in listing.images])
+    parts = estimate_peak(sum(len(listing.images) for listing in listings), len(listings[0].images), size, channels,
+                          backbone, opts.batch_size, largest)
+    check_memory(parts, f"ranking {len(listings[0].images)} images at {size}x{size} ({backbone} features)")
     try:
-        read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress)
+        read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress, listings=listings)
     except UnreadableImageError as err:
         raise RankError(f"{err} (use --on-error skip to leave it out)") from err
     check_names(read)
     for folder, data in zip(folders, read):
         _report(folder, data, log)
     return read
+
+
+def _peek(paths: list[Path], count: int = 64) -> tuple[int, int]:
+    """(channels, largest pixel count) from the headers of the first ``count`` files (nothing
+    decoded): 3 if any is colour, else 1."""
+    from PIL import Image
+
+    channels, largest = 1, 0
+    for path in paths[:count]:
+        try:
+            with Image.open(path) as img:
+                channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
+                largest = max(largest, img.width * img.height)
+        except (OSError, SyntaxError, ValueError):  # an unreadable file is reported when it is read
+            pass
+    return channels, largest
 
 
 def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from protolib.rank.memory import check_image_size
 from protolib.rank.options import RankError, RankOptions
 
 #: the paper's backbone per model, used when ``--weights`` is given without ``--backbone``
@@ -48,6 +49,7 @@ def checked_model_config(opts: RankOptions) -> dict[str, Any]:
     size = cfg["image_size"]
     if not isinstance(size, int) or size < 1:
         raise RankError(f"--image-size must be a positive integer, got {size!r}")
+    check_image_size(size)
     if opts.weights is not None:  # read now: before any image is read or embedded
         from protolib.models.backbones import weights_problem
 

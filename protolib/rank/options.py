@@ -36,6 +36,7 @@ class RankOptions:
     model_options: dict[str, Any] | None = None  # extra keys of the model block (--set KEY=VALUE)
     contact_sheet: bool = True
     progress: bool | None = None  # None: progress bars only on a terminal
+    knn_index: str = "flat"  # flat: exact kNN search; ivf: faiss's inverted file (approximate, recall printed)
 
     @property
     def with_val(self) -> bool:
@@ -66,6 +67,8 @@ def check_options(opts: RankOptions) -> None:
         raise RankError(f"--batch-size must be at least 1, got {opts.batch_size}")
     if not isinstance(opts.seed, int) or opts.seed < 0:
         raise RankError(f"--seed must be a whole number 0 or more, got {opts.seed!r}")
+    if opts.knn_index not in ("flat", "ivf"):
+        raise RankError(f"--knn-index must be flat or ivf, got {opts.knn_index!r}")
     check_model_name(opts.model)
     if not (opts.device in ("auto", "cpu") or opts.device.startswith("cuda")):
         raise RankError(f"--device must be auto, cpu, cuda or cuda:N, got {opts.device!r}")

@@ -74,7 +74,9 @@ def remove_stale(out_dir: Path, outputs: dict[str, Path]) -> None:
 
 def write_summary(result: RankResult, ignored: list[Path]) -> None:
     """summary.json: settings, every output, skipped and ignored files, the chosen files, val AUROCs."""
+    notes = {"notes": result.notes} if result.notes else {}  # ties the distances do not separate
     io.write_json(result.outputs["summary"], {
+        **notes,
         "settings": result.settings,
         "outputs": {k: str(v) for k, v in result.outputs.items()},
         "skipped": [{"file": f, "reason": r} for f, r in result.skipped],

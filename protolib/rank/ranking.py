@@ -4,7 +4,7 @@ typicality (:mod:`protolib.selection.typicality`): kNN distance, core-set, and t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,27 @@ class Ranking:
     rank: np.ndarray  # 1 = most prototypical
     exclude: int  # images of largest kNN distance left out of the core-set's cover
     coreset_fitness: float  # summed squared distance of the covered images to their nearest prototype
+    notes: list[str] = field(default_factory=list)  # what summary.json says about ties
 
 
 def embed_folder(embed: Callable[[np.ndarray], np.ndarray], data: ImageFolder, backbone: str, size: int,
-                 device: str, log: Callable[[str], None]) -> np.ndarray:
-    """The frozen features of every image of the folder (checked finite)."""
+                 device: str, log: Callable[[str], None], batch: int = 1024,
+                 progress: bool | None = None) -> np.ndarray:
+    """The frozen features of every image of the folder (checked finite), ``batch`` images at a
+    time into one float32 array (the embedding's float copy of the images is one batch's)."""
+    from tqdm.auto import tqdm
+
     log(f"embedding {len(data)} images ({data.mode}, {size}x{size}) with {backbone} on {device}")
-    features = np.asarray(embed(data.images))
+    features: np.ndarray | None = None
+    with tqdm(total=len(data), desc="embedding", unit="img", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for start in range(0, len(data), batch):
+            part = np.asarray(embed(data.images[start : start + batch]))
+            if features is None:
+                features = np.empty((len(data), *part.shape[1:]), dtype=np.result_type(part.dtype, np.float32))
+            features[start : start + len(part)] = part
+            bar.update(len(part))
+    assert features is not None
     check_finite(features, "image features")
     return features
 
@@ -42,19 +56,33 @@ def embed_folder(embed: Callable[[np.ndarray], np.ndarray], data: ImageFolder, b
 def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_atypical: int, device: str,
                 log: Callable[[str], None]) -> Ranking:
     """Typicality, core-set and rank of every image; the ``n_atypical`` last ranks are listed."""
-    from protolib.selection.typicality import typicality
-
     n, M = len(data), opts.M
     exclude = min(n_atypical, n // 10) if opts.coreset_exclude is None else opts.coreset_exclude
     exclude = min(exclude, n - M)
-    log(f"choosing {M} prototypes covering the {n - exclude} most typical images")
     if opts.pca and pca_components(opts.pca, features.shape) < opts.pca:
         log(f"note: --pca {opts.pca} is more than min(images, feature dimensions) = {min(features.shape)}; "
             f"using {min(features.shape)} components")
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
-    found = typicality(space, M, neighbours=opts.neighbours, exclude=exclude, device=device)
+    from protolib.selection.typicality import make_pass
+
+    found_pass = make_pass(space, opts.neighbours, device, opts.progress, opts.knn_index)
+    exclude = separated(found_pass.knn, exclude)
+    log(f"choosing {M} prototypes covering the {n - exclude} most typical images")
+    found = found_pass.find(M, exclude)
     rank = found.rank(data.names)
-    atypical_ids = [int(i) for i in np.argsort(rank)[::-1][:n_atypical]]
+    order = np.argsort(rank)[::-1]  # most atypical first
+    score = (found.knn_rank() + found.core_rank()) / 2.0
+    listed = separated_tail(order, [score, found.knn], n_atypical)
+    atypical_ids = [int(i) for i in order[:listed]]
+    notes = []
+    if getattr(found_pass, "recall", None) is not None:
+        notes.append(f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
+                     f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images")
+    if listed < n_atypical:
+        notes.append(f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
+                     "kNN and core-set distances equal those of images ranked above them, so the distances do not "
+                     "separate them from the rest" + (" (all images are equally typical)" if listed == 0 and
+                                                      np.ptp(found.knn) == 0 and np.ptp(found.core_dist) == 0 else ""))
     names = data.names
     table = pd.DataFrame({
         "rank": rank,
@@ -70,4 +98,26 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     })
     return Ranking(table=table, core_ids=found.core, atypical_ids=atypical_ids, knn=found.knn,
                    core_dist=found.core_dist, rank=rank, exclude=int(exclude),
-                   coreset_fitness=float(found.core_dist[found.typical].sum()))
+                   coreset_fitness=float(found.core_dist[found.typical].sum()), notes=notes)
+
+
+def separated(knn: np.ndarray, exclude: int) -> int:
+    """How many of the ``exclude`` largest kNN distances are larger than every other image's:
+    a group of equal distances across the cut is not left out of the cover (12 identical images:
+    none)."""
+    if exclude <= 0 or exclude >= len(knn):
+        return max(exclude, 0)
+    cut = np.sort(knn)[::-1][exclude]
+    return int(min(exclude, (knn > cut).sum()))
+
+
+def separated_tail(order: np.ndarray, keys: list[np.ndarray], count: int) -> int:
+    """How many of the first ``count`` of ``order`` (most atypical first) differ in ``keys`` from
+    every image after them: an image tied with one ranked above the cut is not called atypical."""
+    if count <= 0 or count >= len(order):
+        return max(min(count, len(order)), 0)
+    after = order[count]
+    listed = count
+    while listed > 0 and all(key[order[listed - 1]] == key[after] for key in keys):
+        listed -= 1
+    return listed

@@ -19,6 +19,7 @@ class RankResult:
     settings: dict[str, Any]
     subsets: dict[str, list[str]] = field(default_factory=dict)  # greedy / evolutionary -> file names
     val_auroc: dict[str, float] = field(default_factory=dict)  # method -> val AUROC
+    notes: list[str] = field(default_factory=list)  # ties the distances do not separate (summary.json)
 
     def summary(self) -> str:
         s = self.settings

@@ -18,6 +18,12 @@ and its ``--n-atypical`` images as the tail): its core-set is this selector's su
 image's rank is the mean of its typicality rank and its rank by distance to the nearest
 prototype (:meth:`Typicality.rank`).
 
+Size: up to ``EXACT_MAX`` (10 000) images all of this is computed exactly on the (n, n)
+distance matrix, one float64 matrix and block-sized scratch (800 MB at 10 000 images). Above
+it, :mod:`protolib.selection.typicality_scaled`: the same kNN typicality by an exact faiss
+search in chunks, and the cover by candidate-sampled greedy, in memory linear in n
+(``docs/rank.md`` gives the algorithm and its measured objective against the exact cover).
+
 Cosine is the default because raw-pixel (and ReLU-feature) distances are dominated by the
 images' norms: the densest images in squared L2 are the faint ones.
 """
@@ -25,11 +31,14 @@ images' norms: the densest images in squared L2 are the faint ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
+
+if TYPE_CHECKING:
+    from protolib.selection.typicality_scaled import ScaledPass
 
 METRICS = ("cosine", "sqeuclidean")
 
@@ -50,23 +59,37 @@ class GreedyCover:
     """Greedy facility location over a (n, n) squared-distance matrix, grown one prototype at a
     time: each step adds the row that most lowers sum_i min_{j in S} d(j, i) (ties: the smallest
     index). Greedy, so the first M of a longer run are exactly the M-prototype cover: one run
-    serves every M (the selector asks for 1, 5, 10, 25)."""
+    serves every M (the selector asks for 1, 5, 10, 25).
 
-    def __init__(self, distances: np.ndarray) -> None:
+    ``rows``: cover only these rows and columns of ``distances`` (the typical core), read block
+    by block rather than copied. Each step works through ``block`` rows at a time, so the scratch
+    is ``block`` x n, not n x n; every row's sum is the same numbers summed in the same order as
+    over the whole matrix, so the cover is the same."""
+
+    def __init__(self, distances: np.ndarray, rows: np.ndarray | None = None, block: int = 512) -> None:
         self.distances = distances
-        self.nearest = np.full(distances.shape[1], np.inf)
+        self.rows = rows
+        n = len(distances) if rows is None else len(rows)
+        self.nearest = np.full(n, np.inf)
         self.chosen: list[int] = []
-        self._buffer: np.ndarray | None = None  # one (n, n) scratch for every step
+        self.block = block
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        if self.rows is None:
+            return self.distances[start:stop]
+        return self.distances[self.rows[start:stop]][:, self.rows]
 
     def first(self, M: int) -> list[int]:
+        n = len(self.nearest)
         while len(self.chosen) < M:
-            if self._buffer is None:
-                self._buffer = np.empty_like(self.distances)
-            cost = np.minimum(self.distances, self.nearest[None, :], out=self._buffer).sum(axis=1)
+            cost = np.empty(n)
+            for start in range(0, n, self.block):
+                chunk = self._rows(start, start + self.block)
+                cost[start : start + len(chunk)] = np.minimum(chunk, self.nearest[None, :]).sum(axis=1)
             cost[self.chosen] = np.inf
             j = int(np.argmin(cost))
             self.chosen.append(j)
-            self.nearest = np.minimum(self.nearest, self.distances[j])
+            self.nearest = np.minimum(self.nearest, self._rows(j, j + 1)[0])
         return self.chosen[:M]
 
 
@@ -107,15 +130,28 @@ class Typicality:
 
 
 def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu",
-               distances: np.ndarray | None = None) -> Typicality:
+               distances: np.ndarray | None = None, progress: bool | None = None) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
-    ``distances``: the rows' (n, n) squared distances, when the caller has them; else computed
-    here (n^2 float64: 128 MB for 4000 images)."""
-    from protolib.models.neighbours import squared_distances
+    ``distances``: the rows' (n, n) squared distances, when the caller has them. Otherwise
+    :func:`make_pass` decides: the exact matrix (n^2 float64: 800 MB at 10 000 rows) up to
+    ``EXACT_MAX`` rows, the linear-memory pass above."""
+    if distances is not None:
+        return TypicalityPass(distances, neighbours).find(M, exclude)
+    return make_pass(features, neighbours, device, progress).find(M, exclude)
 
-    d = squared_distances(features, features, device=device) if distances is None else distances
-    return TypicalityPass(d, neighbours).find(M, exclude)
+
+def make_pass(features: np.ndarray, neighbours: int, device: str = "cpu", progress: bool | None = None,
+              index: str = "flat") -> TypicalityPass | ScaledPass:
+    """Exact (:class:`TypicalityPass` on the full distance matrix) up to ``EXACT_MAX`` rows,
+    :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
+    whenever an approximate kNN ``index`` (``ivf``) is asked for."""
+    from protolib.models.neighbours import squared_distances
+    from protolib.selection.typicality_scaled import EXACT_MAX, ScaledPass
+
+    if len(features) > EXACT_MAX or index != "flat":
+        return ScaledPass(features, neighbours, progress, index)
+    return TypicalityPass(squared_distances(features, features, device=device), neighbours)
 
 
 class TypicalityPass:
@@ -135,7 +171,7 @@ class TypicalityPass:
             typical = np.ones(n, dtype=bool)
             typical[np.argsort(-self.knn, kind="stable")[:exclude]] = False
             rows = np.flatnonzero(typical)
-            self._covers[exclude] = (typical, rows, GreedyCover(d if exclude == 0 else d[np.ix_(rows, rows)]))
+            self._covers[exclude] = (typical, rows, GreedyCover(d, None if exclude == 0 else rows))
         typical, rows, covering = self._covers[exclude]
         core = [int(rows[j]) for j in covering.first(M)]
         to_core = d[:, core]
@@ -144,15 +180,19 @@ class TypicalityPass:
         return Typicality(knn=self.knn, core=core, typical=typical.copy(), core_dist=core_dist, nearest_core=nearest)
 
 
-def knn_from_distances(distances: np.ndarray, k: int) -> np.ndarray:
-    """Mean of each row's k smallest entries off the diagonal (k capped at n - 1)."""
+def knn_from_distances(distances: np.ndarray, k: int, block: int = 512) -> np.ndarray:
+    """Mean of each row's k smallest entries off the diagonal (k capped at n - 1), ``block``
+    rows at a time (a block x n scratch, not a copy of the matrix)."""
     n = len(distances)
     k = min(k, n - 1)
     if k < 1:
         return np.zeros(n, dtype=np.float64)
-    d = distances.copy()
-    np.fill_diagonal(d, np.inf)  # not itself (an identical copy still counts)
-    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, block):
+        d = distances[start : start + block].copy()
+        d[np.arange(len(d)), np.arange(start, start + len(d))] = np.inf  # not itself (an identical copy still counts)
+        out[start : start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+    return out
 
 
 @SELECTORS.register("typical")
@@ -190,12 +230,10 @@ class TypicalSelector(Selector):
                   "pool": self.pool},
         )
 
-    def _pool_pass(self, z: np.ndarray) -> TypicalityPass:
+    def _pool_pass(self, z: np.ndarray) -> TypicalityPass | ScaledPass:
         """The typicality pass over this pool's features: computed for the first M, reused for
         the others (one distance matrix, one kNN, one growing cover)."""
-        from protolib.models.neighbours import squared_distances
-
         key = (z.shape, hash(z.tobytes()), self.neighbours)
         if self._pass is None or self._pass[0] != key:
-            self._pass = (key, TypicalityPass(squared_distances(z, z), self.neighbours))
+            self._pass = (key, make_pass(z, self.neighbours))
         return self._pass[1]

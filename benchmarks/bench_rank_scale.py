@@ -1,0 +1,156 @@
+"""``protolib rank``'s stages at n = 5 000, 20 000, 70 000 Fashion-MNIST images (not a test).
+
+The first n of Fashion-MNIST's 70 000 images (train, then t10k) are written as 28 x 28 PNG files
+under ``--workdir`` (deleted at the end unless ``--keep``), then each n is ranked in its own
+process at the CLI's defaults (pixels at 64 x 64, M = 10, 10 atypical, k = 5), stage by stage:
+reading, embedding, neighbours and cover (``make_pass``: the exact matrix up to ``EXACT_MAX``,
+the linear-memory pass above), the ranking. Per stage: wall time and the process's peak RSS so
+far. The plain reference, measured in the same run where it fits in memory: the exact pass on
+the full distance matrix with the cover as it was defined before (one n x n scratch buffer);
+printed as time ratios (ours / reference) and, above ``EXACT_MAX``, the objective ratio
+(summed squared distance of the covered images to their nearest prototype, ours / exact).
+
+Run:  python benchmarks/bench_rank_scale.py [--sizes 5000 20000 70000] [--reference-max 20000]
+      [--workdir /tmp/bench_rank_scale] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import numpy as np
+
+FASHION_ROOT = "/usr/share/datasets/fashion-mnist/"
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is in KB on Linux
+
+
+def write_pngs(folder: Path, n: int) -> None:
+    from PIL import Image
+
+    from protolib.data.fashion_mnist import load_arrays
+
+    if folder.is_dir() and len(list(folder.iterdir())) == n:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    images, _ = load_arrays(FASHION_ROOT)
+    for i in range(n):
+        Image.fromarray(images[i]).save(folder / f"fm_{i:05d}.png")
+
+
+def old_cover(distances: np.ndarray, M: int) -> list[int]:
+    """The cover as defined before: one (n, n) scratch buffer, every row summed at once."""
+    nearest, chosen = np.full(distances.shape[1], np.inf), []
+    buffer = np.empty_like(distances)
+    while len(chosen) < M:
+        cost = np.minimum(distances, nearest[None, :], out=buffer).sum(axis=1)
+        cost[chosen] = np.inf
+        j = int(np.argmin(cost))
+        chosen.append(j)
+        nearest = np.minimum(nearest, distances[j])
+    return chosen
+
+
+def one(folder: Path, reference: bool) -> dict:
+    """Stage times and peaks of one n (run in a fresh process)."""
+    from protolib.models.backbones import pixels
+    from protolib.rank.folders import read_folder
+    from protolib.rank.ranking import embed_folder
+    from protolib.selection.typicality import make_pass
+
+    out: dict = {"stages": []}
+
+    def stage(name: str, start: float) -> None:
+        out["stages"].append({"stage": name, "seconds": time.perf_counter() - start, "peak_gb": peak_gb()})
+
+    t = time.perf_counter()
+    data = read_folder(folder, 64, progress=False)
+    stage("read + resize", t)
+    t = time.perf_counter()
+    features = embed_folder(pixels(), data, "pixels", 64, "cpu", lambda m: None, progress=False)
+    stage("embed", t)
+    n, M, exclude = len(data), 10, min(10, len(data) // 10)
+    t = time.perf_counter()
+    found_pass = make_pass(features, 5, progress=False)
+    stage("kNN typicality", t)
+    t = time.perf_counter()
+    found = found_pass.find(M, exclude)
+    stage("cover (M = 10)", t)
+    t = time.perf_counter()
+    found.rank(data.names)
+    stage("rank", t)
+    out["n"], out["path"] = n, type(found_pass).__name__
+    out["objective"] = float(found.core_dist[found.typical].sum())
+    if reference:
+        from protolib.models.neighbours import squared_distances
+        from protolib.selection.typicality import knn_from_distances
+
+        t = time.perf_counter()
+        d = squared_distances(features, features)
+        knn = knn_from_distances(d, 5)
+        typical = np.ones(n, dtype=bool)
+        typical[np.argsort(-knn, kind="stable")[:exclude]] = False
+        rows = np.flatnonzero(typical)
+        sub = d if exclude == 0 else d[np.ix_(rows, rows)]
+        core = [int(rows[j]) for j in old_cover(sub, M)]
+        out["reference_seconds"] = time.perf_counter() - t
+        out["reference_objective"] = float(d[np.ix_(rows, core)].min(axis=1).sum())
+        out["same_core"] = core == found.core
+        out["peak_gb_with_reference"] = peak_gb()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 70000])
+    parser.add_argument("--reference-max", type=int, default=20000, help="largest n to run the exact reference at")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_rank_scale"))
+    parser.add_argument("--keep", action="store_true", help="keep the PNG folders")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.reference)))
+        return
+    try:
+        for n in args.sizes:
+            folder = args.workdir / f"fm{n}"
+            write_pngs(folder, n)
+            cmd = [sys.executable, __file__, "--one", str(folder)] + (["--reference"] if n <= args.reference_max else [])
+            run = subprocess.run(cmd, check=False, capture_output=True, text=True)
+            if run.returncode != 0:
+                print(f"n = {n}: failed\n{run.stderr[-2000:]}")
+                continue
+            report(json.loads(run.stdout.strip().splitlines()[-1]))
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+def report(r: dict) -> None:
+    total = sum(s["seconds"] for s in r["stages"])
+    print(f"n = {r['n']} ({r['path']}): total {total:.1f} s, peak RSS {max(s['peak_gb'] for s in r['stages']):.2f} GB")
+    for s in r["stages"]:
+        print(f"  {s['stage']:<16} {s['seconds']:8.1f} s   peak so far {s['peak_gb']:6.2f} GB")
+    if "reference_seconds" in r:
+        ours = sum(s["seconds"] for s in r["stages"][2:4])
+        print(f"  reference (exact matrix, old cover): {r['reference_seconds']:.1f} s, peak "
+              f"{r['peak_gb_with_reference']:.2f} GB; neighbours + cover ours / reference {ours / r['reference_seconds']:.2f}; "
+              f"objective ours / exact {r['objective'] / r['reference_objective']:.5f}; same core-set: {r['same_core']}")
+    print(f"  time per n log n: {total / (r['n'] * np.log(r['n'])) * 1e6:.2f} us", flush=True)
+
+
+if __name__ == "__main__":
+    main()
