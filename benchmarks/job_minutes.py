@@ -38,7 +38,8 @@ def with_runtime_defaults(config: dict) -> dict:
     """The config with ``runtime_minutes`` completed by the schema's defaults (paper.yaml cannot
     be validated here: its data roots are placeholders)."""
     spec = schema()["properties"]["runtime_minutes"]["properties"]
-    return {**config, "runtime_minutes": {**{k: v["default"] for k, v in spec.items()}, **config.get("runtime_minutes", {})}}
+    defaults = {key: value["default"] for key, value in spec.items()}
+    return {**config, "runtime_minutes": {**defaults, **config.get("runtime_minutes", {})}}
 
 
 def runtime_key(rule: str) -> str:

@@ -257,6 +257,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
     work = tmp_path / "work"
     work.mkdir()
     config = {**TINY, "device": device, **({"gpu_model": gpu_model} if gpu_model else {})}
+    config["runtime_minutes"] = {"features": 45}  # the GPU rule's -t, times attempt
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
     # `features` (GPU) and the `splits` group (CPU).
@@ -310,9 +311,11 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
         assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
         assert "--ntasks=1" in args and "--cpus-per-task=1" in args
 
-    # more memory and time on the retry: mem_mb 8000 * attempt, runtime_minutes.features * attempt
+    # more memory and time on the retry: mem_mb 8000 * attempt, runtime_minutes.features * attempt;
+    # the CPU rules' runtime is the profile's default, 60 * attempt
     assert [opt(a, "--mem") for a in by_rule["features"]] == ["8000", "16000"]
-    assert [opt(a, "-t") for a in by_rule["features"]] == ["120", "240"]
+    assert [opt(a, "-t") for a in by_rule["features"]] == ["45", "90"]
+    assert [opt(a, "-t") for a in by_rule["splits_split"]] == ["60", "120"]
     assert [opt(a, "--mem") for a in by_rule["splits_split"]] == ["4000", "8000"]
     assert all(opt(a, "-p") == "main" for a in calls)  # sinfo's default partition
 
