@@ -136,3 +136,21 @@ def check_workflow(workflow: Any) -> None:
             "resources (the rule's `resources:`, or `set-resources`/`cores` in the profile) or "
             "choose a partition with bigger nodes (`slurm_partition`):\n  " + "\n  ".join(problems)
         )
+
+
+#: rule-name prefixes whose rules share one `runtime_minutes` entry unless named themselves
+RUNTIME_FAMILIES = ("evaluate", "transfer")
+
+
+def runtime_minutes(config: dict[str, Any], rule: str) -> int:
+    """Minutes one job of GPU rule ``rule`` asks for on its first attempt (sbatch -t): the
+    config's ``runtime_minutes`` entry for the rule, else for its family (``evaluate`` for every
+    evaluate_<method>, ``transfer`` for every transfer_<name>). The one source of a GPU rule's
+    runtime, so that benchmarks/job_minutes.py compares its estimates with what is asked for."""
+    table = config.get("runtime_minutes", {})
+    family = rule.split("_", 1)[0]
+    for key in (rule, family if family in RUNTIME_FAMILIES else None):
+        if key in table:
+            return int(table[key])
+    raise KeyError(f"runtime_minutes: no entry for GPU rule {rule!r} (expected the key {rule!r}"
+                   + (f" or {family!r})" if family in RUNTIME_FAMILIES else ")"))

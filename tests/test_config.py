@@ -32,6 +32,27 @@ def test_defaults_are_filled_in_except_hyper_parameters(tmp_path):
     assert make_selector("evolutionary", config["selection"]).fitness_name == "paper"
 
 
+def test_gpu_runtimes_default_per_rule_and_family(tmp_path):
+    """One entry per GPU rule or family; evaluate_<method> and transfer_<name> take their
+    family's unless named themselves (protolib.slurm.runtime_minutes, the rules' one source)."""
+    from protolib.slurm import runtime_minutes
+
+    config = validate(base(tmp_path))
+    assert config["runtime_minutes"] == {"features": 60, "score_chunk": 60, "evaluate": 120,
+                                         "evaluate_full": 60, "transfer": 180}
+    assert runtime_minutes(config, "evaluate_random") == 120
+    assert runtime_minutes(config, "evaluate_full") == 60
+    assert runtime_minutes(config, "transfer_rsna_to_chexpert") == 180
+    config = base(tmp_path)
+    config["runtime_minutes"] = {"evaluate_random": 240, "evaluate": 30}
+    config = validate(config)
+    assert runtime_minutes(config, "evaluate_random") == 240
+    assert runtime_minutes(config, "evaluate_gmm") == 30
+    assert runtime_minutes(config, "features") == 60
+    with pytest.raises(KeyError, match="runtime_minutes: no entry for GPU rule 'device_probe'"):
+        runtime_minutes(config, "device_probe")
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
@@ -47,6 +68,9 @@ def test_defaults_are_filled_in_except_hyper_parameters(tmp_path):
         (lambda c: c["runs"].append({"dataset": "mnist", "model": "knn"}), r"runs\[1\]\.dataset: 'mnist' is not a key of datasets"),
         (lambda c: c["datasets"]["digits"].update(root="/no/such/folder"), r"datasets\.digits\.root: folder '/no/such/folder' does not exist"),
         (lambda c: c["models"]["knn"].update(weights="/no/such.pth"), r"models\.knn\.weights: file '/no/such.pth' not found"),
+        (lambda c: c.update(runtime_minutes={"evaluate_random": 0}),
+         r"runtime_minutes\.evaluate_random: 0 is less than the minimum of 1"),
+        (lambda c: c.update(runtime_minutes={"selec_random": 30}), r"runtime_minutes: 'selec_random' does not match"),
         (lambda c: c["selection"]["evolutionary"].update(population="many"), r"selection\.evolutionary\.population: 'many' is not of type 'integer'"),
         (lambda c: c["models"]["knn"].update(steps=5),
          r"models\.knn\.steps: not a setting of detector 'knn'; allowed: backbone, batch_size, image_size, k, precision, weights$"),

@@ -119,6 +119,9 @@ def test_the_slurm_profile_gives_the_new_evaluate_rule_a_gpu(tmp_path):
     assert [res.get("gpu") for res in planned["evaluate_toy_first"]] == ["1"], planned.get("evaluate_toy_first")
     assert [res.get("gpu") for res in planned["evaluate_greedy"]] == ["1"]
     assert all("gpu" not in res for res in planned["select_toy_first"])
+    # and the runtime of every evaluate_<method> rule (runtime_minutes.evaluate); CPU rules: the profile's
+    assert [res.get("runtime") for res in planned["evaluate_toy_first"]] == ["120"]
+    assert {res.get("runtime") for res in planned["select_toy_first"]} == {"60"}
 
 
 # ----------------------------------------------------------------------------- figures and tables

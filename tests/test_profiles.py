@@ -82,6 +82,25 @@ def test_gpu_rules_declare_their_gpu_from_the_device():
     assert not any(re.search(r"gpu\w*=", block) for name, block in blocks.items() if name not in declared)
 
 
+def test_gpu_rules_take_their_runtime_from_the_config_and_the_profile_names_no_rule():
+    """Every GPU rule's runtime is gpu_runtime(<its own name>) (the config's runtime_minutes, the
+    numbers benchmarks/job_minutes.py checks), and no profile sets a rule's runtime: the profile's
+    default runtime is for the rules that declare none (the CPU rules)."""
+    gpu = {name: block for name, block in rule_blocks().items() if "**gpu_resources()" in block}
+    expected = {"features": '"features"', "score_chunk": '"score_chunk"', "evaluate_full": '"evaluate_full"',
+                "evaluate_*": 'f"evaluate_{_method}"', "transfer_*": "f\"transfer_{_entry['name']}\""}
+    assert set(gpu) == set(expected), sorted(gpu)
+    for name, block in gpu.items():
+        runtimes = re.findall(r"^\s+runtime=(.*),$", block, re.M)
+        assert runtimes == [f"gpu_runtime({expected[name]})"], (name, runtimes)
+    for name, block in rule_blocks().items():
+        if name not in gpu:
+            assert not re.search(r"\bruntime\s*=", block), name
+    for name in ("local", "slurm"):
+        for rule, values in load(name).get("set-resources", {}).items():
+            assert "runtime" not in values, (name, rule)
+
+
 def test_slurm_profile_keys():
     prof = load("slurm")
     assert prof["executor"] == "slurm"
@@ -91,7 +110,7 @@ def test_slurm_profile_keys():
     assert set(prof["groups"].values()) <= set(prof["group-components"])
     assert prof["cores"] == 1  # a group job asks for one CPU and runs its jobs one by one
     # the plugin rejects these inside slurm_extra; they must come from resources
-    for values in [prof["default-resources"], *prof["set-resources"].values()]:
+    for values in [prof["default-resources"], *prof.get("set-resources", {}).values()]:
         assert not re.search(r"--(gres|gpus|mem|partition)\b", str(values.get("slurm_extra", "")))
 
 
@@ -238,6 +257,7 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
     work = tmp_path / "work"
     work.mkdir()
     config = {**TINY, "device": device, **({"gpu_model": gpu_model} if gpu_model else {})}
+    config["runtime_minutes"] = {"features": 45}  # the GPU rule's -t, times attempt
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
     # `features` (GPU) and the `splits` group (CPU).
@@ -291,9 +311,11 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
         assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
         assert "--ntasks=1" in args and "--cpus-per-task=1" in args
 
-    # more memory (and time) on the retry: mem_mb "8000 * attempt", runtime "120 * attempt"
+    # more memory and time on the retry: mem_mb 8000 * attempt, runtime_minutes.features * attempt;
+    # the CPU rules' runtime is the profile's default, 60 * attempt
     assert [opt(a, "--mem") for a in by_rule["features"]] == ["8000", "16000"]
-    assert [opt(a, "-t") for a in by_rule["features"]] == ["120", "240"]
+    assert [opt(a, "-t") for a in by_rule["features"]] == ["45", "90"]
+    assert [opt(a, "-t") for a in by_rule["splits_split"]] == ["60", "120"]
     assert [opt(a, "--mem") for a in by_rule["splits_split"]] == ["4000", "8000"]
     assert all(opt(a, "-p") == "main" for a in calls)  # sinfo's default partition
 

@@ -34,6 +34,15 @@ def gpu_resources():
     return {"gpu": 1}
 
 
+def gpu_runtime(rule):
+    """A GPU rule's runtime (`resources: runtime=gpu_runtime("<rule>")`): the minutes the
+    config's `runtime_minutes` gives the rule (protolib.slurm.runtime_minutes), times `attempt`,
+    so a job killed for time is resubmitted with twice, then three times as long. The SLURM
+    profile's default runtime is for the CPU rules only."""
+    minutes = slurm_check.runtime_minutes(config, rule)
+    return lambda wildcards, attempt: minutes * attempt
+
+
 LAYOUT = Layout(R)
 FIG = LAYOUT.figures
 TAB = LAYOUT.tables

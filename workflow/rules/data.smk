@@ -55,6 +55,7 @@ rule features:
         GPU_ENV
     resources:
         **gpu_resources(),
+        runtime=gpu_runtime("features"),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         model=lambda w: FEATURE_MODELS[w.fkey],

@@ -20,6 +20,7 @@ for _method in METHODS:
             GPU_ENV
         resources:
             **gpu_resources(),
+            runtime=gpu_runtime(f"evaluate_{_method}"),
             mem_mb=lambda wildcards, attempt: 8000 * attempt,
         params:
             settings=lambda w: pl.provenance(config, w.dataset, w.model),
@@ -42,6 +43,7 @@ rule evaluate_full:
         GPU_ENV
     resources:
         **gpu_resources(),
+        runtime=gpu_runtime("evaluate_full"),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         settings=lambda w: pl.provenance(config, w.dataset, w.model),

@@ -17,6 +17,7 @@ rule score_chunk:
         GPU_ENV
     resources:
         **gpu_resources(),
+        runtime=gpu_runtime("score_chunk"),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         settings=lambda w: {

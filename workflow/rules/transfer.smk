@@ -36,6 +36,7 @@ for _entry in TRANSFER.values():
             GPU_ENV
         resources:
             **gpu_resources(),
+            runtime=gpu_runtime(f"transfer_{_entry['name']}"),
             mem_mb=lambda wildcards, attempt: 8000 * attempt,
         params:
             name=_entry["name"],
