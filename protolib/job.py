@@ -8,8 +8,9 @@ provenance); ``"report"`` sends a table or figure rule to its registered writer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from protolib.joblog import to_rule_log, use_rule_threads
 

@@ -2,4 +2,4 @@
 and of the source's whole training set."""
 from protolib.job import run
 
-run(snakemake, "evaluate_transfer")  # noqa: F821
+run(snakemake, "evaluate_transfer")
