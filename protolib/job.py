@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from protolib.config import for_job
 from protolib.joblog import to_rule_log, use_rule_threads
 
 Job = Any  # a script's ``snakemake`` object
@@ -64,6 +65,5 @@ def run(smk: Job, stage: str) -> None:
         report.run_job(smk)
         return
     from protolib import pipeline  # here: numba reads NUMBA_NUM_THREADS (set above) when first imported
-    from protolib.config import for_job
 
     getattr(pipeline, stage)(for_job(smk.config), **KWARGS[stage](smk), settings=smk.params.settings)

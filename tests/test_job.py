@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from protolib import job, pipeline
+from tests.helpers import REPO
 
 
 class _Names(SimpleNamespace):
@@ -43,7 +46,7 @@ def test_every_stage_takes_the_keywords_the_adapter_gives(stage):
 def test_a_job_runs_its_stage_with_its_files_and_settings(monkeypatch):
     called = {}
     monkeypatch.setattr(pipeline, "make_split", lambda config, **kw: called.update(config=config, **kw))
-    monkeypatch.setattr("protolib.config.for_job", lambda config: {"for_job": config})
+    monkeypatch.setattr(job, "for_job", lambda config: {"for_job": config})
     smk = _job(wildcards={"dataset": "digits", "cls": "3"}, input={"data": "d.npz"},
                output=["s.json"], params={"settings": {"seed": 0}})
     job.run(smk, "make_split")
@@ -54,3 +57,10 @@ def test_a_job_runs_its_stage_with_its_files_and_settings(monkeypatch):
 def test_an_unknown_stage_is_named():
     with pytest.raises(ValueError, match="unknown stage 'fit'.*make_split"):
         job.run(_job(), "fit")
+
+
+def test_a_stage_job_imports_neither_torch_nor_numba_before_its_stage():
+    """The adapter itself is light: the job's thread setting must precede numba's import."""
+    code = "import sys, protolib.job; print(sorted({'numba', 'torch', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
