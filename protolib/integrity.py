@@ -107,7 +107,7 @@ def _record_of(value: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- writers
 def write_json(path: str | Path, obj: dict[str, Any], made_from: dict[str, str] | None = None) -> str:
     """Write a JSON intermediate with its integrity record; returns its digest."""
-    body = {k: v for k, v in obj.items() if k != FIELD}
+    body = dict(io.with_run({k: v for k, v in obj.items() if k != FIELD}))
     body[FIELD] = {"made_from": dict(made_from or {})}
     digest = json_digest(body)
     body[FIELD]["digest"] = digest
@@ -117,7 +117,7 @@ def write_json(path: str | Path, obj: dict[str, Any], made_from: dict[str, str] 
 
 def write_npz(path: str | Path, made_from: dict[str, str] | None = None, **arrays: Any) -> str:
     """Write an ``.npz`` intermediate (:func:`protolib.io.write_npz`) with its integrity record."""
-    arrays = {k: (v if k == "meta" else np.asarray(v)) for k, v in arrays.items() if k != FIELD}
+    arrays = {k: (io.with_run(v) if k == "meta" else np.asarray(v)) for k, v in arrays.items() if k != FIELD}
     record: dict[str, Any] = {"made_from": dict(made_from or {})}
     arrays[FIELD] = record
     record["digest"] = npz_digest(arrays)
