@@ -101,8 +101,9 @@ def test_a_toy_detector_and_selector_run_through_the_workflow(tmp_path):
         row = frame[(frame.method == "toy_first") & (frame.M == M)]
         assert row.test_auroc.item() == pytest.approx(roc_auc_score(split["test"]["labels"], scores), abs=1e-8)
     assert "toy_first 3" in Path(layout.tables, "table1.md").read_text()
-    assert Path(layout.log("evaluate_toy_first", "digits", "toy", "3")).exists()
-    assert Path(layout.benchmark("evaluate_toy_first", "digits", "toy", "3")).exists()
+    job = {"dataset": "digits", "model": "toy", "cls": 3}  # Layout.log/benchmark name wildcards: filled here
+    assert Path(layout.log("evaluate_toy_first", *job).format(**job)).exists()
+    assert Path(layout.benchmark("evaluate_toy_first", *job).format(**job)).exists()
 
 
 @pytest.mark.slow
