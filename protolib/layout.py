@@ -41,9 +41,14 @@ class Layout:
         return f"{self.results}/tables"
 
     # ------------------------------------------------------------------------- logs, benchmarks
+    @property
+    def logs(self) -> str:
+        """Every job's log, one folder per rule."""
+        return f"{self.results}/logs"
+
     def log(self, rule: str, *wildcards: str) -> str:
         """A job's ``log:``, ``<results>/logs/<rule>/<wildcards joined by />.log``."""
-        return f"{self.results}/logs/{_job_stem(rule, wildcards)}.log"
+        return f"{self.logs}/{_job_stem(rule, wildcards)}.log"
 
     def benchmark(self, rule: str, *wildcards: str) -> str:
         """A job's ``benchmark:`` (time and memory), ``<results>/benchmarks/<rule>/....tsv``."""

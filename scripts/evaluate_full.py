@@ -1,10 +1,4 @@
 """Snakemake entry: test AUROC of the detector fitted on the whole training set (100 %)."""
-from protolib import pipeline
-from protolib.config import for_job
-from protolib.joblog import to_rule_log
+from protolib.job import run
 
-smk = snakemake  # noqa: F821
-to_rule_log(smk)
-w = smk.wildcards
-pipeline.evaluate_full(for_job(smk.config), w.dataset, w.model, smk.input.split, smk.input.data or None, smk.input.features or None, smk.output[0],
-                      settings=smk.params.settings)
+run(snakemake, "evaluate_full")

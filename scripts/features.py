@@ -1,9 +1,4 @@
 """Snakemake entry: embed every image of a dataset with a frozen backbone (the feature cache)."""
-from protolib import pipeline
-from protolib.config import for_job
-from protolib.joblog import to_rule_log
+from protolib.job import run
 
-smk = snakemake  # noqa: F821
-to_rule_log(smk)
-pipeline.make_features(for_job(smk.config), smk.wildcards.dataset, smk.params.model, smk.input.data, smk.output.features, smk.output.meta,
-                       settings=smk.params.settings)
+run(snakemake, "make_features")

@@ -1,7 +1,4 @@
-"""Snakemake entry of every table and figure rule: its registered writer (protolib.report.run_job)."""
-from protolib import report
-from protolib.joblog import to_rule_log
+"""Snakemake entry: every table and figure rule: its registered writer (protolib.report.run_job)."""
+from protolib.job import run
 
-smk = snakemake  # noqa: F821
-to_rule_log(smk)
-report.run_job(smk)
+run(snakemake, "report")

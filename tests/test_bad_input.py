@@ -19,6 +19,7 @@ from PIL import Image
 from protolib import integrity, io, pipeline
 from protolib.checks import InputMismatchError
 from protolib.config import ConfigError, load, validate
+from protolib.layout import Layout
 from tests.helpers import REPO, small_config, snakemake, write_config
 
 
@@ -653,10 +654,10 @@ def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(s
 def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
     """A job's error is one line on the terminal, naming the file and the command that rebuilds
     it, and the log that holds the traceback; Table 1 is not rewritten."""
-    results = small_study.results
-    edited = results / "eval" / "digits" / "knn" / "3" / "greedy" / "M1_seed0.json"
-    original = edited.read_bytes()
-    table = (results / "tables" / "table1.csv").read_bytes()
+    layout = Layout(small_study.results)
+    edited = Path(layout.evaluation_file("greedy", 1, 0, "digits", "knn", 3))
+    table_path = Path(layout.tables, "table1.csv")
+    original, table = edited.read_bytes(), table_path.read_bytes()
     try:
         record = json.loads(original)
         record["test_auroc"] = 0.999
@@ -667,9 +668,9 @@ def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
         line = next(line for line in run.stderr.splitlines() if line.startswith("error: "))
         assert f"{edited}: its content does not match its digest" in line
         assert "`snakemake --forcerun evaluate_greedy`" in line
-        assert f"(traceback: {results}/logs/evaluation_table.log)" in line
-        assert "Traceback" in (results / "logs" / "evaluation_table.log").read_text()
-        assert (results / "tables" / "table1.csv").read_bytes() == table
+        assert f"(traceback: {layout.log('evaluation_table')})" in line
+        assert "Traceback" in Path(layout.log("evaluation_table")).read_text()
+        assert table_path.read_bytes() == table
     finally:
         edited.write_bytes(original)
 

@@ -4,7 +4,6 @@ from the saved split and subset files."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from protolib import io
 from protolib.data import load_dataset
+from protolib.layout import Layout
 from protolib.models import make_detector
 
 
@@ -45,23 +45,25 @@ def test_detector_counts_tied_scores_as_ties(pixels):
 def check_against_recomputation(results: Path, classes: list[int], pixels: np.ndarray) -> int:
     """Compare every saved per-sample val AUROC and test AUROC with int64 + sklearn; the count."""
     checked = 0
+    layout = Layout(results)
     for cls in classes:
-        split = json.loads((results / "splits" / "digits" / f"{cls}.json").read_text())
+        split = io.read_json(layout.split("digits", cls))
         val_ids, val_labels = split["val"]["ids"], split["val"]["labels"]
-        matrix = io.read_npz(results / "scores" / "digits" / "knn" / str(cls) / "matrix.npz")
+        matrix = io.read_npz(layout.scores("digits", "knn", cls))
         for i, cand in enumerate(split["candidates"]):
             expected = roc_auc_score(val_labels, exact_knn_scores(pixels, [cand], val_ids))
             assert abs(matrix["sample_auroc"][i] - expected) <= 1e-9, (cls, cand)
             checked += 1
-        evals = results / "eval" / "digits" / "knn" / str(cls)
-        for path in sorted(evals.rglob("*.json")):
-            if path.name == "full.json":
+        full = Path(layout.evaluation_full("digits", "knn", cls))
+        for path in sorted(full.parent.rglob("*.json")):
+            result = io.read_json(path)
+            if path == full:
                 ids = split["train"]
             else:
-                subset = results / "subsets" / "digits" / "knn" / str(cls) / path.relative_to(evals)
-                ids = json.loads(subset.read_text())["ids"]
+                subset = layout.subset(result["method"], result["M"], result["seed"], "digits", "knn", cls)
+                ids = io.read_json(subset)["ids"]
             expected = roc_auc_score(split["test"]["labels"], exact_knn_scores(pixels, ids, split["test"]["ids"]))
-            assert abs(json.loads(path.read_text())["test_auroc"] - expected) <= 1e-9, path
+            assert abs(result["test_auroc"] - expected) <= 1e-9, path
             checked += 1
     return checked
 
@@ -71,6 +73,6 @@ def test_saved_aurocs_equal_an_independent_recomputation(small_study, pixels):
     the session's small digits study (tests.helpers.study_config, run once and shared)."""
     classes = small_study.config["datasets"]["digits"]["classes"]
     K = small_study.config["datasets"]["digits"]["candidates"]
-    evals = list((small_study.results / "eval" / "digits" / "knn").rglob("*.json"))
+    evals = list(Path(Layout(small_study.results).evaluation_full("digits", "knn", 0)).parents[1].rglob("*.json"))
     assert len(evals) > len(classes)  # 100 % and the subsets of every method were evaluated
     assert check_against_recomputation(small_study.results, classes, pixels) == len(classes) * K + len(evals)

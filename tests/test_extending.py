@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from protolib.config import ConfigError, validate
 from protolib.data import load_dataset
+from protolib.layout import Layout
 from tests.helpers import REPO, small_config, snakemake, write_config
 
 PLUGIN = "tests.toy_plugins"
@@ -89,18 +90,20 @@ def test_a_toy_detector_and_selector_run_through_the_workflow(tmp_path):
 
     # the toy selector's subsets are the first M candidates, and the toy detector's test AUROC
     # is that of the distance to the subset's mean image, computed here independently
-    split = json.loads((results / "splits" / "digits" / "3.json").read_text())
+    layout = Layout(results)
+    split = json.loads(Path(layout.split("digits", 3)).read_text())
     images = load_dataset({"loader": "digits"}).images.reshape(-1, 64).astype(np.float64)
     test_ids = np.asarray(split["test"]["ids"])
     for M in (1, 3):
-        subset = json.loads((results / "subsets" / "digits" / "toy" / "3" / "toy_first" / f"M{M}_seed0.json").read_text())
+        subset = json.loads(Path(layout.subset("toy_first", M, 0, "digits", "toy", 3)).read_text())
         assert subset["ids"] == split["candidates"][:M]
         scores = ((images[test_ids] - images[subset["ids"]].mean(0)) ** 2).sum(1)
         row = frame[(frame.method == "toy_first") & (frame.M == M)]
         assert row.test_auroc.item() == pytest.approx(roc_auc_score(split["test"]["labels"], scores), abs=1e-8)
-    assert "toy_first 3" in (results / "tables" / "table1.md").read_text()
-    assert (results / "logs" / "evaluate_toy_first" / "digits" / "toy" / "3.log").exists()
-    assert (results / "benchmarks" / "evaluate_toy_first" / "digits" / "toy" / "3.tsv").exists()
+    assert "toy_first 3" in Path(layout.tables, "table1.md").read_text()
+    job = {"dataset": "digits", "model": "toy", "cls": 3}  # Layout.log/benchmark name wildcards: filled here
+    assert Path(layout.log("evaluate_toy_first", *job).format(**job)).exists()
+    assert Path(layout.benchmark("evaluate_toy_first", *job).format(**job)).exists()
 
 
 @pytest.mark.slow
@@ -191,14 +194,14 @@ def test_a_plugin_figure_is_a_target_by_name_and_in_the_report(tmp_path):
     path = write_config(tmp_path / "toy.yaml", config)
     out = snakemake(FIGURE, "--cores", "2", "--configfile", str(path), workdir=tmp_path)
     assert out.returncode == 0, out.stderr[-4000:]
-    results = tmp_path / "results"
-    assert sorted(p.name for p in (results / "figures").iterdir()) == [f"{FIGURE}{e}" for e in (".json", ".pdf", ".png")]
-    assert not (results / "tables").exists()  # built by name: that figure and what it needs only
+    layout = Layout(tmp_path / "results")
+    assert sorted(p.name for p in Path(layout.figures).iterdir()) == [f"{FIGURE}{e}" for e in (".json", ".pdf", ".png")]
+    assert not Path(layout.tables).exists()  # built by name: that figure and what it needs only
 
     # the sidecar's values are the AUROCs of the score matrix's rows, computed here independently
-    matrix = np.load(results / "scores" / "digits" / "toy" / "3" / "matrix.npz")
+    matrix = np.load(layout.scores("digits", "toy", 3))
     expected = sorted(roc_auc_score(matrix["val_labels"], row) for row in matrix["scores"])
-    shown = json.loads((results / "figures" / f"{FIGURE}.json").read_text())
+    shown = json.loads(Path(layout.figures, f"{FIGURE}.json").read_text())
     assert shown["sample_auroc"] == pytest.approx(expected, abs=1e-12) and shown["choice"]["classes"] == [3]
 
     report = tmp_path / "report.html"

@@ -27,6 +27,7 @@ from protolib.data.base import DatasetFilesError
 from protolib.data.fashion_mnist import CLASS_NAMES, DEFAULT_ROOT, FILES, resolve_root
 from protolib.data.idx import IDXError, read_idx, read_idx_pair
 from protolib.data.splits import one_vs_rest_split
+from protolib.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_NAMES = [name for pair in FILES.values() for name in pair]
@@ -291,7 +292,7 @@ def test_reduced_study_end_to_end(official_root: Path, tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    table = pd.read_csv(results / "tables" / "table1.csv")
+    table = pd.read_csv(Path(Layout(results).tables, "table1.csv"))
     assert set(table["column"]) == {"fashion_mnist/knn"}
     assert table["mean"].between(0, 100).all(), table
     assert (table["n_classes"] == 2).all()

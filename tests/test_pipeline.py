@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from protolib import io
 from protolib.data import load_dataset
+from protolib.layout import Layout
 from tests.helpers import small_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -43,16 +46,16 @@ def study(small_study):
 
 def test_table1_has_every_row_and_values_in_range(study):
     results, config = study
-    table = pd.read_csv(results / "tables" / "table1.csv")
+    table = pd.read_csv(Path(Layout(results).tables, "table1.csv"))
     expected = {"100 %"} | {f"{m} {M}" for m in config["selection"]["methods"] for M in config["selection"]["M"]}
     assert set(table.row) == expected
     assert table["mean"].between(0, 100).all()
     assert (table.n_classes == len(config["datasets"]["digits"]["classes"])).all()
     random = table[table.method == "random"]
     assert random["std"].notna().all()
-    md = (results / "tables" / "table1.md").read_text()
+    md = Path(Layout(results).tables, "table1.md").read_text()
     assert f"random {config['selection']['M'][-1]}" in md and "±" in md
-    assert "\\begin{table}" in (results / "tables" / "table1.tex").read_text()
+    assert "\\begin{table}" in Path(Layout(results).tables, "table1.tex").read_text()
 
 
 def test_tables_agree_with_an_independent_knn_computation(study):
@@ -68,19 +71,22 @@ def test_tables_agree_with_an_independent_knn_computation(study):
         scores = np.sort(d, axis=1)[:, :k].sum(1)
         return roc_auc_score(split["test"]["labels"], scores)
 
-    frame = pd.read_csv(results / "evaluation.csv")
+    layout = Layout(results)
+    frame = pd.read_csv(layout.evaluation)
     checked = 0
     for cls in config["datasets"]["digits"]["classes"]:
-        split = json.loads((results / "splits" / "digits" / f"{cls}.json").read_text())
+        split = io.read_json(layout.split("digits", cls))
         for row in frame[frame["class"] == cls].itertuples():
             if row.method == "full":
                 ids = split["train"]
             else:
-                subset = json.loads((results / "subsets" / "digits" / "knn" / str(cls) / row.method / f"M{row.M}_seed{row.seed}.json").read_text())
+                subset = io.read_json(layout.subset(row.method, row.M, row.seed, "digits", "knn", cls))
                 ids = subset["ids"]
                 assert set(ids) <= set(split["train"])
-            method_dir = "" if row.method == "full" else f"{row.method}/M{row.M}_seed{row.seed}"
-            result = json.loads((results / "eval" / "digits" / "knn" / str(cls) / (method_dir or "full")).with_suffix(".json").read_text())
+            if row.method == "full":
+                result = io.read_json(layout.evaluation_full("digits", "knn", cls))
+            else:
+                result = io.read_json(layout.evaluation_file(row.method, row.M, row.seed, "digits", "knn", cls))
             assert result["test_auroc"] == pytest.approx(knn_auroc(ids, split), abs=1e-12)
             assert row.test_auroc == pytest.approx(result["test_auroc"], abs=1e-8)
             checked += 1
@@ -91,10 +97,8 @@ def test_tables_agree_with_an_independent_knn_computation(study):
 
 def test_per_sample_matrix_matches_the_split(study):
     results, config = study
-    from protolib import io
-
-    split = json.loads((results / "splits" / "digits" / "3.json").read_text())
-    scores = io.read_npz(results / "scores" / "digits" / "knn" / "3" / "matrix.npz")
+    split = io.read_json(Layout(results).split("digits", 3))
+    scores = io.read_npz(Layout(results).scores("digits", "knn", 3))
     assert scores["scores"].shape == (config["datasets"]["digits"]["candidates"], len(split["val"]["ids"]))
     assert scores["candidates"].tolist() == split["candidates"]
     assert scores["meta"]["config"]["seed"] == 0
@@ -103,7 +107,7 @@ def test_per_sample_matrix_matches_the_split(study):
 def test_results_carry_their_config(study):
     results, config = study
     evolutionary = config["selection"]["evolutionary"]
-    subset = json.loads((results / "subsets" / "digits" / "knn" / "3" / "evolutionary" / "M3_seed0.json").read_text())
+    subset = io.read_json(Layout(results).subset("evolutionary", 3, 0, "digits", "knn", 3))
     assert subset["config"]["selection"]["evolutionary"]["population"] == evolutionary["population"]
     assert subset["config"]["model"]["knn"]["backbone"] == "pixels"
     assert len(subset["info"]["best_per_generation"]) == evolutionary["generations"] + 1
@@ -113,7 +117,6 @@ def test_every_output_names_its_device_and_every_log_starts_with_it(study):
     """device cpu: each file that records its config also records where it was computed
     (protolib.io adds `run`), and each job's log opens with the same device line."""
     results, _ = study
-    from protolib import io
     from protolib.device import describe_run, torch_build
 
     version, cuda = torch_build()
@@ -125,11 +128,12 @@ def test_every_output_names_its_device_and_every_log_starts_with_it(study):
     assert {"data", "splits", "features", "scores", "subsets", "eval", "transfer"} <= kinds, kinds
     assert len(with_config) > 50
     assert all(r.get("run") == expected for r in with_config), [r.get("run") for r in with_config][:3]
-    logs = sorted((results / "logs").rglob("*.log"))
-    assert {p.relative_to(results / "logs").parts[0] for p in logs} >= {"features", "score_chunk", "evaluate_full"}
+    logs_dir = Path(Layout(results).logs)
+    logs = sorted(logs_dir.rglob("*.log"))
+    assert {p.relative_to(logs_dir).parts[0] for p in logs} >= {"features", "score_chunk", "evaluate_full"}
     for log in logs:
         first = log.read_text().splitlines()[0]
-        rel = log.relative_to(results / "logs")
+        rel = log.relative_to(logs_dir)
         rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem  # logs/<rule>/<wildcards>.log, logs/<rule>.log
         assert first.startswith(f"protolib: rule {rule} on "), (log, first)
         assert first.endswith(describe_run(expected)), (log, first)
@@ -138,18 +142,19 @@ def test_every_output_names_its_device_and_every_log_starts_with_it(study):
 def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
     results, config = study
     path = write_config(tmp_path / "small.yaml", config)
-    for f in [*(results / "tables").glob("table1.*"), *(results / "figures").glob("fig2_*")]:
+    layout = Layout(results)
+    for f in [*Path(layout.tables).glob("table1.*"), *Path(layout.figures).glob("fig2_*")]:
         f.unlink()
     workdir = results.parent
     out = snakemake("table1", "--cores", "2", "--configfile", str(path), workdir=workdir)  # target first: --configfile takes several values
     assert out.returncode == 0, out.stderr[-3000:]
-    assert (results / "tables" / "table1.csv").exists()
-    assert not (results / "figures" / "fig2_digits_knn.png").exists(), "table1 built more than it needs"
+    assert Path(layout.tables, "table1.csv").exists()
+    assert not Path(layout.figures, "fig2_digits_knn.png").exists(), "table1 built more than it needs"
     out = snakemake("fig2", "--cores", "2", "--configfile", str(path), workdir=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
-    png = results / "figures" / "fig2_digits_knn.png"
+    png = Path(layout.figures, "fig2_digits_knn.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    assert (results / "figures" / "fig2_digits_knn.pdf").read_bytes()[:5] == b"%PDF-"
+    assert Path(layout.figures, "fig2_digits_knn.pdf").read_bytes()[:5] == b"%PDF-"
     out = snakemake("-n", "--cores", "2", "--configfile", str(path), workdir=workdir)
     assert "Nothing to be done" in out.stdout + out.stderr
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from protolib.layout import Layout
 from protolib.models.backbones import feature_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,8 +262,9 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
     # `features` (GPU) and the `splits` group (CPU).
-    (work / "results" / "data").mkdir(parents=True)
-    (work / "results" / "data" / "digits.npz").touch()
+    prepared = Path(Layout(work / "results").data("digits"))
+    prepared.parent.mkdir(parents=True)
+    prepared.touch()
 
     # Stand-in SLURM runs nothing, so each job fails for missing outputs and is retried once.
     proc = snakemake(
@@ -371,8 +373,9 @@ def test_a_gpu_model_in_default_resources_is_refused_before_submission(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    (work / "results" / "data").mkdir(parents=True)
-    (work / "results" / "data" / "digits.npz").touch()
+    prepared = Path(Layout(work / "results").data("digits"))
+    prepared.parent.mkdir(parents=True)
+    prepared.touch()
     proc = snakemake(work, "results/splits/digits/0.json", "--profile", str(PROFILES / "slurm"),
                      "--default-resources", "gpu_model=tesla", "mem_mb=1000", env=env, timeout=120)
     log = proc.stdout + proc.stderr

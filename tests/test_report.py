@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from protolib import io
 from protolib.config import ConfigError, validate
+from protolib.layout import Layout
 from protolib.models.backbones import feature_key
 from tests.helpers import STUDY_CLASSES, STUDY_METHODS, STUDY_TRANSFER, small_config, snakemake, write_config
 
@@ -43,11 +44,11 @@ def study(small_study):
 
 def features_file(results, config) -> Path:
     """The study's feature cache of digits / knn (named by the backbone's feature key)."""
-    return results / "features" / "digits" / f"{feature_key(config['models']['knn'])}.npy"
+    return Path(Layout(results).feature_files("digits", feature_key(config["models"]["knn"]))[0])
 
 
 def _eval(results) -> pd.DataFrame:
-    return pd.read_csv(results / "evaluation.csv")
+    return pd.read_csv(Layout(results).evaluation)
 
 
 def _expected(frame: pd.DataFrame, method: str, M) -> tuple[float, float]:
@@ -88,8 +89,8 @@ def _latex_rows(path) -> dict[str, list[str]]:
 
 def _check_formatted(results, stem: str, long: pd.DataFrame) -> None:
     """Markdown and LaTeX cells carry the CSV's numbers (2 decimals) and its marks."""
-    md = _markdown_rows(results / "tables" / f"{stem}.md")
-    tex = _latex_rows(results / "tables" / f"{stem}.tex")
+    md = _markdown_rows(Path(Layout(results).tables, f"{stem}.md"))
+    tex = _latex_rows(Path(Layout(results).tables, f"{stem}.tex"))
     columns = list(dict.fromkeys(long.column))
     for r in long.itertuples():
         for cell in (md[r.row][r.column], tex[r.row][columns.index(r.column)]):
@@ -101,7 +102,7 @@ def _check_formatted(results, stem: str, long: pd.DataFrame) -> None:
                 assert std == pytest.approx(round(r.std, 2), abs=0.0051)
             assert mark == (r.mark if isinstance(r.mark, str) else "")
             assert star == bool(r.above_full)
-    html = (results / "tables" / f"{stem}.html").read_text()
+    html = Path(Layout(results).tables, f"{stem}.html").read_text()
     assert html.count("<b>") >= len(columns) and "<table>" in html
 
 
@@ -109,7 +110,7 @@ def _check_formatted(results, stem: str, long: pd.DataFrame) -> None:
 def test_table1_parses_back_to_evaluation_csv(study):
     results, config, _ = study
     frame = _eval(results)
-    table = pd.read_csv(results / "tables" / "table1.csv")
+    table = pd.read_csv(Path(Layout(results).tables, "table1.csv"))
     expected_rows = {"100 %"} | {f"{m} {M}" for m in METHODS for M in config["selection"]["M"]}
     assert set(table.row) == expected_rows
     for r in table.itertuples():
@@ -121,14 +122,14 @@ def test_table1_parses_back_to_evaluation_csv(study):
     assert set(table.loc[shown == shown.max(), "mark"]) == {"best"}
     assert (table.loc[table.above_full, "mean"].round(2) > round(float(table.loc[table.row == "100 %", "mean"].iloc[0]), 2)).all()
     _check_formatted(results, "table1", table)
-    assert "\\textbf{" in (results / "tables" / "table1.tex").read_text()
+    assert "\\textbf{" in Path(Layout(results).tables, "table1.tex").read_text()
     assert table.loc[table.method == "random", "std"].notna().all()
 
 
 def test_per_class_tables_parse_back(study):
     results, _, _ = study
     frame = _eval(results)
-    table = pd.read_csv(results / "tables" / "per_class_digits_knn.csv")
+    table = pd.read_csv(Path(Layout(results).tables, "per_class_digits_knn.csv"))
     for _, r in table.iterrows():
         sel = frame[frame.method == r.method] if r.method == "full" else frame[(frame.method == r.method) & (frame.M == r.M)]
         if r.column == "average":
@@ -155,18 +156,18 @@ def near_tie_tolerance(scores: np.ndarray, magnitude: np.ndarray, labels: np.nda
 def test_transfer_outputs_and_an_independent_knn(study):
     """Subsets found with knn on pixels, evaluated with knn on ResNet18 features (numpy kNN here)."""
     results, config, _ = study
-    features = np.load(results / "features" / "digits" / "resnet18-none0-32.npy").astype(np.float64)
-    csv = pd.read_csv(results / "transfer" / "evaluation.csv")
+    features = np.load(Layout(results).feature_files("digits", "resnet18-none0-32")[0]).astype(np.float64)
+    csv = pd.read_csv(Layout(results).transfer_evaluation)
     n_expected = len(CLASSES) * (1 + 1 + 2 + 2 * 2 + 2)  # full + target_full + greedy 2 M + random 2 M x 2 seeds + manual
     assert len(csv) == n_expected
     for cls in CLASSES:
-        split = io.read_json(results / "splits" / "digits" / f"{cls}.json")
+        split = io.read_json(Layout(results).split("digits", cls))
         test = np.asarray(split["test"]["ids"])
         for method, seeds in (("greedy", [0]), ("random", [0, 1]), ("manual", [0])):
             for M in config["selection"]["M"]:
                 for seed in seeds:
-                    subset = io.read_json(results / "subsets" / "digits" / "knn" / str(cls) / method / f"M{M}_seed{seed}.json")
-                    result = io.read_json(results / "transfer" / TRANSFER / str(cls) / method / f"M{M}_seed{seed}.json")
+                    subset = io.read_json(Layout(results).subset(method, M, seed, "digits", "knn", cls))
+                    result = io.read_json(Layout(results).transfer(TRANSFER, method, M, seed, cls))
                     assert result["ids"] == subset["ids"]
                     q, bank = features[test], features[subset["ids"]]
                     d = ((q[:, None, :] - bank[None, :, :]) ** 2).sum(-1)
@@ -178,19 +179,19 @@ def test_transfer_outputs_and_an_independent_knn(study):
                     assert abs(result["test_auroc"] - roc_auc_score(labels, scores)) <= tolerance, (cls, method, M)
                     row = csv[(csv["class"] == cls) & (csv.method == method) & (csv.M == M) & (csv.seed == seed)]
                     assert row.test_auroc.iloc[0] == pytest.approx(result["test_auroc"], abs=1e-7)
-        baseline = io.read_json(results / "eval" / "digits" / "knn_resnet" / str(cls) / "full.json")
+        baseline = io.read_json(Layout(results).evaluation_full("digits", "knn_resnet", cls))
         row = csv[(csv["class"] == cls) & (csv.method == "target_full")]
         assert row.test_auroc.iloc[0] == pytest.approx(baseline["test_auroc"], abs=1e-7)
 
 
 def test_table2_has_the_run_and_its_transfer_column(study):
     results, _, _ = study
-    table = pd.read_csv(results / "tables" / "table2.csv")
-    table1 = pd.read_csv(results / "tables" / "table1.csv")
+    table = pd.read_csv(Path(Layout(results).tables, "table2.csv"))
+    table1 = pd.read_csv(Path(Layout(results).tables, "table1.csv"))
     own = table[table.column == "digits/knn"].set_index("row")
     for r in table1.itertuples():
         assert own.loc[r.row, "mean"] == pytest.approx(r.mean, abs=1e-5)
-    transfer = pd.read_csv(results / "transfer" / "evaluation.csv")
+    transfer = pd.read_csv(Layout(results).transfer_evaluation)
     column = table[table.column.str.startswith("transfer")]
     assert set(column.row) == {"100 %"} | {f"{m} {M}" for m in ("greedy", "random", "manual") for M in (1, 3)}
     for r in column.itertuples():
@@ -198,22 +199,22 @@ def test_table2_has_the_run_and_its_transfer_column(study):
         mean, std = _expected(transfer, method, None if r.row == "100 %" else int(r.M))
         assert r.mean == pytest.approx(mean, abs=1e-5)
     _check_formatted(results, "table2", table)
-    assert "knn_resnet" in (results / "tables" / "table2.md").read_text()
+    assert "knn_resnet" in Path(Layout(results).tables, "table2.md").read_text()
 
 
 # ----------------------------------------------------------------------------- figures
 @pytest.mark.parametrize("name", ["fig1", "fig2_digits_knn", "fig3", "fig4", "fig5", "fig6", "fig7"])
 def test_figures_are_valid_png_and_pdf(study, name):
     results, _, _ = study
-    png = results / "figures" / f"{name}.png"
-    pdf = results / "figures" / f"{name}.pdf"
+    png = Path(Layout(results).figures, f"{name}.png")
+    pdf = Path(Layout(results).figures, f"{name}.pdf")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
 
 
 def test_fig1_shows_the_evaluation_numbers(study):
     results, _, _ = study
-    side = io.read_json(results / "figures" / "fig1.json")
+    side = io.read_json(Path(Layout(results).figures, "fig1.json"))
     frame = _eval(results)
     cls = side["choice"]["classes"][0]
     sub = frame[frame["class"] == cls]
@@ -225,13 +226,13 @@ def test_fig1_shows_the_evaluation_numbers(study):
 
 def test_fig3_shows_the_subset_and_test_ids(study):
     results, _, _ = study
-    side = io.read_json(results / "figures" / "fig3.json")
+    side = io.read_json(Path(Layout(results).figures, "fig3.json"))
     cls = side["class"]
     assert set(side["subsets"]) == {"greedy", "evolutionary"}
     for method, entry in side["subsets"].items():
-        subset = io.read_json(results / "subsets" / "digits" / "knn" / str(cls) / method / "M3_seed0.json")
+        subset = io.read_json(Layout(results).subset(method, 3, 0, "digits", "knn", cls))
         assert entry["M"] == 3 and entry["shown"] == subset["ids"][: side["n_images"]]
-    split = io.read_json(results / "splits" / "digits" / f"{cls}.json")
+    split = io.read_json(Layout(results).split("digits", cls))
     label = dict(zip(split["test"]["ids"], split["test"]["labels"]))
     assert side["test_normal"] and all(label[i] == 0 for i in side["test_normal"])
     assert side["test_anomalous"] and all(label[i] == 1 for i in side["test_anomalous"])
@@ -239,10 +240,10 @@ def test_fig3_shows_the_subset_and_test_ids(study):
 
 def test_fig4_shows_the_best_and_worst_single_samples(study):
     results, _, _ = study
-    side = io.read_json(results / "figures" / "fig4.json")
+    side = io.read_json(Path(Layout(results).figures, "fig4.json"))
     assert [c["class"] for c in side["classes"]] == list(CLASSES)
     for c in side["classes"]:
-        matrix = io.read_npz(results / "scores" / "digits" / "knn" / str(c["class"]) / "matrix.npz")
+        matrix = io.read_npz(Layout(results).scores("digits", "knn", c["class"]))
         auroc = dict(zip(matrix["candidates"].tolist(), matrix["sample_auroc"].tolist()))
         best, worst = c["best"]["ids"], c["worst"]["ids"]
         assert len(best) == len(worst) == 3 and set(best) <= set(auroc) and set(worst) <= set(auroc)
@@ -255,13 +256,13 @@ def test_fig4_shows_the_best_and_worst_single_samples(study):
 
 def test_fig5_ranks_by_the_evolutionary_subsets(study):
     results, config, _ = study
-    side = io.read_json(results / "figures" / "fig5.json")
+    side = io.read_json(Path(Layout(results).figures, "fig5.json"))
     cls = side["class"]
     counts: dict[int, int] = {}
     for M in config["selection"]["M"]:
-        for i in io.read_json(results / "subsets" / "digits" / "knn" / str(cls) / "evolutionary" / f"M{M}_seed0.json")["ids"]:
+        for i in io.read_json(Layout(results).subset("evolutionary", M, 0, "digits", "knn", cls))["ids"]:
             counts[i] = counts.get(i, 0) + 1
-    matrix = io.read_npz(results / "scores" / "digits" / "knn" / str(cls) / "matrix.npz")
+    matrix = io.read_npz(Layout(results).scores("digits", "knn", cls))
     candidates = set(matrix["candidates"].tolist())
     best, worst = side["best"], side["worst"]
     assert len(best["ids"]) == len(worst["ids"]) == 4
@@ -274,19 +275,19 @@ def test_fig5_ranks_by_the_evolutionary_subsets(study):
 
 def test_fig6_has_the_transfer_curves_and_both_baselines(study):
     results, _, _ = study
-    side = io.read_json(results / "figures" / "fig6.json")
+    side = io.read_json(Path(Layout(results).figures, "fig6.json"))
     assert not side["placeholder"] and [e["name"] for e in side["entries"]] == [TRANSFER]
     curves = side["curves"][TRANSFER]
-    transfer = pd.read_csv(results / "transfer" / "evaluation.csv")
+    transfer = pd.read_csv(Layout(results).transfer_evaluation)
     assert curves["target_full"] == pytest.approx(transfer[transfer.method == "target_full"].test_auroc.mean() * 100)
     assert {"greedy", "random", "manual"} <= set(curves)
 
 
 def test_fig7_shows_the_centre_and_the_tail(study):
     results, config, _ = study
-    side = io.read_json(results / "figures" / "fig7.json")
+    side = io.read_json(Path(Layout(results).figures, "fig7.json"))
     assert side["class"] == 8
-    split = io.read_json(results / "splits" / "digits" / "8.json")
+    split = io.read_json(Layout(results).split("digits", 8))
     features = np.load(features_file(results, config)).astype(np.float64)
     train = np.asarray(split["train"])
     dist = np.linalg.norm(features[train] - features[train].mean(0), axis=1)
@@ -299,13 +300,13 @@ def test_fig7_shows_the_centre_and_the_tail(study):
 # ----------------------------------------------------------------------------- by name, report
 def test_a_figure_rebuilds_alone_by_name(study):
     results, _, path = study
-    before = {p.name: p.stat().st_mtime_ns for p in (results / "figures").iterdir() if not p.name.startswith("fig5")}
-    for f in (results / "figures").glob("fig5.*"):
+    before = {p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")}
+    for f in Path(Layout(results).figures).glob("fig5.*"):
         f.unlink()
     out = snakemake("fig5", "--cores", "2", "--configfile", str(path))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert (results / "figures" / "fig5.png").exists() and (results / "figures" / "fig5.json").exists()
-    after = {p.name: p.stat().st_mtime_ns for p in (results / "figures").iterdir() if not p.name.startswith("fig5")}
+    assert Path(Layout(results).figures, "fig5.png").exists() and Path(Layout(results).figures, "fig5.json").exists()
+    after = {p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")}
     assert before == after, "fig5 rebuilt other figures"
 
 
@@ -327,10 +328,11 @@ def test_fig6_without_transfer_is_a_placeholder(tmp_path):
     path = write_config(tmp_path / "none.yaml", config)
     out = snakemake("fig6", "--cores", "1", "--configfile", str(path))
     assert out.returncode == 0, out.stderr[-3000:]
-    side = json.loads((tmp_path / "results" / "figures" / "fig6.json").read_text())
+    figures = Layout(tmp_path / "results").figures
+    side = json.loads(Path(figures, "fig6.json").read_text())
     assert side["placeholder"] and "no transfer experiments configured" in side["message"]
-    assert (tmp_path / "results" / "figures" / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not (tmp_path / "results" / "evaluation.csv").exists(), "the placeholder ran the study"
+    assert Path(figures, "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not Path(Layout(tmp_path / "results").evaluation).exists(), "the placeholder ran the study"
 
 
 # ----------------------------------------------------------------------------- tables and figures, alone
@@ -462,13 +464,13 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
     config = validate(config)
     assert pipeline.transfer_entry(config, "to_digits2")["pairs"] == [(3, 3), (8, 8)]
     target_split = tmp_path / "digits2_3.json"
-    pipeline.make_split(config, "digits2", 3, results / "data" / "digits.npz", target_split)
+    pipeline.make_split(config, "digits2", 3, Layout(results).data("digits"), target_split)
     target_features = tmp_path / "pixels.npy"
     for suffix in (".npy", ".json"):  # the cache and its description (shape, digest)
         shutil.copy(features_file(results, config).with_suffix(suffix), target_features.with_suffix(suffix))
-    subset = results / "subsets" / "digits" / "knn" / "3" / "greedy" / "M3_seed0.json"
+    subset = Layout(results).subset("greedy", 3, 0, "digits", "knn", 3)
     out = tmp_path / "M3_seed0.json"
-    pipeline.evaluate_transfer(config, "to_digits2", results / "splits" / "digits" / "3.json", target_split, None,
+    pipeline.evaluate_transfer(config, "to_digits2", Layout(results).split("digits", 3), target_split, None,
                                features_file(results, config), None, target_features, [str(subset)], [str(out)])
     result = io.read_json(out)
     split = io.read_json(target_split)

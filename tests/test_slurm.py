@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from protolib.layout import Layout
 from protolib.slurm import Node, Request, parse_sinfo, unsatisfiable
 from tests.helpers import REPO, small_config, snakemake_command, write_config
 
@@ -124,7 +125,7 @@ def overhead(jobs: pd.DataFrame, wall: float) -> str:
 
 
 def read_tables(results: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((results / "tables").iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(Path(Layout(results).tables).iterdir())}
 
 
 @pytest.fixture(scope="session")
@@ -150,14 +151,14 @@ def slurm_study(slurm, tmp_path_factory):
 @pytest.mark.slurm
 def test_study_runs_on_slurm_and_equals_the_local_run(slurm_study):
     work, local, jobs = slurm_study
-    results = work / "results"
-    assert (results / "tables" / "table1.csv").exists()
-    assert list((results / "figures").glob("fig2_*.png"))
-    assert (results / "tables" / "per_class_digits_knn.csv").exists()
-    slurm_t1 = pd.read_csv(results / "tables" / "table1.csv")
-    local_t1 = pd.read_csv(local / "results" / "tables" / "table1.csv")
+    layout = Layout(work / "results")
+    assert Path(layout.tables, "table1.csv").exists()
+    assert list(Path(layout.figures).glob("fig2_*.png"))
+    assert Path(layout.tables, "per_class_digits_knn.csv").exists()
+    slurm_t1 = pd.read_csv(Path(layout.tables, "table1.csv"))
+    local_t1 = pd.read_csv(Path(Layout(local / "results").tables, "table1.csv"))
     pd.testing.assert_frame_equal(slurm_t1, local_t1, check_exact=True)
-    assert read_tables(results) == read_tables(local / "results")
+    assert read_tables(work / "results") == read_tables(local / "results")
 
     # sacct: every submission of every rule (and group) COMPLETED, none asked for or held a GPU
     assert (jobs["State"] == "COMPLETED").all(), jobs[["JobID", "rule", "State"]]
@@ -221,7 +222,7 @@ def resumed_study(slurm, slurm_study):
         time.sleep(0.5)
     os.kill(first.pid, signal.SIGKILL)
     first_log = first.communicate()[0]
-    assert not (work / "results" / "tables" / "table1.csv").exists(), "killed too late: nothing left to resume"
+    assert not Path(Layout(work / "results").tables, "table1.csv").exists(), "killed too late: nothing left to resume"
 
     locked = run(slurm, cmd, timeout=300)
     assert locked.returncode != 0 and "locked" in locked.stderr.lower(), locked.stderr[-2000:]
@@ -361,7 +362,7 @@ def test_auto_on_a_gpu_without_cuda_stops_at_the_job_start_not_on_the_cpu(gpu_ru
         computed = [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
         assert not computed, computed
         logs = [p for rule in ("features", "score_chunk", "evaluate_full")
-                for p in (results / "logs" / rule).rglob("*.log")]
+                for p in Path(Layout(results).logs, rule).rglob("*.log")]
         assert len(logs) == 3, logs
         for path in logs:
             text = path.read_text()
