@@ -34,6 +34,18 @@ def gpu_resources():
     return {"gpu": 1}
 
 
+def device_checked():
+    """Input of every GPU rule: the GPU pre-flight's record (rule `device_check`), so no GPU
+    job starts before one job on a GPU node has shown the GPU usable; none with `device: cpu`
+    (no GPU is asked for, no check runs). `ancient`: the record's time never reruns anything.
+    Results folders made before this check existed see their GPU jobs' input set change once,
+    and so do results made with `device: cpu` when the device changes: Snakemake reruns them.
+    """
+    if config["device"] == "cpu":
+        return []
+    return ancient(LAYOUT.device_check)
+
+
 LAYOUT = Layout(R)
 FIG = LAYOUT.figures
 TAB = LAYOUT.tables
@@ -165,6 +177,7 @@ def transfer_inputs(entry):
         source_cls = int(w.cls)
         target_cls = dict(entry["pairs"])[source_cls]
         out = {
+            "device_check": device_checked(),
             "source_split": split_path(src["dataset"], source_cls),
             "target_split": split_path(tgt["dataset"], target_cls),
             "subsets": transfer_subsets(entry, source_cls),

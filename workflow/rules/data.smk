@@ -44,6 +44,7 @@ rule split:
 rule features:
     input:
         data=data_path(),
+        device_check=device_checked(),
     output:
         features=feature_files()[0],
         meta=feature_files()[1],
