@@ -138,12 +138,13 @@ def test_profile_plans_default_study(name, tmp_path):
                 assert res.get("gpu") == "1", (rule, res)
             else:
                 assert "gpu" not in res, (rule, res)
-    # the GPU pre-flight: planned once, an input of every GPU rule's job and of no other
+    # the GPU pre-flight: planned once, an input of every GPU rule's job and of `prepare` (the
+    # study's first job), of no other
     inputs = planned_inputs(log)
     assert len(inputs["device_check"]) == 1, sorted(inputs)
     for rule, lines in inputs.items():
-        gpu_rule = rule in GPU_RULES - {"device_check"}
-        assert all(("results/device_check.json" in line) == gpu_rule for line in lines), (rule, lines)
+        waits = rule in GPU_RULES - {"device_check"} or rule == "prepare"
+        assert all(("results/device_check.json" in line) == waits for line in lines), (rule, lines)
     if name == "slurm":
         assert "Group job selection" in log and "Group job splits" in log
         assert planned["score_chunk"][0]["mem_mb"] == "8000"  # "8000 * attempt" at attempt 1

@@ -35,11 +35,14 @@ def gpu_resources():
 
 
 def device_checked():
-    """Input of every GPU rule: the GPU pre-flight's record (rule `device_check`), so no GPU
-    job starts before one job on a GPU node has shown the GPU usable; none with `device: cpu`
-    (no GPU is asked for, no check runs). `ancient`: the record's time never reruns anything.
-    Results folders made before this check existed see their GPU jobs' input set change once,
-    and so do results made with `device: cpu` when the device changes: Snakemake reruns them.
+    """Input of every GPU rule, and of `prepare`: the GPU pre-flight's record (rule
+    `device_check`), so no GPU job starts before one job on a GPU node has shown the GPU
+    usable, and a study whose GPU cannot be used ends with that one failed job (with
+    `keep-going`, a `prepare` of its own would keep the run going for minutes). None with
+    `device: cpu` (no GPU is asked for, no check runs). `ancient`: the record's time never
+    reruns anything. Results folders made before this check existed see these jobs' input set
+    change once, and so do results made with `device: cpu` when the device changes: Snakemake
+    reruns them (and what depends on them).
     """
     if config["device"] == "cpu":
         return []

@@ -1,7 +1,7 @@
 # The GPU pre-flight: one short job, with the GPU rules' resources, that resolves the device
-# as their jobs do (protolib.device); every GPU rule takes its record as input
-# (device_checked()), so a GPU its torch cannot use fails this job once, and no GPU rule's job
-# is submitted. `retries: 0` beats the profile's retries (a rerun would find the same node
+# as their jobs do (protolib.device); every GPU rule and `prepare` take its record as input
+# (device_checked()), so a GPU its torch cannot use fails this job once, and no GPU rule's
+# job (nor a new study's first job) is submitted. `retries: 0` beats the profile's retries (a rerun would find the same node
 # software). The record is temporary: each invocation with GPU work checks again.
 # None with `device: cpu`.
 
