@@ -39,10 +39,10 @@ def device_checked():
     `device_check`), so no GPU job starts before one job on a GPU node has shown the GPU
     usable, and a study whose GPU cannot be used ends with that one failed job (with
     `keep-going`, a `prepare` of its own would keep the run going for minutes). None with
-    `device: cpu` (no GPU is asked for, no check runs). `ancient`: the record's time never
-    reruns anything. Results folders made before this check existed see these jobs' input set
-    change once, and so do results made with `device: cpu` when the device changes: Snakemake
-    reruns them (and what depends on them).
+    `device: cpu` (no GPU is asked for, no check runs). `ancient`: the record's time, or the
+    check running again (workflow/rules/device.smk), never reruns anything. Results folders made
+    before this check existed see these jobs' input set change once, and so do results made
+    with `device: cpu` when the device changes: Snakemake reruns them (and what depends on them).
     """
     if config["device"] == "cpu":
         return []
