@@ -87,7 +87,8 @@ def test_profile_names_no_gpu_rule(name):
 def test_gpu_rules_declare_their_gpu_from_the_device():
     blocks = rule_blocks()
     declared = {name for name, block in blocks.items() if re.search(r"^\s+\*\*gpu_resources\(\),$", block, re.M)}
-    assert declared == {"device_check", "features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}, declared
+    gpu_rules = {"device_check", "features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}
+    assert declared == gpu_rules, declared
     assert not any(re.search(r"gpu\w*=", block) for name, block in blocks.items() if name not in declared)
 
 
