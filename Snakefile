@@ -64,6 +64,7 @@ CLASSES = {dataset: pl.classes(config, dataset) for dataset, _ in RUNS}
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/device.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/scores.smk"
 include: "workflow/rules/select.smk"

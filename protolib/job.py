@@ -26,6 +26,7 @@ def _scored(j: Job) -> dict[str, Any]:
 
 #: Each stage's keyword arguments from its job (besides ``config`` and ``settings``).
 KWARGS: dict[str, Callable[[Job], dict[str, Any]]] = {
+    "check_device": lambda j: {"out": j.output[0]},
     "prepare_dataset": lambda j: {"dataset": j.wildcards.dataset, "out": j.output[0]},
     "make_split": lambda j: {"dataset": j.wildcards.dataset, "cls": int(j.wildcards.cls),
                              "data_path": j.input.data, "out": j.output[0]},

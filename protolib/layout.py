@@ -33,6 +33,11 @@ class Layout:
         return f"{self.results}/transfer/evaluation.csv"
 
     @property
+    def device_check(self) -> str:
+        """The GPU pre-flight's record (rule ``device_check``; a temporary file)."""
+        return f"{self.results}/device_check.json"
+
+    @property
     def figures(self) -> str:
         return f"{self.results}/figures"
 

@@ -19,6 +19,7 @@ from protolib.config import manual_lists, transfer_class_pairs, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
+from protolib.device import write_check
 from protolib.metrics import auroc, rowwise_auroc
 from protolib.models import make_detector
 from protolib.models.backbones import feature_key, make_backbone
@@ -72,6 +73,13 @@ def transfer_provenance(config: dict[str, Any], entry: dict[str, Any]) -> dict[s
     """What a transfer entry's results depend on: the source run's and the target run's settings
     (the target's detector is the one fitted and scored)."""
     return {side: provenance(config, entry[side]["dataset"], entry[side]["model"]) for side in ("source", "target")}
+
+
+# ----------------------------------------------------------------------------- device
+def check_device(config: dict[str, Any], out: str | Path, *, settings: dict[str, Any]) -> None:
+    """The GPU pre-flight (rule ``device_check``): the device a GPU job would get, recorded;
+    a GPU that torch cannot use stops this one job (``protolib.device``)."""
+    write_check(config["device"], out, settings=settings)
 
 
 # ----------------------------------------------------------------------------- prepare

@@ -26,7 +26,7 @@ from protolib.models.backbones import feature_key
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
 METHODS = ["greedy", "evolutionary", "gmm", "random", "manual"]
-GPU_RULES = {"features", "score_chunk", "evaluate_full", *(f"evaluate_{m}" for m in METHODS)}
+GPU_RULES = {"device_check", "features", "score_chunk", "evaluate_full", *(f"evaluate_{m}" for m in METHODS)}
 CPU_RULES = {"prepare", "split", "merge_scores", *(f"select_{m}" for m in METHODS)}
 CPU_RULES |= {"evaluation_table", "table1", "tables", "fig2"}
 
@@ -61,6 +61,15 @@ def planned_resources(log: str) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def planned_inputs(log: str) -> dict[str, list[str]]:
+    """rule -> the `input:` line of each of its jobs in a dry run's listing."""
+    out: dict[str, list[str]] = {}
+    for m in re.finditer(r"^\s*rule (\w+):\n((?:\s+\w+:.*\n)*)", log, re.M):
+        line = re.search(r"^\s+input: (.*)$", m.group(2), re.M)
+        out.setdefault(m.group(1), []).append(line.group(1) if line else "")
+    return out
+
+
 # ----------------------------------------------------------------------------- the YAML itself
 @pytest.mark.parametrize("name", ["local", "slurm"])
 def test_profile_names_no_gpu_rule(name):
@@ -79,7 +88,8 @@ def test_profile_names_no_gpu_rule(name):
 def test_gpu_rules_declare_their_gpu_from_the_device():
     blocks = rule_blocks()
     declared = {name for name, block in blocks.items() if re.search(r"^\s+\*\*gpu_resources\(\),$", block, re.M)}
-    assert declared == {"features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}, declared
+    gpu_rules = {"device_check", "features", "score_chunk", "evaluate_full", "evaluate_*", "transfer_*"}
+    assert declared == gpu_rules, declared
     assert not any(re.search(r"gpu\w*=", block) for name, block in blocks.items() if name not in declared)
 
 
@@ -149,6 +159,13 @@ def test_profile_plans_default_study(name, tmp_path):
                 assert res.get("gpu") == "1", (rule, res)
             else:
                 assert "gpu" not in res, (rule, res)
+    # the GPU pre-flight: planned once, an input of every GPU rule's job and of `prepare` (the
+    # study's first job), of no other
+    inputs = planned_inputs(log)
+    assert len(inputs["device_check"]) == 1, sorted(inputs)
+    for rule, lines in inputs.items():
+        waits = rule in GPU_RULES - {"device_check"} or rule == "prepare"
+        assert all(("results/device_check.json" in line) == waits for line in lines), (rule, lines)
     if name == "slurm":
         assert "Group job selection" in log and "Group job splits" in log
         assert planned["score_chunk"][0]["mem_mb"] == "8000"  # "8000 * attempt" at attempt 1
@@ -251,17 +268,20 @@ def fake_slurm(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 @needs_slurm_plugin
 @pytest.mark.parametrize(("device", "gpu_model"), [("auto", None), ("cpu", None), ("auto", "tesla"), ("cpu", "tesla")])
 def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
-    """device auto (or cuda): the GPU rules ask for a GPU, of the config's gpu_model if set;
-    device cpu: no rule does, so the same profile runs on a CPU-only cluster (which rejects
-    --gpus); CPU rules never do, gpu_model or not."""
+    """device auto (or cuda): the GPU rules ask for a GPU, of the config's gpu_model if set, and
+    the first of them is the pre-flight `device_check`, submitted once (its `retries: 0` beats
+    the profile's); device cpu: no rule asks for a GPU, so the same profile runs on a CPU-only
+    cluster (which rejects --gpus), and there is no pre-flight; CPU rules never ask, gpu_model
+    or not."""
     fake, env = fake_slurm(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     config = {**TINY, "device": device, **({"gpu_model": gpu_model} if gpu_model else {})}
     config["runtime_minutes"] = {"features": 45}  # the GPU rule's -t, times attempt
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    # The prepared array file (rule `prepare`, CPU) already exists, so the first wave is
-    # `features` (GPU) and the `splits` group (CPU).
+    # The prepared array file (rule `prepare`, CPU) already exists, so under device cpu the
+    # first wave is `features` (GPU rule) and the `splits` group (CPU); otherwise it is the
+    # pre-flight `device_check` alone (everything else waits for it).
     prepared = Path(Layout(work / "results").data("digits"))
     prepared.parent.mkdir(parents=True)
     prepared.touch()
@@ -301,24 +321,29 @@ def test_slurm_submits_gpu_rules_with_gpu_request(tmp_path, device, gpu_model):
         by_rule.setdefault(comment.split("_wildcards_")[0].removeprefix("rule_"), []).append(args)
 
     gpu_request = re.compile(r"^--gpus=tesla:1$" if gpu_model else r"^--gpus=1$")
-    assert set(by_rule) == {"features", "splits_split"}, sorted(by_rule)
-    for args in by_rule["features"]:
+    gpu_job = "features" if device == "cpu" else "device_check"
+    assert set(by_rule) == ({gpu_job, "splits_split"} if device == "cpu" else {gpu_job}), sorted(by_rule)
+    for args in by_rule[gpu_job]:
         if device == "cpu":
             assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
             assert "--cpus-per-task=1" in args
         else:
             assert any(gpu_request.match(a) for a in args), args
             assert "--cpus-per-gpu=4" in args
-    for args in by_rule["splits_split"]:
+    for args in by_rule.get("splits_split", []):
         assert not any(a.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for a in args), args
         assert "--ntasks=1" in args and "--cpus-per-task=1" in args
 
     # more memory and time on the retry: mem_mb 8000 * attempt, runtime_minutes.features * attempt;
-    # the CPU rules' runtime is the profile's default, 60 * attempt
-    assert [opt(a, "--mem") for a in by_rule["features"]] == ["8000", "16000"]
-    assert [opt(a, "-t") for a in by_rule["features"]] == ["45", "90"]
-    assert [opt(a, "-t") for a in by_rule["splits_split"]] == ["60", "120"]
-    assert [opt(a, "--mem") for a in by_rule["splits_split"]] == ["4000", "8000"]
+    # the CPU rules' runtime is the profile's default, 60 * attempt; the pre-flight is not
+    # retried, and asks for little (runtime_minutes.device_check, 10)
+    if device == "cpu":
+        assert [opt(a, "--mem") for a in by_rule["features"]] == ["8000", "16000"]
+        assert [opt(a, "-t") for a in by_rule["features"]] == ["45", "90"]
+        assert [opt(a, "-t") for a in by_rule["splits_split"]] == ["60", "120"]
+    else:
+        assert [(opt(a, "--mem"), opt(a, "-t")) for a in by_rule["device_check"]] == [("1000", "10")]
+    assert [opt(a, "--mem") for a in by_rule.get("splits_split", [])] == (["4000", "8000"] if device == "cpu" else [])
     assert all(opt(a, "-p") == "main" for a in calls)  # sinfo's default partition
 
     # status is polled with sacct under the run's job name

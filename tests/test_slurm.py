@@ -1,10 +1,11 @@
 """The SLURM profile on a real single-node SLURM (tests/slurm_cluster.py), started once per session.
 
-Every run goes through the shipped `workflow/profiles/slurm` unchanged, with test-only
+Every run goes through the shipped `workflow/profiles/slurm` unchanged, most with test-only
 status-check intervals on the command line. The node has 12 CPUs, 24 GB and two stand-in GPUs
 (gres on /dev/null and /dev/zero: SLURM grants them and sets CUDA_VISIBLE_DEVICES, but there is
 no CUDA behind them). The study runs with `--config device=cpu`, asking for no GPU; with the
-default `device: auto` the GPU jobs, granted a GPU torch cannot use, must stop at their start.
+default `device: auto` the GPU pre-flight, granted a GPU torch cannot use, must fail once and no
+GPU rule's job start (and past it, each GPU rule's job must stop at its own start).
 Select these tests with `-m slurm`; they need root (to start the daemons) and Debian's
 `slurm-wlm slurmdbd munge mariadb-server`, which the fixture installs when they are missing.
 """
@@ -278,7 +279,7 @@ def test_request_no_node_can_hold_stops_before_submission(slurm, tmp_path):
 
 
 # ----------------------------------------------------------------------------- GPUs
-GPU_RULES = {"features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_evolutionary"}
+GPU_RULES = {"device_check", "features", "score_chunk", "evaluate_full", "evaluate_greedy", "evaluate_evolutionary"}
 
 
 def gpu_study_config() -> dict:
@@ -306,66 +307,110 @@ def most_at_once(jobs: pd.DataFrame) -> int:
 
 @pytest.fixture(scope="session")
 def gpu_runs(slurm, tmp_path_factory) -> dict:
-    """The study with the default `device: auto` on the node with two stand-in GPUs (granted,
-    no CUDA behind them), as shipped and with `--config gpu_model=tesla`, both at once (so six
-    GPU jobs compete for the two GPUs). `--retries 0` (test-only): every attempt fails alike."""
+    """Two studies at once on the node with two stand-in GPUs (granted, no CUDA behind them),
+    the default `device: auto`:
+
+    - "shipped": the shipped profile as it is, its status-check intervals included (no test-only
+      flags): the GPU pre-flight `device_check` must fail once and no GPU rule's job start;
+    - "bypassed": `--config gpu_model=tesla`, with the pre-flight's record written beforehand
+      (as if it had passed; test-only, with FAST polling and `--retries 0`): each GPU rule's job
+      then holds a typed GPU and must stop at its own start, never more than two at once.
+    """
     runs = {}
-    for gpu_model in (None, "tesla"):
-        work = tmp_path_factory.mktemp(f"gpu_run_{gpu_model or 'any'}")
+    for name in ("shipped", "bypassed"):
+        work = tmp_path_factory.mktemp(f"gpu_run_{name}")
         write_config(work / "config.yaml", gpu_study_config())
-        extra = ["--config", f"gpu_model={gpu_model}"] if gpu_model else []
+        extra: list[str] = []
+        if name == "bypassed":
+            (work / "results").mkdir()
+            (work / "results" / "device_check.json").write_text("{}\n")
+            extra = ["--config", "gpu_model=tesla", *FAST, "--retries", "0"]
         cmd = snakemake_command(*TARGETS, "--profile", str(PROFILE), "--configfile", str(work / "config.yaml"),
-                                *extra, *FAST, "--retries", "0", workdir=work)
+                                *extra, workdir=work)
         proc = subprocess.Popen(cmd, cwd=REPO, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
-        runs[gpu_model] = (work, proc)
+        runs[name] = (work, proc, time.monotonic())
     out = {}
-    for gpu_model, (work, proc) in runs.items():
+    for name, (work, proc, t0) in runs.items():
         try:
             log = proc.communicate(timeout=RUN_TIMEOUT)[0]
         except subprocess.TimeoutExpired:
             proc.kill()
             log = proc.communicate()[0]
-        out[gpu_model] = (work, proc.returncode, log, sacct(slurm, submitted_ids(log)))
+        wall = time.monotonic() - t0  # the shipped run ends first; measured from its own start
+        out[name] = (work, proc.returncode, log, sacct(slurm, submitted_ids(log)), wall)
+    check = out["shipped"][3].iloc[0]
+    print(f"\n[slurm] device: auto without CUDA, shipped profile: ended after {out['shipped'][4]:.0f} s "
+          f"(its one job: submitted {check['Submit']}, ran {check['Start']} to {check['End']}); "
+          f"load average {os.getloadavg()[0]:.1f} (2 cores)")
     return out
+
+
+@pytest.mark.slurm
+def test_gpu_preflight_fails_once_and_no_gpu_rule_starts(gpu_runs):
+    """The shipped profile retries failed jobs twice with more memory; the pre-flight, which asks
+    SLURM for a GPU as the GPU rules do, is not retried, and no other job is submitted (the GPU
+    rules and `prepare`, the study's first job, wait for it)."""
+    work, returncode, log, jobs, wall = gpu_runs["shipped"]
+    assert returncode == 1, log[-3000:]
+    check = jobs[jobs["rule"] == "device_check"]
+    assert len(check) == 1 and check["State"].iloc[0] == "FAILED", jobs[["rule", "State"]]  # one attempt
+    assert check["AllocTRES"].str.contains(r"(?:^|,)gres/gpu=1(?:,|$)").all(), check["AllocTRES"]
+    assert list(jobs["rule"]) == ["device_check"], jobs[["rule", "State"]]
+    assert len(re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_device_check/", log)) == 1, log[-3000:]
+    assert "Error in rule device_check" in log, log[-3000:]
+    # the CUDA message, in the job's log and on the terminal (the profile's show-failed-logs)
+    text = (work / "results" / "logs" / "device_check.log").read_text()
+    for where in (text, log):
+        assert "device: auto with a GPU granted (CUDA_VISIBLE_DEVICES=" in where, where[-3000:]
+        assert "torch cannot use a CUDA GPU here" in where and "--config device=cpu" in where
+    assert "on device cpu" not in text, text  # nothing ran on the CPU instead
+    results = work / "results"
+    assert not [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
+    assert not (results / "device_check.json").exists()
+    # without the pre-flight each GPU job was tried three times (retries: 2), the tries one
+    # after the other, each waiting for status polls: many minutes. A generous bound only.
+    assert wall < 600, wall
 
 
 @pytest.mark.slurm
 def test_gpu_jobs_hold_one_gpu_cpu_jobs_none_and_two_run_at_once(gpu_runs):
     all_gpu = []
-    for gpu_model, (_, _, _, jobs) in gpu_runs.items():
+    for name, (_, _, _, jobs, _) in gpu_runs.items():
         gpu = jobs[jobs["rule"].isin(GPU_RULES)]
         cpu = jobs[~jobs["rule"].isin(GPU_RULES)]
-        assert set(gpu["rule"]) == {"features", "score_chunk", "evaluate_full"}, jobs[["rule", "State"]]
-        assert {r.split("_")[0] for r in cpu["rule"]} == {"prepare", "splits"}, jobs[["rule", "State"]]
+        bypassed = name == "bypassed"
+        assert set(gpu["rule"]) == ({"features", "score_chunk", "evaluate_full"} if bypassed else {"device_check"})
+        assert {r.split("_")[0] for r in cpu["rule"]} == ({"prepare", "splits"} if bypassed else set()), jobs
         assert gpu["AllocTRES"].str.contains(r"(?:^|,)gres/gpu=1(?:,|$)").all(), gpu[["rule", "AllocTRES"]]
         assert not cpu["AllocTRES"].str.contains("gres/gpu").any(), cpu[["rule", "AllocTRES"]]
         assert not cpu["ReqTRES"].str.contains("gres/gpu").any(), cpu[["rule", "ReqTRES"]]
         # gpu_model reaches the GPU jobs' request (--gpus=tesla:1), and only theirs
         typed = gpu["ReqTRES"].str.contains("gres/gpu:tesla=1")
-        assert (typed.all() if gpu_model else not typed.any()), (gpu_model, gpu[["rule", "ReqTRES"]])
+        assert (typed.all() if bypassed else not typed.any()), (name, gpu[["rule", "ReqTRES"]])
         assert (cpu["State"] == "COMPLETED").all(), cpu[["rule", "State"]]
         all_gpu.append(gpu)
     gpu = pd.concat(all_gpu)
-    assert len(gpu) == 6  # more GPU jobs than GPUs ...
+    assert len(gpu) == 4  # more GPU jobs than GPUs ...
     assert most_at_once(gpu) <= 2, gpu[["rule", "Start", "End"]]  # ... but never more than two at once
 
 
 @pytest.mark.slurm
 def test_auto_on_a_gpu_without_cuda_stops_at_the_job_start_not_on_the_cpu(gpu_runs):
-    for work, returncode, log, jobs in gpu_runs.values():
-        assert returncode == 1, log[-3000:]
-        assert "Error in rule score_chunk" in log and "Error in rule evaluate_full" in log, log[-3000:]
-        gpu = jobs[jobs["rule"].isin(GPU_RULES)]
-        assert (gpu["State"] == "FAILED").all(), gpu[["rule", "State"]]
-        results = work / "results"
-        computed = [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
-        assert not computed, computed
-        logs = [p for rule in ("features", "score_chunk", "evaluate_full")
-                for p in Path(Layout(results).logs, rule).rglob("*.log")]
-        assert len(logs) == 3, logs
-        for path in logs:
-            text = path.read_text()
-            assert "device: auto with a GPU granted (CUDA_VISIBLE_DEVICES=" in text, text[-2000:]
-            assert "torch cannot use a CUDA GPU here" in text and "driver:" in text and "--config device=cpu" in text
-            assert "on device cpu" not in text, text[-2000:]  # nothing ran on the CPU instead
+    """Past the pre-flight, each GPU rule's job checks its own GPU at its start."""
+    work, returncode, log, jobs, _ = gpu_runs["bypassed"]
+    assert returncode == 1, log[-3000:]
+    assert "Error in rule score_chunk" in log and "Error in rule evaluate_full" in log, log[-3000:]
+    gpu = jobs[jobs["rule"].isin(GPU_RULES)]
+    assert (gpu["State"] == "FAILED").all(), gpu[["rule", "State"]]
+    results = work / "results"
+    computed = [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
+    assert not computed, computed
+    logs = [p for rule in ("features", "score_chunk", "evaluate_full")
+            for p in Path(Layout(results).logs, rule).rglob("*.log")]
+    assert len(logs) == 3, logs
+    for path in logs:
+        text = path.read_text()
+        assert "device: auto with a GPU granted (CUDA_VISIBLE_DEVICES=" in text, text[-2000:]
+        assert "torch cannot use a CUDA GPU here" in text and "driver:" in text and "--config device=cpu" in text
+        assert "on device cpu" not in text, text[-2000:]  # nothing ran on the CPU instead

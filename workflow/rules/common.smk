@@ -43,6 +43,21 @@ def gpu_runtime(rule):
     return lambda wildcards, attempt: minutes * attempt
 
 
+def device_checked():
+    """Input of every GPU rule, and of `prepare`: the GPU pre-flight's record (rule
+    `device_check`), so no GPU job starts before one job on a GPU node has shown the GPU
+    usable, and a study whose GPU cannot be used ends with that one failed job (with
+    `keep-going`, a `prepare` of its own would keep the run going for minutes). None with
+    `device: cpu` (no GPU is asked for, no check runs). `ancient`: the record's time, or the
+    check running again (workflow/rules/device.smk), never reruns anything. Results folders made
+    before this check existed see these jobs' input set change once, and so do results made
+    with `device: cpu` when the device changes: Snakemake reruns them (and what depends on them).
+    """
+    if config["device"] == "cpu":
+        return []
+    return ancient(LAYOUT.device_check)
+
+
 LAYOUT = Layout(R)
 FIG = LAYOUT.figures
 TAB = LAYOUT.tables
@@ -174,6 +189,7 @@ def transfer_inputs(entry):
         source_cls = int(w.cls)
         target_cls = dict(entry["pairs"])[source_cls]
         out = {
+            "device_check": device_checked(),
             "source_split": split_path(src["dataset"], source_cls),
             "target_split": split_path(tgt["dataset"], target_cls),
             "subsets": transfer_subsets(entry, source_cls),

@@ -6,6 +6,8 @@ for _model, _cfg in config["models"].items():
 
 
 rule prepare:
+    input:
+        device_check=device_checked(),  # the study's first job waits for the GPU pre-flight
     output:
         data_path(),
     log:
@@ -44,6 +46,7 @@ rule split:
 rule features:
     input:
         data=data_path(),
+        device_check=device_checked(),
     output:
         features=feature_files()[0],
         meta=feature_files()[1],

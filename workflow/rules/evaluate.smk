@@ -9,6 +9,7 @@ for _method in METHODS:
             split=split_path(),
             data=detector_images,
             features=detector_features,
+            device_check=device_checked(),
             subsets=subset_files(_method),
         output:
             eval_files(_method),
@@ -33,6 +34,7 @@ rule evaluate_full:
         split=split_path(),
         data=detector_images,
         features=detector_features,
+        device_check=device_checked(),
     output:
         eval_full_file(),
     log:

@@ -7,6 +7,7 @@ rule score_chunk:
         split=split_path(),
         data=detector_images,
         features=detector_features,
+        device_check=device_checked(),
     output:
         chunk_file(),
     log:
