@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from protolib.device import describe_run, resolve_device
+
 
 def use_rule_threads(smk: Any) -> None:
     """Run numba's parallel loops on the job's ``threads`` (1 unless the rule says otherwise).
@@ -66,8 +68,6 @@ def job_device(smk: Any) -> str:
     """Resolve the device of a GPU rule's job (its ``resources`` declare ``gpu``) now, before
     any work, and describe it. A job given a GPU it cannot use stops here (DeviceError); a CPU
     rule's job does not import torch."""
-    from protolib.device import describe_run, resolve_device
-
     resources = getattr(smk, "resources", None)
     if resources is not None and "gpu" in resources.keys():
         resolve_device((getattr(smk, "config", None) or {}).get("device", "auto"))

@@ -38,7 +38,7 @@ def test_gpu_runtimes_default_per_rule_and_family(tmp_path):
     from protolib.slurm import runtime_minutes
 
     config = validate(base(tmp_path))
-    assert config["runtime_minutes"] == {"features": 60, "score_chunk": 60, "evaluate": 120,
+    assert config["runtime_minutes"] == {"device_check": 10, "features": 60, "score_chunk": 60, "evaluate": 120,
                                          "evaluate_full": 60, "transfer": 180}
     assert runtime_minutes(config, "evaluate_random") == 120
     assert runtime_minutes(config, "evaluate_full") == 60

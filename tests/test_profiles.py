@@ -98,7 +98,7 @@ def test_gpu_rules_take_their_runtime_from_the_config_and_the_profile_names_no_r
     numbers benchmarks/job_minutes.py checks), and no profile sets a rule's runtime: the profile's
     default runtime is for the rules that declare none (the CPU rules)."""
     gpu = {name: block for name, block in rule_blocks().items() if "**gpu_resources()" in block}
-    expected = {"features": '"features"', "score_chunk": '"score_chunk"', "evaluate_full": '"evaluate_full"',
+    expected = {"device_check": '"device_check"', "features": '"features"', "score_chunk": '"score_chunk"', "evaluate_full": '"evaluate_full"',
                 "evaluate_*": 'f"evaluate_{_method}"', "transfer_*": "f\"transfer_{_entry['name']}\""}
     assert set(gpu) == set(expected), sorted(gpu)
     for name, block in gpu.items():
