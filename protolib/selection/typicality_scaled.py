@@ -32,6 +32,8 @@ REFINE = 128
 REFINE_ROUNDS = 8
 #: candidates rescored together by the lazy greedy steps
 LAZY_BATCH = 32
+#: best candidates refined per step; the best refined one is taken
+REFINE_TOP = 3
 #: kNN searches: exact (``flat``, the default) or faiss's inverted file (``ivf``, only when asked)
 KNN_INDEXES = ("flat", "ivf")
 IVF_NPROBE = 16
@@ -169,41 +171,48 @@ class SampledCover:
                 bar.update(tile.shape[1])
         return cost
 
-    def _best(self) -> tuple[int, float, np.ndarray]:
-        """The candidate (index into ``candidates``) of least cost, its cost and its distances."""
+    def _best(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``REFINE_TOP`` candidates (indices into ``candidates``) of least cost, and their costs."""
         taken = np.isin(self.candidates, self.chosen)
+        top = min(REFINE_TOP, int((~taken).sum()))
         if not np.isfinite(self.gain[~taken]).all():  # no bounds yet: score every candidate
             cost = self._all_costs()
             cost[taken] = np.inf
-            c = int(np.argmin(cost))
             if np.isfinite(self.nearest).all():
                 self.gain = self.nearest.sum(dtype=np.float64) - cost
-            return c, float(cost[c]), self._distances(self.cand[c : c + 1])[0]
+            best = np.argsort(cost, kind="stable")[:top]
+            return best, cost[best]
         total = self.nearest.sum(dtype=np.float64)
         gain = np.where(taken, -np.inf, self.gain)
         fresh = np.zeros(len(gain), dtype=bool)
         while True:
-            top = np.argsort(-gain, kind="stable")[:LAZY_BATCH]
-            if fresh[top[0]]:
-                c = int(top[0])
+            order = np.argsort(-gain, kind="stable")
+            if fresh[order[:top]].all():
                 self.gain = gain
-                return c, float(total - gain[c]), self._distances(self.cand[c : c + 1])[0]
-            stale = top[~fresh[top]]
+                return order[:top], total - gain[order[:top]]
+            stale = order[:LAZY_BATCH][~fresh[order[:LAZY_BATCH]]]
             gain[stale] = total - self._costs(self._distances(self.cand[stale]))
             fresh[stale] = True
+
+    def _step(self) -> tuple[int, np.ndarray]:
+        """The next prototype (position in rows) and its distances: the best of the refined
+        ``REFINE_TOP`` best candidates."""
+        found = []
+        for c, cost in zip(*self._best()):
+            found.append(self._refine(int(self.candidates[c]), float(cost), self._distances(self.cand[c : c + 1])[0]))
+        return min(found, key=lambda f: f[2])
 
     def first(self, M: int) -> list[int]:
         with _bar(M, "core-set (greedy cover)", self.progress, "prototype") as bar:
             bar.update(len(self.chosen[:M]))
             while len(self.chosen) < M:
-                c, cost, row = self._best()
-                j, row = self._refine(int(self.candidates[c]), cost, row)
+                j, row, _ = self._step()
                 self.chosen.append(j)
                 self.nearest = np.minimum(self.nearest, row)
                 bar.update(1)
         return self.chosen[:M]
 
-    def _refine(self, pos: int, cost: float, row: np.ndarray) -> tuple[int, np.ndarray]:
+    def _refine(self, pos: int, cost: float, row: np.ndarray) -> tuple[int, np.ndarray, float]:
         """The best of ``pos``, its ``REFINE`` nearest covered images and the ``REFINE`` nearest
         to the mean of the images it would take over, repeated from the new one while that
         lowers the cost (at most ``REFINE_ROUNDS``). In squared L2 the summed distance of a set
@@ -226,7 +235,7 @@ class SampledCover:
             if not costs[best] < cost:
                 break
             pos, cost, row = int(near[best]), float(costs[best]), d[best].copy()
-        return pos, row
+        return pos, row, cost
 
     def _mean_of(self, taken: np.ndarray) -> np.ndarray:
         """The mean of the rows at the positions ``taken`` (float64, in tiles)."""
