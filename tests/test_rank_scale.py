@@ -99,6 +99,21 @@ def test_scaled_pass_knn_is_exact_and_cover_within_one_percent(monkeypatch):
     assert len(scaled.find(25, 30).core) == 25 == len(set(scaled.find(25, 30).core))
 
 
+def test_lazy_cover_equals_scoring_every_candidate_each_step(monkeypatch):
+    x = _clusters()
+    monkeypatch.setattr(typicality_scaled, "MAX_CANDIDATES", 150)
+    knn, _ = typicality_scaled.knn_faiss(x, 5, progress=False)
+    rows = np.arange(len(x))
+
+    class EveryCandidate(typicality_scaled.SampledCover):
+        def _best(self):
+            self.gain[:] = np.inf  # no bounds: every step scores every candidate
+            return super()._best()
+
+    lazy = typicality_scaled.SampledCover(x, rows, knn, progress=False)
+    assert lazy.first(25) == EveryCandidate(x, rows, knn, progress=False).first(25)
+
+
 def test_make_pass_is_scaled_above_exact_max(monkeypatch):
     monkeypatch.setattr(typicality_scaled, "EXACT_MAX", 100)
     assert isinstance(make_pass(_clusters(200), 5), typicality_scaled.ScaledPass)

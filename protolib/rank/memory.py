@@ -5,7 +5,7 @@ The estimate adds what is held at the peak (see :mod:`protolib.selection.typical
 neighbour stage): the decoded images at ``image_size`` (uint8), the features (float32, plus the
 float64 copy the exact path works in), one image decoded at full size before resizing, a batch
 of network activations, and the neighbour stage's distances (the n x n matrix up to
-``EXACT_MAX`` images, the candidate block above). It is a bound, not a measurement: generous
+``EXACT_MAX`` images, the candidates and their distance tiles above). It is a bound, not a measurement: generous
 per item so that what it passes fits.
 """
 

@@ -10,7 +10,8 @@ full (n, n) float64 distance matrix, exactly as defined. Above it nothing n x n 
   exact one (the summed squared distance of every covered image to its nearest prototype);
   each step takes the best of ``C`` candidates (the ``C/2`` most typical images and ``C/2``
   spread evenly over the rest in file order, so sparse regions have candidates too;
-  ``C = MAX_CANDIDATES``, a float32 block of C x n distances computed once in tiles), then tries in its place the images nearest to it and nearest to
+  ``C = MAX_CANDIDATES``; no C x n block is kept: the candidates are scored in tiles, lazily
+  after the second step, see :class:`SampledCover`), then tries in its place the images nearest to it and nearest to
   the mean of the images it would take over (see :meth:`SampledCover._refine`), while that
   lowers the objective. No seed: deterministic. The first M of a longer run are the M-cover;
 * the distance of every image to its nearest prototype: exact, float64, n x M in tiles.
@@ -24,11 +25,15 @@ import numpy as np
 
 #: up to this many images typicality and cover are exact (the full distance matrix); above, this module
 EXACT_MAX = 10_000
-#: candidate prototypes of the sampled cover: a float32 block of 4096 x n distances, 16 KB per image
+#: candidate prototypes of the sampled cover (scored in C x CHUNK tiles)
 MAX_CANDIDATES = 4096
 #: images near the best candidate (and near the mean of what it takes over) tried in its place, per round
 REFINE = 128
 REFINE_ROUNDS = 8
+#: candidates rescored together by the lazy greedy steps
+LAZY_BATCH = 32
+#: best candidates refined per step; the best refined one is taken
+REFINE_TOP = 3
 #: kNN searches: exact (``flat``, the default) or faiss's inverted file (``ivf``, only when asked)
 KNN_INDEXES = ("flat", "ivf")
 IVF_NPROBE = 16
@@ -120,7 +125,12 @@ def _tile_squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarr
 
 class SampledCover:
     """Greedy facility location over ``rows`` of ``x`` with prototypes drawn from candidates
-    (see the module doc); :meth:`first` as :class:`~protolib.selection.typicality.GreedyCover`'s."""
+    (see the module doc); :meth:`first` as :class:`~protolib.selection.typicality.GreedyCover`'s.
+
+    No candidate x n block is kept: the first two steps score every candidate in one tiled pass
+    each; later steps are lazy (a candidate's gain, the objective's decrease, can only shrink as
+    prototypes are added, so only candidates whose last gain beats the best fresh one are
+    rescored, ``LAZY_BATCH`` rows at a time)."""
 
     def __init__(self, x: np.ndarray, rows: np.ndarray, knn: np.ndarray, progress: bool | None = None) -> None:
         self.rows = rows
@@ -129,38 +139,80 @@ class SampledCover:
         for start in range(0, len(rows), CHUNK):
             block = x[rows[start : start + CHUNK]]
             xr_norms[start : start + len(block)] = (block * block).sum(1, dtype=np.float32)
-        cand = x[rows[self.candidates]]
-        self.block = np.empty((len(cand), len(rows)), dtype=np.float32)
-        with _bar(len(rows), f"distances of {len(cand)} candidate prototypes", progress, "img") as bar:
-            for start in range(0, len(rows), CHUNK):
-                self.block[:, start : start + CHUNK] = _tile_squared(cand, x[rows[start : start + CHUNK]],
-                                                                     xr_norms[start : start + CHUNK])
-                bar.update(min(CHUNK, len(rows) - start))
         self.norms = xr_norms
+        self.cand = x[rows[self.candidates]]  # C x dim
         self.position = np.full(len(x), -1, dtype=np.int64)  # row -> position in rows
         self.position[rows] = np.arange(len(rows))
         self.x = x
         self.nearest = np.full(len(rows), np.inf, dtype=np.float32)
+        self.gain = np.full(len(self.candidates), np.inf)  # upper bounds of each candidate's gain
         self.chosen: list[int] = []  # positions in rows
         self.progress = progress
+
+    def _distances(self, q: np.ndarray) -> np.ndarray:
+        """float32 squared distances of the query rows ``q`` to every covered image, in tiles."""
+        d = np.empty((len(q), len(self.rows)), dtype=np.float32)
+        for start in range(0, len(self.rows), CHUNK):
+            d[:, start : start + CHUNK] = _tile_squared(q, self.x[self.rows[start : start + CHUNK]],
+                                                        self.norms[start : start + CHUNK])
+        return d
+
+    def _costs(self, d: np.ndarray) -> np.ndarray:
+        return np.minimum(d, self.nearest).sum(axis=1, dtype=np.float64)
+
+    def _all_costs(self) -> np.ndarray:
+        """Every candidate's cost (the objective with it added), in C x ``CHUNK`` tiles."""
+        cost = np.zeros(len(self.candidates))
+        with _bar(len(self.rows), f"scoring {len(self.candidates)} candidate prototypes", self.progress, "img") as bar:
+            for start in range(0, len(self.rows), CHUNK):
+                tile = _tile_squared(self.cand, self.x[self.rows[start : start + CHUNK]],
+                                     self.norms[start : start + CHUNK])
+                cost += np.minimum(tile, self.nearest[start : start + CHUNK]).sum(axis=1, dtype=np.float64)
+                bar.update(tile.shape[1])
+        return cost
+
+    def _best(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``REFINE_TOP`` candidates (indices into ``candidates``) of least cost, and their costs."""
+        taken = np.isin(self.candidates, self.chosen)
+        top = min(REFINE_TOP, int((~taken).sum()))
+        if not np.isfinite(self.gain[~taken]).all():  # no bounds yet: score every candidate
+            cost = self._all_costs()
+            cost[taken] = np.inf
+            if np.isfinite(self.nearest).all():
+                self.gain = self.nearest.sum(dtype=np.float64) - cost
+            best = np.argsort(cost, kind="stable")[:top]
+            return best, cost[best]
+        total = self.nearest.sum(dtype=np.float64)
+        gain = np.where(taken, -np.inf, self.gain)
+        fresh = np.zeros(len(gain), dtype=bool)
+        while True:
+            order = np.argsort(-gain, kind="stable")
+            if fresh[order[:top]].all():
+                self.gain = gain
+                return order[:top], total - gain[order[:top]]
+            stale = order[:LAZY_BATCH][~fresh[order[:LAZY_BATCH]]]
+            gain[stale] = total - self._costs(self._distances(self.cand[stale]))
+            fresh[stale] = True
+
+    def _step(self) -> tuple[int, np.ndarray]:
+        """The next prototype (position in rows) and its distances: the best of the refined
+        ``REFINE_TOP`` best candidates."""
+        found = []
+        for c, cost in zip(*self._best()):
+            found.append(self._refine(int(self.candidates[c]), float(cost), self._distances(self.cand[c : c + 1])[0]))
+        return min(found, key=lambda f: f[2])
 
     def first(self, M: int) -> list[int]:
         with _bar(M, "core-set (greedy cover)", self.progress, "prototype") as bar:
             bar.update(len(self.chosen[:M]))
             while len(self.chosen) < M:
-                cost = np.empty(len(self.candidates))
-                for start in range(0, len(cost), 256):
-                    cost[start : start + 256] = np.minimum(self.block[start : start + 256], self.nearest).sum(
-                        axis=1, dtype=np.float64)
-                cost[np.isin(self.candidates, self.chosen)] = np.inf
-                c = int(np.argmin(cost))
-                j, row = self._refine(int(self.candidates[c]), float(cost[c]), self.block[c])
+                j, row, _ = self._step()
                 self.chosen.append(j)
                 self.nearest = np.minimum(self.nearest, row)
                 bar.update(1)
         return self.chosen[:M]
 
-    def _refine(self, pos: int, cost: float, row: np.ndarray) -> tuple[int, np.ndarray]:
+    def _refine(self, pos: int, cost: float, row: np.ndarray) -> tuple[int, np.ndarray, float]:
         """The best of ``pos``, its ``REFINE`` nearest covered images and the ``REFINE`` nearest
         to the mean of the images it would take over, repeated from the new one while that
         lowers the cost (at most ``REFINE_ROUNDS``). In squared L2 the summed distance of a set
@@ -177,17 +229,13 @@ class SampledCover:
             near = near[(near >= 0) & ~np.isin(near, self.chosen) & (near != pos)]
             if len(near) == 0:
                 break
-            d = np.empty((len(near), len(self.rows)), dtype=np.float32)
-            xq = self.x[self.rows[near]]
-            for start in range(0, len(self.rows), CHUNK):
-                d[:, start : start + CHUNK] = _tile_squared(xq, self.x[self.rows[start : start + CHUNK]],
-                                                            self.norms[start : start + CHUNK])
-            costs = np.minimum(d, self.nearest).sum(axis=1, dtype=np.float64)
+            d = self._distances(self.x[self.rows[near]])
+            costs = self._costs(d)
             best = int(np.argmin(costs))
             if not costs[best] < cost:
                 break
             pos, cost, row = int(near[best]), float(costs[best]), d[best].copy()
-        return pos, row
+        return pos, row, cost
 
     def _mean_of(self, taken: np.ndarray) -> np.ndarray:
         """The mean of the rows at the positions ``taken`` (float64, in tiles)."""
@@ -245,4 +293,4 @@ def neighbour_stage_bytes(n: int, dim: int) -> int:
     """Peak bytes of the neighbour and cover stage for n rows of ``dim`` features (beyond the features)."""
     if n <= EXACT_MAX:
         return 8 * n * n + 2 * 8 * 512 * n + 8 * n * dim
-    return 4 * MAX_CANDIDATES * n + 4 * n * dim + 3 * 4 * CHUNK * n + 16 * CHUNK * dim
+    return 4 * MAX_CANDIDATES * dim + 3 * 4 * MAX_CANDIDATES * CHUNK + 4 * n * dim + 3 * 4 * 2 * REFINE * n + 16 * CHUNK * dim
