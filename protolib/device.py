@@ -194,15 +194,6 @@ def describe_run(record: dict[str, Any] | None = None) -> str:
     return f"device {r['device']} ({'; '.join(parts)})"
 
 
-def write_check(device: str, path: str, settings: dict[str, Any]) -> None:
-    """The GPU pre-flight (rule ``device_check``): resolve ``device`` as a GPU job would, on a
-    node the GPU rules' jobs would get, and record what was found; a GPU that cannot be used
-    raises :class:`DeviceError` here, once, before any GPU rule's job starts."""
-    from protolib.io import write_json
-
-    write_json(path, {"config": settings, "device": resolve_device(device)})
-
-
 def main(argv: list[str]) -> int:
     """Print what a job would see: torch build, CUDA_VISIBLE_DEVICES, the driver, the device."""
     device = argv[0] if argv else "auto"

@@ -19,7 +19,7 @@ from protolib.config import manual_lists, transfer_class_pairs, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
 from protolib.data.splits import Split, load_split, one_vs_rest_split, save_split
-from protolib.device import write_check
+from protolib.device import resolve_device
 from protolib.metrics import auroc, rowwise_auroc
 from protolib.models import make_detector
 from protolib.models.backbones import feature_key, make_backbone
@@ -77,9 +77,10 @@ def transfer_provenance(config: dict[str, Any], entry: dict[str, Any]) -> dict[s
 
 # ----------------------------------------------------------------------------- device
 def check_device(config: dict[str, Any], out: str | Path, *, settings: dict[str, Any]) -> None:
-    """The GPU pre-flight (rule ``device_check``): the device a GPU job would get, recorded;
-    a GPU that torch cannot use stops this one job (``protolib.device``)."""
-    write_check(config["device"], out, settings=settings)
+    """The GPU pre-flight (rule ``device_check``): resolve the device as a GPU job would, on a
+    node the GPU rules' jobs would get, and record what was found; a GPU that torch cannot use
+    raises :class:`~protolib.device.DeviceError` here, once, before any GPU rule's job starts."""
+    io.write_json(out, {"config": settings, "device": resolve_device(config["device"])})
 
 
 # ----------------------------------------------------------------------------- prepare

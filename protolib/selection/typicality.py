@@ -30,12 +30,12 @@ images' norms: the densest images in squared L2 are the faint ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
+from protolib.selection.typicality_result import Typicality
 
 if TYPE_CHECKING:
     from protolib.selection.typicality_scaled import ScaledPass
@@ -96,37 +96,6 @@ class GreedyCover:
 def cover(distances: np.ndarray, M: int) -> list[int]:
     """M row indices of the greedy facility-location cover of ``distances`` (:class:`GreedyCover`)."""
     return GreedyCover(distances).first(M)
-
-
-@dataclass
-class Typicality:
-    """What the typicality pass finds, indexed like the features it was given."""
-
-    knn: np.ndarray  # mean squared distance to the nearest neighbours (small = typical)
-    core: list[int]  # the M prototypes, in the order chosen
-    typical: np.ndarray  # bool: in the typical core the prototypes cover (not in the tail)
-    core_dist: np.ndarray  # squared distance to the nearest prototype (0 for the prototypes)
-    nearest_core: np.ndarray  # index of that prototype
-
-    def knn_rank(self) -> np.ndarray:
-        from scipy.stats import rankdata
-
-        return rankdata(self.knn, method="average")
-
-    def core_rank(self) -> np.ndarray:
-        from scipy.stats import rankdata
-
-        return rankdata(self.core_dist, method="average")
-
-    def rank(self, names: list[str] | None = None) -> np.ndarray:
-        """1 = most prototypical: by the mean of the typicality and core-distance ranks (ties:
-        smaller kNN distance, then ``names``)."""
-        n = len(self.knn)
-        keys = [np.array(names) if names is not None else np.arange(n), self.knn,
-                (self.knn_rank() + self.core_rank()) / 2.0]
-        rank = np.empty(n, dtype=np.int64)
-        rank[np.lexsort(keys)] = np.arange(1, n + 1)
-        return rank
 
 
 def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu",

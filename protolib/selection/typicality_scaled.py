@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from protolib.selection.typicality_result import Typicality
+
 #: up to this many images typicality and cover are exact (the full distance matrix); above, this module
 EXACT_MAX = 10_000
 #: candidate prototypes of the sampled cover (scored in C x CHUNK tiles)
@@ -259,8 +261,6 @@ class ScaledPass:
         self._covers: dict[int, tuple[np.ndarray, np.ndarray, SampledCover]] = {}
 
     def find(self, M: int, exclude: int = 0) -> Any:
-        from protolib.selection.typicality import Typicality
-
         n = len(self.x)
         if M > n - exclude:
             raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
