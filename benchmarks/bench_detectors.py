@@ -24,12 +24,12 @@ import time
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import skimage.data
+import torch
 
-from protolib.models import Detector, make_detector  # noqa: E402
-from protolib.models.vmap_training import train_plain  # noqa: E402
+from protolib.models import Detector, make_detector
+from protolib.models.vmap_training import train_plain
 
 
 def crops(n: int, size: int, seed: int) -> np.ndarray:
@@ -57,8 +57,9 @@ def sequential_shared_features(det, train: np.ndarray, val: np.ndarray) -> np.nd
     for i in range(len(train)):
         batch = tuple(f[i : i + 1] for f in ft)
         net = det.new_net()
-        train_plain(net, det.loss, lambda step, b=batch: b, det.steps, det.optimizer(list(net.parameters())),
-                    det.noise_fn())
+        train_plain(
+            net, det.loss, lambda step, b=batch: b, det.steps, det.optimizer(list(net.parameters())), det.noise_fn()
+        )
         with torch.inference_mode():
             rows.append(det.reduce(det.maps_from(det.outputs(net, fv), fv)).double().cpu().numpy())
     return np.stack(rows)
@@ -66,17 +67,47 @@ def sequential_shared_features(det, train: np.ndarray, val: np.ndarray) -> np.nd
 
 CASES = [
     ("panda", {"detector": "panda", "backbone": "resnet18", "weights": "none", "image_size": 32}),
-    ("patchcore", {"detector": "patchcore", "backbone": "resnet18", "weights": "none", "image_size": 64,
-                   "pretrain_embed_dim": 256, "target_embed_dim": 256}),
+    (
+        "patchcore",
+        {
+            "detector": "patchcore",
+            "backbone": "resnet18",
+            "weights": "none",
+            "image_size": 64,
+            "pretrain_embed_dim": 256,
+            "target_embed_dim": 256,
+        },
+    ),
     ("fae", {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32}),
     # the reference's BatchNorm (default, above) recomputes val features per candidate; eval mode does not
-    ("fae-eval", {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32,
-                  "extractor_bn": "imagenet"}),
-    ("fae-small", {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32,
-                   "hidden_dims": [8, 16], "layers": ["layer1"]}),
+    (
+        "fae-eval",
+        {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32, "extractor_bn": "imagenet"},
+    ),
+    (
+        "fae-small",
+        {
+            "detector": "fae",
+            "backbone": "resnet18",
+            "weights": "none",
+            "image_size": 32,
+            "hidden_dims": [8, 16],
+            "layers": ["layer1"],
+        },
+    ),
     ("rd", {"detector": "rd", "backbone": "resnet18", "weights": "none", "image_size": 64}),
-    ("rd-small", {"detector": "rd", "backbone": "resnet18", "weights": "none", "image_size": 64,
-                  "width": 0.125, "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]}),
+    (
+        "rd-small",
+        {
+            "detector": "rd",
+            "backbone": "resnet18",
+            "weights": "none",
+            "image_size": 64,
+            "width": 0.125,
+            "bottleneck_blocks": 1,
+            "decoder_blocks": [1, 1, 1],
+        },
+    ),
 ]
 
 
@@ -91,13 +122,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     k = args.candidates
-    print(f"device {args.device}, {args.threads} thread(s), K={k} candidates, V={args.val} val images, "
-          f"FAE/RD steps={args.steps}, torch {torch.__version__}")
+    print(
+        f"device {args.device}, {args.threads} thread(s), K={k} candidates, V={args.val} val images, "
+        f"FAE/RD steps={args.steps}, torch {torch.__version__}"
+    )
     print("fast = score_matrix (FAE/RD: all K single-image models trained at once, parallel_models=K);")
     print("auto = FAE/RD score_matrix with parallel_models: auto (1 on the CPU); seq = one training after")
     print("another on shared features; def = Detector.score_matrix (deep copy + fit + score per candidate)")
-    header = (f"{'case':<10} {'params':>7} {'fast cand/s':>11} {'fast s':>8} {'auto s':>8} {'seq s':>8} {'def s':>8} "
-              f"{'seq/fast':>8} {'def/fast':>8} {'max|fast-def|':>13}")
+    header = (
+        f"{'case':<10} {'params':>7} {'fast cand/s':>11} {'fast s':>8} {'auto s':>8} {'seq s':>8} {'def s':>8} "
+        f"{'seq/fast':>8} {'def/fast':>8} {'max|fast-def|':>13}"
+    )
     print(header)
     print("-" * len(header))
     train = crops(k, 48, seed=1)
@@ -120,8 +155,11 @@ def main() -> None:
             auto = make_detector({**cfg, "parallel_models": "auto"}, device=args.device)
             auto.extractor.load_state_dict(det.extractor.state_dict())
             _, t_auto = timed(auto.score_matrix, train, val)
-        print(f"{name:<10} {params:>7} {k / t_fast:>11.2f} {t_fast:>8.2f} {t_auto:>8.2f} {t_seq:>8.2f} {t_def:>8.2f} "
-              f"{t_seq / t_fast:>8.2f} {t_def / t_fast:>8.2f} {np.abs(fast - slow).max():>13.2e}", flush=True)
+        print(
+            f"{name:<10} {params:>7} {k / t_fast:>11.2f} {t_fast:>8.2f} {t_auto:>8.2f} {t_seq:>8.2f} {t_def:>8.2f} "
+            f"{t_seq / t_fast:>8.2f} {t_def / t_fast:>8.2f} {np.abs(fast - slow).max():>13.2e}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

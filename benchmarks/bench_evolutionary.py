@@ -60,8 +60,12 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=1000)
     parser.add_argument("--generations", type=int, default=500)
     parser.add_argument("--reference-generations", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of each (a shared "
-                        "machine's noise only ever slows a run down)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="best of this many runs of each (a shared machine's noise only ever slows a run down)",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -79,8 +83,9 @@ def main() -> None:
     fast = slow = float("inf")
     for _ in range(args.repeats):
         start = time.perf_counter()
-        _, best, _ = evolve(fitness, args.candidates, args.M, args.population, args.generations,
-                            np.random.default_rng(1))
+        _, best, _ = evolve(
+            fitness, args.candidates, args.M, args.population, args.generations, np.random.default_rng(1)
+        )
         fast = min(fast, time.perf_counter() - start)
         start = time.perf_counter()
         reference_evolve(scores, labels, args.M, args.population, args.reference_generations, seed=1)
@@ -89,9 +94,14 @@ def main() -> None:
     fast_per_gen = fast / args.generations
     slow_per_gen = slow / args.reference_generations
     print(f"evolutionary  P={args.population} G={args.generations} K={args.candidates} V={args.val} M={args.M}")
-    print(f"  protolib (vectorised + compiled): {fast:8.2f} s   ({fast_per_gen * 1e3:.2f} ms/generation), best fitness {best:.3f}")
-    print(f"  plain per-individual loop:        {slow_per_gen * args.generations:8.2f} s   "
-          f"({slow_per_gen * 1e3:.2f} ms/generation, measured over {args.reference_generations} generations)")
+    print(
+        f"  protolib (vectorised + compiled): {fast:8.2f} s   ({fast_per_gen * 1e3:.2f} ms/generation), "
+        f"best fitness {best:.3f}"
+    )
+    print(
+        f"  plain per-individual loop:        {slow_per_gen * args.generations:8.2f} s   "
+        f"({slow_per_gen * 1e3:.2f} ms/generation, measured over {args.reference_generations} generations)"
+    )
     print(f"  speed-up: {slow_per_gen / fast_per_gen:.1f}x   (best of {args.repeats} runs each)")
 
 

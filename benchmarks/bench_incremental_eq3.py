@@ -25,11 +25,11 @@ import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numpy as np
+from numba import njit, prange
 
-from protolib.selection.evolutionary import PaperFitness, random_population  # noqa: E402
-from protolib.selection.kernels import mutate_rows, subset_max_sum_blocked  # noqa: E402
+from protolib.selection.evolutionary import PaperFitness, random_population
+from protolib.selection.kernels import mutate_rows, subset_max_sum_blocked
 
 
 @njit(parallel=True, cache=True)

@@ -25,11 +25,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from protolib.models.neighbours import nearest_squared  # noqa: E402
-from protolib.models.patchcore import squared_pairwise_distances  # noqa: E402
+from protolib.models.neighbours import nearest_squared
+from protolib.models.patchcore import squared_pairwise_distances
 
 
 def features(n: int, d: int, seed: int) -> np.ndarray:
@@ -45,14 +45,17 @@ def timed(fn):
 def patchcore_torch(bank: np.ndarray, queries: np.ndarray, chunk: int = 8192) -> np.ndarray:
     b, q = torch.from_numpy(bank), torch.from_numpy(queries)
     with torch.inference_mode():
-        return torch.cat([squared_pairwise_distances(q[s : s + chunk], b).amin(1)
-                          for s in range(0, len(q), chunk)]).numpy()
+        return torch.cat(
+            [squared_pairwise_distances(q[s : s + chunk], b).amin(1) for s in range(0, len(q), chunk)]
+        ).numpy()
 
 
 def report(name: str, t_torch: float, t_faiss: float, ours: np.ndarray, theirs: np.ndarray) -> None:
     rel = np.abs(ours - theirs) / np.maximum(np.abs(ours), 1e-12)
-    print(f"{name:<44} torch {t_torch:8.2f} s   faiss {t_faiss:8.2f} s   faiss/torch {t_faiss / t_torch:5.2f}"
-          f"   max rel. diff {rel.max():.1e}")
+    print(
+        f"{name:<44} torch {t_torch:8.2f} s   faiss {t_faiss:8.2f} s   faiss/torch {t_faiss / t_torch:5.2f}"
+        f"   max rel. diff {rel.max():.1e}"
+    )
 
 
 def main() -> None:

@@ -24,9 +24,24 @@ REPO = Path(__file__).resolve().parents[1]
 def plan(config: Path, workdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "2",
-         "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(config)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--quiet",
+            "rules",
+            "--cores",
+            "2",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - start
     if out.returncode != 0:
@@ -52,10 +67,12 @@ def main() -> None:
         small.write_text(yaml.safe_dump(default))
         t_default, n_default = plan(small, tmp)
         t_paper, n_paper = plan(paper, tmp)
-    print(f"plan (snakemake -n)        jobs    seconds")
+    print("plan (snakemake -n)        jobs    seconds")
     print(f"  embedded default       {n_default:6d}   {t_default:7.1f}")
-    print(f"  paper study            {n_paper:6d}   {t_paper:7.1f}   ({t_paper / t_default:.1f}x the default's time "
-          f"for {n_paper / n_default:.0f}x the jobs)")
+    print(
+        f"  paper study            {n_paper:6d}   {t_paper:7.1f}   ({t_paper / t_default:.1f}x the default's time "
+        f"for {n_paper / n_default:.0f}x the jobs)"
+    )
 
 
 if __name__ == "__main__":

@@ -140,8 +140,12 @@ def cover_against_exact(classes: list[int], Ms: list[int], shares: list[float]) 
             for M in Ms:
                 got = scaled.find(M, 10)
                 ratios.append(got.core_dist[got.typical].sum() / want[M].core_dist[want[M].typical].sum())
-            print(f"| {c} | {share:.1%} | " + " | ".join(f"{r:.5f}" for r in ratios)
-                  + f" | ({time.perf_counter() - t:.0f} s)", flush=True)
+            print(
+                f"| {c} | {share:.1%} | "
+                + " | ".join(f"{r:.5f}" for r in ratios)
+                + f" | ({time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -166,7 +170,9 @@ def main() -> None:
         for n in args.sizes:
             folder = args.workdir / f"fm{n}"
             write_pngs(folder, n)
-            cmd = [sys.executable, __file__, "--one", str(folder)] + (["--reference"] if n <= args.reference_max else [])
+            cmd = [sys.executable, __file__, "--one", str(folder)] + (
+                ["--reference"] if n <= args.reference_max else []
+            )
             run = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if run.returncode != 0:
                 print(f"n = {n}: failed\n{run.stderr[-2000:]}")
@@ -184,9 +190,12 @@ def report(r: dict) -> None:
         print(f"  {s['stage']:<16} {s['seconds']:8.1f} s   peak so far {s['peak_gb']:6.2f} GB")
     if "reference_seconds" in r:
         ours = sum(s["seconds"] for s in r["stages"][2:4])
-        print(f"  reference (exact matrix, old cover): {r['reference_seconds']:.1f} s, peak "
-              f"{r['peak_gb_with_reference']:.2f} GB; neighbours + cover ours / reference {ours / r['reference_seconds']:.2f}; "
-              f"objective ours / exact {r['objective'] / r['reference_objective']:.5f}; same core-set: {r['same_core']}")
+        print(
+            f"  reference (exact matrix, old cover): {r['reference_seconds']:.1f} s, peak "
+            f"{r['peak_gb_with_reference']:.2f} GB; "
+            f"neighbours + cover ours / reference {ours / r['reference_seconds']:.2f}; "
+            f"objective ours / exact {r['objective'] / r['reference_objective']:.5f}; same core-set: {r['same_core']}"
+        )
     print(f"  time per n log n: {total / (r['n'] * np.log(r['n'])) * 1e6:.2f} us", flush=True)
 
 

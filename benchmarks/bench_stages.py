@@ -36,17 +36,17 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import numpy as np
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
-from protolib.hyperparams import hyper_parameters  # noqa: E402
-from protolib.models import DETECTORS, make_detector  # noqa: E402
-from protolib.models.backbones import make_backbone  # noqa: E402
-from protolib.models.trained_map import TrainedMapDetector  # noqa: E402
-from protolib.selection import make_selector  # noqa: E402
-from protolib.selection.evolutionary import PaperFitness, evolve  # noqa: E402
+from protolib.hyperparams import hyper_parameters
+from protolib.models import DETECTORS, make_detector
+from protolib.models.backbones import make_backbone
+from protolib.models.trained_map import TrainedMapDetector
+from protolib.selection import make_selector
+from protolib.selection.evolutionary import PaperFitness, evolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,8 +73,14 @@ def dataset_sizes(name: str, cfg: dict) -> Sizes:
         train = int(round(train * per_class)) if isinstance(train, float) else int(train)
         normal = (per_class - train) // 2
         anomalies = int(round(split.get("anomalies_per_other_class", 1.0) * normal)) * (classes - 1)
-        return Sizes(classes, classes * per_class, train, normal + anomalies, normal + anomalies,
-                     "MNIST: ~7000 per class (6313-7877)" if name == "mnist" else "")
+        return Sizes(
+            classes,
+            classes * per_class,
+            train,
+            normal + anomalies,
+            normal + anomalies,
+            "MNIST: ~7000 per class (6313-7877)" if name == "mnist" else "",
+        )
     if name == "mvtec":  # 15 categories, 3629 train/good and 1725 test images in all
         return Sizes(15, 5354, 242, 58, 57, "per-category means")
     if name == "brats":  # 369 volumes x 5 slices; 101 healthy train slices (paper)
@@ -166,7 +172,10 @@ def measure_model(model_cfg: dict, device: str) -> ModelCost:
     backbone_per_image = (meter(lambda: backbone(images_for(4))) - meter(lambda: backbone(images_for(2)))) / 2
 
     detector(1).fit(images_for(2))  # warm-up
-    f = {(m, s): meter(lambda m=m, s=s: detector(s).fit(images_for(m))) for m, s in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]}
+    f = {
+        (m, s): meter(lambda m=m, s=s: detector(s).fit(images_for(m)))
+        for m, s in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+    }
     per_image_step = (f[2, 2] - f[2, 1]) / 2 if steps else 0.0
     per_image = f[3, 1] - f[2, 1] - per_image_step
     fixed = f[2, 1] - 2 * per_image - 2 * per_image_step
@@ -185,12 +194,37 @@ def measure_model(model_cfg: dict, device: str) -> ModelCost:
     per_val = c23 - c22 - 2 * per_pair
     if per_candidate_training:  # each candidate's model trains `steps` steps, measured at 1 and 2
         per_candidate += (steps - 1) * (sm(2, 2, 2) - c22) / 2
-    terms = [max(t, 0.0) for t in (backbone_per_image, fit_single, fixed, per_image, per_image_step,
-                                   score_per_image, per_candidate, per_val, per_pair)]
+    terms = [
+        max(t, 0.0)
+        for t in (
+            backbone_per_image,
+            fit_single,
+            fixed,
+            per_image,
+            per_image_step,
+            score_per_image,
+            per_candidate,
+            per_val,
+            per_pair,
+        )
+    ]
     b, single, fixed, per_image, per_image_step, score_per_image, per_candidate, per_val, per_pair = terms
-    return ModelCost(b, single, fixed, per_image, per_image_step, steps, train_batch, score_per_image,
-                     per_candidate, per_val, per_pair, meter.seconds / max(meter.flops, 1.0),
-                     int(getattr(reference, "default_parallel_models", 1)), per_candidate_training)
+    return ModelCost(
+        b,
+        single,
+        fixed,
+        per_image,
+        per_image_step,
+        steps,
+        train_batch,
+        score_per_image,
+        per_candidate,
+        per_val,
+        per_pair,
+        meter.seconds / max(meter.flops, 1.0),
+        int(getattr(reference, "default_parallel_models", 1)),
+        per_candidate_training,
+    )
 
 
 def select_seconds(config: dict, K: int, V: int, classes: int) -> float:
@@ -210,8 +244,11 @@ def select_seconds(config: dict, K: int, V: int, classes: int) -> float:
         from protolib.selection.base import SelectionContext
 
         dim = 512
-        context = SelectionContext(candidates=np.arange(K), pool_ids=np.arange(min(K * 4, 4000)),
-                                   pool_features=rng.random((min(K * 4, 4000), dim)))
+        context = SelectionContext(
+            candidates=np.arange(K),
+            pool_ids=np.arange(min(K * 4, 4000)),
+            pool_features=rng.random((min(K * 4, 4000), dim)),
+        )
         selector = make_selector("gmm", sel)
         for M in sel["M"]:
             start = time.perf_counter()
@@ -235,8 +272,12 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "config" / "paper.yaml"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tflops", type=float, default=60.0, help="assumed sustained GPU rate (TFLOP/s)")
-    parser.add_argument("--step-ms", type=float, default=2.0,
-                        help="assumed least GPU time of one training step (kernel launches; small models)")
+    parser.add_argument(
+        "--step-ms",
+        type=float,
+        default=2.0,
+        help="assumed least GPU time of one training step (kernel launches; small models)",
+    )
     parser.add_argument("--runs", nargs="*", help="dataset:model pairs to include (default: all runs)")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -260,7 +301,7 @@ def main() -> None:
         K = min(int(config["datasets"][dataset].get("candidates", 300)), s.train)
         features = s.images * mc.backbone_per_image
         scores = s.classes * mc.matrix(K, s.val)
-        one_fit = lambda M: mc.fit(M) + s.test * mc.score_per_image  # noqa: E731
+        one_fit = lambda M: mc.fit(M) + s.test * mc.score_per_image
         evaluate = s.classes * (sum(fits_per_M * one_fit(M) for M in sel["M"]) + one_fit(s.train))
         select = select_seconds(config, K, s.val, s.classes)
         name = f"{dataset} / {model}" + (f" ({s.note})" if s.note else "")
@@ -274,8 +315,11 @@ def main() -> None:
         ]
         for stage, work, flops, n_steps in rows:
             gpu = max(flops / rate, n_steps * args.step_ms / 1e3)
-            print(f"| {name} | {stage} | {work} | {human(gpu)} ({flops / 1e15:.2g} PFLOP) | "
-                  f"{human(flops * mc.seconds_per_flop)} |", flush=True)
+            print(
+                f"| {name} | {stage} | {work} | {human(gpu)} ({flops / 1e15:.2g} PFLOP) | "
+                f"{human(flops * mc.seconds_per_flop)} |",
+                flush=True,
+            )
         print(f"| {name} | select (CPU) | {s.classes} classes x M in {sel['M']} | CPU stage | {human(select)} |")
 
 

@@ -106,8 +106,20 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_study_"))
     config = yaml.safe_load(Path(args.configfile).read_text())
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(Path(args.configfile).resolve()), "--cores", str(args.cores), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(Path(args.configfile).resolve()),
+        "--cores",
+        str(args.cores),
+        "--quiet",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     total = time.perf_counter() - start
@@ -115,15 +127,21 @@ def main() -> None:
     rules = per_rule(results)
     reference, reference_means = numpy_reference(results, config)
     ours = study_means(results, config)
-    print(f"study {args.configfile}: {total:.0f} s wall on {args.cores} cores, "
-          f"{sum(n for n, _, _ in rules.values())} jobs ({workdir})")
+    print(
+        f"study {args.configfile}: {total:.0f} s wall on {args.cores} cores, "
+        f"{sum(n for n, _, _ in rules.values())} jobs ({workdir})"
+    )
     print(f"{'rule':28s} {'jobs':>5s} {'wall s':>9s} {'CPU s':>9s}")
     for rule, (n, wall, cpu) in rules.items():
         print(f"{rule:28s} {n:5d} {wall:9.1f} {cpu:9.1f}")
-    print(f"{'all jobs':28s} {sum(n for n, _, _ in rules.values()):5d} "
-          f"{sum(w for _, w, _ in rules.values()):9.1f} {sum(c for _, _, c in rules.values()):9.1f}")
-    print(f"plain numpy greedy + random + 100 %, same data, same run: {reference:.0f} s "
-          f"(study / reference: {total / reference:.1f}x)")
+    print(
+        f"{'all jobs':28s} {sum(n for n, _, _ in rules.values()):5d} "
+        f"{sum(w for _, w, _ in rules.values()):9.1f} {sum(c for _, _, c in rules.values()):9.1f}"
+    )
+    print(
+        f"plain numpy greedy + random + 100 %, same data, same run: {reference:.0f} s "
+        f"(study / reference: {total / reference:.1f}x)"
+    )
     print("mean test AUROC (%): study | plain numpy")
     for row in sorted(reference_means, key=lambda r: (r != "100 %", len(r), r)):
         print(f"  {row:12s} {ours.get(row, float('nan')):7.2f} | {reference_means[row]:7.2f}")

@@ -81,11 +81,23 @@ class Sizes:
 
 
 PAPER = Sizes()
-TINY = Sizes("resnet18", "resnet18", "resnet18", "resnet18", frozen_size=32, map_size=64, n_train=3, n_test=4,
-             candidates=2, steps=1,
-             extra={"patchcore": {"pretrain_embed_dim": 32, "target_embed_dim": 32},
-                    "rd": {"width": 0.25, "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
-                    "fae": {"hidden_dims": [4, 8], "image_size": 32}})
+TINY = Sizes(
+    "resnet18",
+    "resnet18",
+    "resnet18",
+    "resnet18",
+    frozen_size=32,
+    map_size=64,
+    n_train=3,
+    n_test=4,
+    candidates=2,
+    steps=1,
+    extra={
+        "patchcore": {"pretrain_embed_dim": 32, "target_embed_dim": 32},
+        "rd": {"width": 0.25, "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
+        "fae": {"hidden_dims": [4, 8], "image_size": 32},
+    },
+)
 
 
 def probe_environment() -> dict:
@@ -136,22 +148,61 @@ def cases(sizes: Sizes, weights: Callable[[str, int], str]) -> dict[str, dict]:
     s, x = sizes, sizes.extra
     return {
         "knn_pixels": {"detector": "knn", "backbone": "pixels"},
-        "knn_resnet": {"detector": "knn", "backbone": s.knn_backbone, "weights": weights(s.knn_backbone, s.frozen_size),
-                       "image_size": s.frozen_size},
-        "panda_single": {"detector": "panda", "backbone": s.panda_backbone,
-                         "weights": weights(s.panda_backbone, s.frozen_size), "image_size": s.frozen_size},
-        "patchcore": {"detector": "patchcore", "backbone": s.wide, "weights": weights(s.wide, s.frozen_size),
-                      "image_size": s.frozen_size, **x.get("patchcore", {})},
-        "panda": {"detector": "panda", "backbone": s.panda_backbone, "weights": weights(s.panda_backbone, s.frozen_size),
-                  "image_size": s.frozen_size, "steps": s.steps, "train_batch_size": 4},
-        "fae_batch": {"detector": "fae", "backbone": s.fae_backbone, "weights": weights(s.fae_backbone, s.map_size),
-                      "image_size": s.map_size, "steps": s.steps, "extractor_bn": "batch", "train_batch_size": 2,
-                      **x.get("fae", {})},
-        "fae_imagenet": {"detector": "fae", "backbone": s.fae_backbone, "weights": weights(s.fae_backbone, s.map_size),
-                         "image_size": s.map_size, "steps": s.steps, "extractor_bn": "imagenet", "train_batch_size": 2,
-                         **x.get("fae", {})},
-        "rd": {"detector": "rd", "backbone": s.wide, "weights": weights(s.wide, s.map_size), "image_size": s.map_size,
-               "steps": s.steps, **x.get("rd", {})},
+        "knn_resnet": {
+            "detector": "knn",
+            "backbone": s.knn_backbone,
+            "weights": weights(s.knn_backbone, s.frozen_size),
+            "image_size": s.frozen_size,
+        },
+        "panda_single": {
+            "detector": "panda",
+            "backbone": s.panda_backbone,
+            "weights": weights(s.panda_backbone, s.frozen_size),
+            "image_size": s.frozen_size,
+        },
+        "patchcore": {
+            "detector": "patchcore",
+            "backbone": s.wide,
+            "weights": weights(s.wide, s.frozen_size),
+            "image_size": s.frozen_size,
+            **x.get("patchcore", {}),
+        },
+        "panda": {
+            "detector": "panda",
+            "backbone": s.panda_backbone,
+            "weights": weights(s.panda_backbone, s.frozen_size),
+            "image_size": s.frozen_size,
+            "steps": s.steps,
+            "train_batch_size": 4,
+        },
+        "fae_batch": {
+            "detector": "fae",
+            "backbone": s.fae_backbone,
+            "weights": weights(s.fae_backbone, s.map_size),
+            "image_size": s.map_size,
+            "steps": s.steps,
+            "extractor_bn": "batch",
+            "train_batch_size": 2,
+            **x.get("fae", {}),
+        },
+        "fae_imagenet": {
+            "detector": "fae",
+            "backbone": s.fae_backbone,
+            "weights": weights(s.fae_backbone, s.map_size),
+            "image_size": s.map_size,
+            "steps": s.steps,
+            "extractor_bn": "imagenet",
+            "train_batch_size": 2,
+            **x.get("fae", {}),
+        },
+        "rd": {
+            "detector": "rd",
+            "backbone": s.wide,
+            "weights": weights(s.wide, s.map_size),
+            "image_size": s.map_size,
+            "steps": s.steps,
+            **x.get("rd", {}),
+        },
     }
 
 
@@ -198,8 +249,10 @@ def compare(case: str, ref: np.ndarray, got: np.ndarray, labels: np.ndarray) -> 
     corr = spearman(ref.ravel(), got.ravel())
     dauc = abs(auroc(labels, ref) - auroc(labels, got))
     note = "" if corr >= agreement.min_rank_corr and dauc <= agreement.max_auroc_diff else " BELOW EXPECTED"
-    return True, (f"spearman {corr:.4f} (expect >= {agreement.min_rank_corr}), |dAUROC| {dauc:.4f} "
-                  f"(expect <= {agreement.max_auroc_diff}){note}")
+    return True, (
+        f"spearman {corr:.4f} (expect >= {agreement.min_rank_corr}), |dAUROC| {dauc:.4f} "
+        f"(expect <= {agreement.max_auroc_diff}){note}"
+    )
 
 
 def vmap_equality(cfg: dict, device: str, data: dict) -> tuple[bool, str]:
@@ -218,9 +271,24 @@ def study_equality(device: str, workdir: Path) -> tuple[bool, str]:
     outs = {}
     for side, dev in (("cpu", "cpu"), ("device", device)):
         results = workdir / f"results_{side}"
-        cmd = ["snakemake", "--cores", "2", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(REPO / "config.yaml"), "--config", f"device={dev}", f"results={results}",
-               "--until", "merge_scores", "evaluate_full", "--quiet"]
+        cmd = [
+            "snakemake",
+            "--cores",
+            "2",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "--config",
+            f"device={dev}",
+            f"results={results}",
+            "--until",
+            "merge_scores",
+            "evaluate_full",
+            "--quiet",
+        ]
         run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if run.returncode != 0:
             return False, f"snakemake with device={dev} failed: {run.stderr.strip()[-500:]}"
@@ -249,8 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda", help="the device compared with the CPU (default cuda)")
     p.add_argument("--tiny", action="store_true", help="ResNet18 at 32-64 px, 2 steps (CI; under a minute)")
     p.add_argument("--cases", nargs="*", help="run only these cases")
-    p.add_argument("--study", action=argparse.BooleanOptionalAction, default=None,
-                   help="compare the default study's score files (default: on unless --tiny)")
+    p.add_argument(
+        "--study",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compare the default study's score files (default: on unless --tiny)",
+    )
     p.add_argument("--inject-nan", action="store_true", help="a NaN in the --device run's weights (self-test)")
     args = p.parse_args(argv)
     sizes = TINY if args.tiny else PAPER
@@ -270,13 +342,19 @@ def main(argv: list[str] | None = None) -> int:
             def get(name: str, size: int) -> str:
                 key = (name, size, nan)
                 if key not in files:
-                    files[key] = str(calibrated_weights(name, size, tmp / f"{name}-{size}{'-nan' if nan else ''}.pt", nan))
+                    files[key] = str(
+                        calibrated_weights(name, size, tmp / f"{name}-{size}{'-nan' if nan else ''}.pt", nan)
+                    )
                 return files[key]
+
             return get
 
         normal, anomalous = images(sizes.n_test // 2, 1), images(sizes.n_test - sizes.n_test // 2, 2, anomalous=True)
-        data = {"train": images(sizes.n_train, 0), "test": np.concatenate([normal, anomalous]),
-                "candidates": sizes.candidates}
+        data = {
+            "train": images(sizes.n_train, 0),
+            "test": np.concatenate([normal, anomalous]),
+            "candidates": sizes.candidates,
+        }
         labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))].astype(int)
         on_cpu = cases(sizes, weights_for(False))
         on_device = cases(sizes, weights_for(args.inject_nan))

@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import yaml  # noqa: E402
-from bench_stages import REPO, ModelCost, dataset_sizes, measure_model  # noqa: E402
+import yaml
+from bench_stages import REPO, ModelCost, dataset_sizes, measure_model
 
-from protolib.config import schema  # noqa: E402
-from protolib.selection import make_selector  # noqa: E402
-from protolib.slurm import RUNTIME_FAMILIES, runtime_minutes  # noqa: E402
+from protolib.config import schema
+from protolib.selection import make_selector
+from protolib.slurm import RUNTIME_FAMILIES, runtime_minutes
 
 
 def with_runtime_defaults(config: dict) -> dict:
@@ -66,14 +66,24 @@ def job_rows(config: dict, dataset: str, mc: ModelCost) -> list[tuple[str, str, 
 
     rows = [
         ("features", f"{s.images} images", s.images * mc.backbone_per_image, 0),
-        ("score_chunk", f"{chunk} candidates x val {s.val}", mc.matrix(chunk, s.val),
-         -(-chunk // mc.parallel_on_gpu) * mc.steps if mc.trains_per_candidate else 0),
+        (
+            "score_chunk",
+            f"{chunk} candidates x val {s.val}",
+            mc.matrix(chunk, s.val),
+            -(-chunk // mc.parallel_on_gpu) * mc.steps if mc.trains_per_candidate else 0,
+        ),
     ]
     for method in sel["methods"]:
         repeats = make_selector(method, sel).repeats()
         flops = sum(repeats * one_fit(M) for M in sel["M"])
-        rows.append((f"evaluate_{method}", f"{repeats * len(sel['M'])} fits, test {s.test}", flops,
-                     repeats * len(sel["M"]) * mc.steps))
+        rows.append(
+            (
+                f"evaluate_{method}",
+                f"{repeats * len(sel['M'])} fits, test {s.test}",
+                flops,
+                repeats * len(sel["M"]) * mc.steps,
+            )
+        )
     rows.append(("evaluate_full", f"1 fit on {s.train}, test {s.test}", one_fit(s.train), mc.steps))
     return rows
 
@@ -107,8 +117,11 @@ def main() -> int:
             largest[runtime_key(rule)] = max(largest.get(runtime_key(rule), 0.0), minutes)
             fits = minutes <= request
             misfits += not fits
-            print(f"| {dataset} / {model} | {rule} | {work} | {minutes:.1f} | {request:.0f} | {'yes' if fits else 'NO'} |",
-                  flush=True)
+            print(
+                f"| {dataset} / {model} | {rule} | {work} | {minutes:.1f} | {request:.0f} | "
+                f"{'yes' if fits else 'NO'} |",
+                flush=True,
+            )
     print(f"\n{misfits} job kind(s) estimated over their request" if misfits else "\nevery job fits its request")
     print(f"\n# {args.margin:g} x the largest estimate, rounded up to 30 min, at least {args.floor}:")
     print("runtime_minutes:")

@@ -26,15 +26,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-FAE_TESTS = ("tests/test_fae_reference.py::test_untrained_maps_loss_and_scores_equal_the_reference",
-             "tests/test_fae_reference.py::test_training_steps_equal_the_reference_train_step")
-PATCHCORE_TESTS = ("tests/test_patchcore_reference.py",
-                   "tests/test_anomalib_crosscheck.py::test_patchcore_feature_maps_agree_with_anomalib",
-                   "tests/test_anomalib_crosscheck.py::test_patchcore_image_scores_agree_with_anomalib_on_the_same_memory_bank")
+FAE_TESTS = (
+    "tests/test_fae_reference.py::test_untrained_maps_loss_and_scores_equal_the_reference",
+    "tests/test_fae_reference.py::test_training_steps_equal_the_reference_train_step",
+)
+PATCHCORE_TESTS = (
+    "tests/test_patchcore_reference.py",
+    "tests/test_anomalib_crosscheck.py::test_patchcore_feature_maps_agree_with_anomalib",
+    "tests/test_anomalib_crosscheck.py::test_patchcore_image_scores_agree_with_anomalib_on_the_same_memory_bank",
+)
 # the behavioural checks first (pytest -x reports the first failure), the defaults' check after
-RD_TESTS = ("tests/test_rd_reference.py::test_defaults_agree_with_anomalib_unblurred_and_upd_studys_mean_score",
-            "tests/test_anomalib_crosscheck.py::test_reverse_distillation_maps_loss_and_anomaly_map_agree_with_anomalib",
-            "tests/test_rd_reference.py::test_defaults_are_upd_studys_chest_xray_settings")
+RD_TESTS = (
+    "tests/test_rd_reference.py::test_defaults_agree_with_anomalib_unblurred_and_upd_studys_mean_score",
+    "tests/test_anomalib_crosscheck.py::test_reverse_distillation_maps_loss_and_anomaly_map_agree_with_anomalib",
+    "tests/test_rd_reference.py::test_defaults_are_upd_studys_chest_xray_settings",
+)
 
 
 @dataclass(frozen=True)
@@ -47,46 +53,117 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation("fae.layers: stem+layer1-2 -> layer1-3", "protolib/models/fae.py",
-             'layers: tuple[str, ...] = ("layer0", "layer1", "layer2")',
-             'layers: tuple[str, ...] = ("layer1", "layer2", "layer3")', FAE_TESTS),
-    Mutation("fae.center_input: [-1, 1] -> [0, 1]", "protolib/models/fae.py",
-             "center_input: bool = True", "center_input: bool = False", FAE_TESTS),
-    Mutation("fae.ssim_window: 5 -> 11", "protolib/models/fae.py",
-             "ssim_window: int = 5", "ssim_window: int = 11", FAE_TESTS),
-    Mutation("fae.encoder_final_conv: on -> off", "protolib/models/fae.py",
-             "encoder_final_conv: bool = True", "encoder_final_conv: bool = False", FAE_TESTS),
-    Mutation("fae.train_batch_size: 32 -> 64", "protolib/models/fae.py",
-             "train_batch_size: int = 32", "train_batch_size: int = 64", FAE_TESTS),
-    Mutation("fae.top_fraction: 0.1 -> 0.5", "protolib/models/fae.py",
-             "top_fraction: float = 0.1", "top_fraction: float = 0.5", FAE_TESTS),
-    Mutation("fae.extractor_bn: batch -> imagenet", "protolib/models/fae.py",
-             'extractor_bn: str = "batch"', 'extractor_bn: str = "imagenet"', FAE_TESTS),
-    Mutation("patchcore: per-layer channel pooling off (concatenate)", "protolib/models/patchcore.py",
-             "per_layer.append(_pool_channels(m.permute(0, 2, 3, 1), self.pretrain_embed_dim))",
-             "per_layer.append(m.permute(0, 2, 3, 1))", PATCHCORE_TESTS),
-    Mutation("patchcore: layer3 resized with align_corners", "protolib/models/patchcore.py",
-             'm = F.interpolate(m, size=ref, mode="bilinear", align_corners=False)',
-             'm = F.interpolate(m, size=ref, mode="bilinear", align_corners=True)', PATCHCORE_TESTS),
-    Mutation("patchcore: core-set without its random projection", "protolib/models/patchcore.py",
-             "reduced = features @ projection if projection is not None else features",
-             "reduced = features", PATCHCORE_TESTS),
-    Mutation("patchcore: core-set starts from 1 point, not 10", "protolib/models/patchcore.py",
-             "coreset_starts: int = 10", "coreset_starts: int = 1", PATCHCORE_TESTS),
-    Mutation("patchcore: plain (not squared) NN distance", "protolib/models/patchcore.py",
-             "return self.patch_scores(images).amax(dim=(1, 2)).double().cpu().numpy()",
-             "return self.patch_scores(images).sqrt().amax(dim=(1, 2)).double().cpu().numpy()", PATCHCORE_TESTS),
-    Mutation("patchcore: score mean over patches, not max", "protolib/models/patchcore.py",
-             "return self.patch_scores(images).amax(dim=(1, 2)).double().cpu().numpy()",
-             "return self.patch_scores(images).mean(dim=(1, 2)).double().cpu().numpy()", PATCHCORE_TESTS),
-    Mutation("rd.score_reduce: mean -> max", "protolib/models/rd.py",
-             'score_reduce: str = "mean"', 'score_reduce: str = "max"', RD_TESTS),
-    Mutation("rd.imagenet_norm: off -> on", "protolib/models/rd.py",
-             "imagenet_norm: bool = False", "imagenet_norm: bool = True", RD_TESTS),
-    Mutation("rd.map_sigma: 0 -> 4", "protolib/models/rd.py",
-             "map_sigma: float = 0.0", "map_sigma: float = 4.0", RD_TESTS),
-    Mutation("rd.train_batch_size: 4 -> 16", "protolib/models/rd.py",
-             "train_batch_size: int = 4", "train_batch_size: int = 16", RD_TESTS),
+    Mutation(
+        "fae.layers: stem+layer1-2 -> layer1-3",
+        "protolib/models/fae.py",
+        'layers: tuple[str, ...] = ("layer0", "layer1", "layer2")',
+        'layers: tuple[str, ...] = ("layer1", "layer2", "layer3")',
+        FAE_TESTS,
+    ),
+    Mutation(
+        "fae.center_input: [-1, 1] -> [0, 1]",
+        "protolib/models/fae.py",
+        "center_input: bool = True",
+        "center_input: bool = False",
+        FAE_TESTS,
+    ),
+    Mutation(
+        "fae.ssim_window: 5 -> 11", "protolib/models/fae.py", "ssim_window: int = 5", "ssim_window: int = 11", FAE_TESTS
+    ),
+    Mutation(
+        "fae.encoder_final_conv: on -> off",
+        "protolib/models/fae.py",
+        "encoder_final_conv: bool = True",
+        "encoder_final_conv: bool = False",
+        FAE_TESTS,
+    ),
+    Mutation(
+        "fae.train_batch_size: 32 -> 64",
+        "protolib/models/fae.py",
+        "train_batch_size: int = 32",
+        "train_batch_size: int = 64",
+        FAE_TESTS,
+    ),
+    Mutation(
+        "fae.top_fraction: 0.1 -> 0.5",
+        "protolib/models/fae.py",
+        "top_fraction: float = 0.1",
+        "top_fraction: float = 0.5",
+        FAE_TESTS,
+    ),
+    Mutation(
+        "fae.extractor_bn: batch -> imagenet",
+        "protolib/models/fae.py",
+        'extractor_bn: str = "batch"',
+        'extractor_bn: str = "imagenet"',
+        FAE_TESTS,
+    ),
+    Mutation(
+        "patchcore: per-layer channel pooling off (concatenate)",
+        "protolib/models/patchcore.py",
+        "per_layer.append(_pool_channels(m.permute(0, 2, 3, 1), self.pretrain_embed_dim))",
+        "per_layer.append(m.permute(0, 2, 3, 1))",
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "patchcore: layer3 resized with align_corners",
+        "protolib/models/patchcore.py",
+        'm = F.interpolate(m, size=ref, mode="bilinear", align_corners=False)',
+        'm = F.interpolate(m, size=ref, mode="bilinear", align_corners=True)',
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "patchcore: core-set without its random projection",
+        "protolib/models/patchcore.py",
+        "reduced = features @ projection if projection is not None else features",
+        "reduced = features",
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "patchcore: core-set starts from 1 point, not 10",
+        "protolib/models/patchcore.py",
+        "coreset_starts: int = 10",
+        "coreset_starts: int = 1",
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "patchcore: plain (not squared) NN distance",
+        "protolib/models/patchcore.py",
+        "return self.patch_scores(images).amax(dim=(1, 2)).double().cpu().numpy()",
+        "return self.patch_scores(images).sqrt().amax(dim=(1, 2)).double().cpu().numpy()",
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "patchcore: score mean over patches, not max",
+        "protolib/models/patchcore.py",
+        "return self.patch_scores(images).amax(dim=(1, 2)).double().cpu().numpy()",
+        "return self.patch_scores(images).mean(dim=(1, 2)).double().cpu().numpy()",
+        PATCHCORE_TESTS,
+    ),
+    Mutation(
+        "rd.score_reduce: mean -> max",
+        "protolib/models/rd.py",
+        'score_reduce: str = "mean"',
+        'score_reduce: str = "max"',
+        RD_TESTS,
+    ),
+    Mutation(
+        "rd.imagenet_norm: off -> on",
+        "protolib/models/rd.py",
+        "imagenet_norm: bool = False",
+        "imagenet_norm: bool = True",
+        RD_TESTS,
+    ),
+    Mutation(
+        "rd.map_sigma: 0 -> 4", "protolib/models/rd.py", "map_sigma: float = 0.0", "map_sigma: float = 4.0", RD_TESTS
+    ),
+    Mutation(
+        "rd.train_batch_size: 4 -> 16",
+        "protolib/models/rd.py",
+        "train_batch_size: int = 4",
+        "train_batch_size: int = 16",
+        RD_TESTS,
+    ),
 ]
 
 
@@ -112,8 +189,14 @@ def run_tests(root: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool, s
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return False, f"timeout after {timeout} s", time.monotonic() - start
     seconds = time.monotonic() - start

@@ -53,17 +53,20 @@ def _study_inputs(cfg: dict[str, Any], dataset: str, model: str, cls: int) -> di
     return paths
 
 
-def _select_and_evaluate(cfg: dict[str, Any], dataset: str, model: str, method: str,
-                         paths: dict[str, Path], out_dir: Path) -> list[dict[str, Any]]:
-    subsets = pl.select_subsets(cfg, dataset, model, method, paths["split"], paths["scores"],
-                                paths["features"], out_dir / "subsets")
+def _select_and_evaluate(
+    cfg: dict[str, Any], dataset: str, model: str, method: str, paths: dict[str, Path], out_dir: Path
+) -> list[dict[str, Any]]:
+    subsets = pl.select_subsets(
+        cfg, dataset, model, method, paths["split"], paths["scores"], paths["features"], out_dir / "subsets"
+    )
     evals = [str(out_dir / "eval" / p.name) for p in subsets]
     pl.evaluate_subsets(cfg, dataset, model, paths["split"], None, paths["features"], [str(p) for p in subsets], evals)
     return [read_result(e) for e in evals]
 
 
-def fitness_ablation(config_paths: dict[str, str], fitnesses: tuple[str, ...] = FITNESSES,
-                     log: Any = print) -> pd.DataFrame:
+def fitness_ablation(
+    config_paths: dict[str, str], fitnesses: tuple[str, ...] = FITNESSES, log: Any = print
+) -> pd.DataFrame:
     """One row per (val, method, M, seed, class): test AUROC. ``config_paths``: val name -> config."""
     rows = []
     for val, path in config_paths.items():
@@ -80,8 +83,16 @@ def fitness_ablation(config_paths: dict[str, str], fitnesses: tuple[str, ...] = 
             for label, method, cfg in runs:
                 out = root / label.replace(" ", "_").replace("(", "").replace(")", "")
                 for r in _select_and_evaluate(cfg, dataset, model, method, paths, out):
-                    rows.append({"val": val, "method": label, "M": r["M"], "seed": r["seed"],
-                                 "class": cls, "test_auroc": r["test_auroc"]})
+                    rows.append(
+                        {
+                            "val": val,
+                            "method": label,
+                            "M": r["M"],
+                            "seed": r["seed"],
+                            "class": cls,
+                            "test_auroc": r["test_auroc"],
+                        }
+                    )
             log(f"{val}: class {cls} done")
     return pd.DataFrame(rows)
 
@@ -105,13 +116,17 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m protolib.ablation", description=__doc__.splitlines()[0])
     parser.add_argument("--literal", default="config/fashion_mnist.yaml", help="study config, the paper's val set")
-    parser.add_argument("--balanced", default="config/fashion_mnist_balanced_val.yaml",
-                        help="the same study with a balanced val set")
+    parser.add_argument(
+        "--balanced", default="config/fashion_mnist_balanced_val.yaml", help="the same study with a balanced val set"
+    )
     parser.add_argument("--fitness", nargs="+", default=list(FITNESSES), choices=FITNESSES)
     parser.add_argument("--out", default="results/fitness_ablation.md")
     args = parser.parse_args(argv)
-    results = fitness_ablation({"balanced": args.balanced, "literal": args.literal}, tuple(args.fitness),
-                               log=lambda m: print(m, file=sys.stderr, flush=True))
+    results = fitness_ablation(
+        {"balanced": args.balanced, "literal": args.literal},
+        tuple(args.fitness),
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     table = ablation_table(results).to_markdown()
     io.write_text(args.out, table + "\n")
     io.write_text(Path(args.out).with_suffix(".csv"), results.to_csv(index=False))

@@ -18,8 +18,15 @@ from protolib import integrity, io
 from protolib.errors import InputMismatchError
 from protolib.metrics import check_finite, rowwise_auroc  # check_finite lives beside the AUROC it guards
 
-__all__ = ["InputMismatchError", "check_finite", "check_subset_ids", "read_result", "read_scores", "read_subset",
-           "read_subset_record"]
+__all__ = [
+    "InputMismatchError",
+    "check_finite",
+    "check_subset_ids",
+    "read_result",
+    "read_scores",
+    "read_subset",
+    "read_subset_record",
+]
 
 
 def read_scores(path: str | Path, split: Any = None, split_path: str | Path | None = None) -> dict[str, Any]:
@@ -38,21 +45,42 @@ def read_scores(path: str | Path, split: Any = None, split_path: str | Path | No
     scores = np.asarray(data["scores"])
     check_finite(scores, f"{path} (scores)")
     n, v = scores.shape if scores.ndim == 2 else (-1, -1)
-    if scores.ndim != 2 or len(data["candidates"]) != n or len(data["val_labels"]) != v or len(data["sample_auroc"]) != n:
+    if (
+        scores.ndim != 2
+        or len(data["candidates"]) != n
+        or len(data["val_labels"]) != v
+        or len(data["sample_auroc"]) != n
+    ):
         raise integrity.refuse(
-            path, f"scores {scores.shape}, {len(data['candidates'])} candidates, {len(data['val_labels'])} val labels "
-                  f"and {len(data['sample_auroc'])} per-sample AUROCs do not agree", rule)
+            path,
+            f"scores {scores.shape}, {len(data['candidates'])} candidates, {len(data['val_labels'])} val labels "
+            f"and {len(data['sample_auroc'])} per-sample AUROCs do not agree",
+            rule,
+        )
     if not as_written:
-        if not np.allclose(np.asarray(data["sample_auroc"], dtype=np.float64), rowwise_auroc(scores, data["val_labels"]),
-                           rtol=0, atol=1e-9, equal_nan=True):
-            raise integrity.refuse(path, "sample_auroc is not the AUROC of the score rows (a stale or edited file)", rule)
-        raise integrity.refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)",
-                               rule, integrity.EditedFileError)
+        if not np.allclose(
+            np.asarray(data["sample_auroc"], dtype=np.float64),
+            rowwise_auroc(scores, data["val_labels"]),
+            rtol=0,
+            atol=1e-9,
+            equal_nan=True,
+        ):
+            raise integrity.refuse(
+                path, "sample_auroc is not the AUROC of the score rows (a stale or edited file)", rule
+            )
+        raise integrity.refuse(
+            path,
+            "its arrays do not match their digest (edited or corrupted since it was written)",
+            rule,
+            integrity.EditedFileError,
+        )
     if split is not None:
         where = split_path or "the split"
         if not np.array_equal(data["candidates"], split.candidates):
             raise integrity.refuse(path, f"its candidates are not those of {where}", rule)
-        if not (np.array_equal(data["val_ids"], split.val_ids) and np.array_equal(data["val_labels"], split.val_labels)):
+        if not (
+            np.array_equal(data["val_ids"], split.val_ids) and np.array_equal(data["val_labels"], split.val_labels)
+        ):
             raise integrity.refuse(path, f"its val set is not that of {where}", rule)
         if split_path is not None:
             integrity.check_made_from(path, data, "split", split_path, rule)
@@ -85,27 +113,33 @@ def read_subset_record(path: str | Path) -> dict[str, Any]:
     return subset
 
 
-def read_subset(path: str | Path, split: Any, split_path: str | Path, M_values: list[int] | None = None) -> dict[str, Any]:
+def read_subset(
+    path: str | Path, split: Any, split_path: str | Path, M_values: list[int] | None = None
+) -> dict[str, Any]:
     """A subset JSON of one class, checked: its digest, its class and ids against that class's
     split, M ids without duplicates (and M one of ``M_values``, the study's, when given), and
     made from this split."""
     rule = _rule_of_subset(path)
     subset = integrity.read_json(path, rule)
     if "class" in subset and int(subset["class"]) != split.normal_class:
-        raise integrity.refuse(path, f"a subset of class {subset['class']}, but {split_path} is class "
-                                     f"{split.normal_class}", rule)
+        raise integrity.refuse(
+            path, f"a subset of class {subset['class']}, but {split_path} is class {split.normal_class}", rule
+        )
     subset["ids"] = check_subset_ids(subset.get("ids", []), split.train, path, split_path)
     check_subset_size(subset, path, rule, M_values)
     integrity.check_made_from(path, subset, "split", split_path, rule)
     return subset
 
 
-def check_subset_size(subset: dict[str, Any], path: str | Path, rule: str | None,
-                      M_values: list[int] | None = None) -> None:
+def check_subset_size(
+    subset: dict[str, Any], path: str | Path, rule: str | None, M_values: list[int] | None = None
+) -> None:
     """M distinct ids: a subset of M = 1 holding three ids would be evaluated as three."""
     ids, M = subset["ids"], subset.get("M")
     if len(set(ids)) != len(ids):
-        raise integrity.refuse(path, f"the subset repeats ids ({sorted({i for i in ids if ids.count(i) > 1})[:5]})", rule)
+        raise integrity.refuse(
+            path, f"the subset repeats ids ({sorted({i for i in ids if ids.count(i) > 1})[:5]})", rule
+        )
     if not isinstance(M, int) or len(ids) != M:
         raise integrity.refuse(path, f"lists {len(ids)} ids for M = {M!r}", rule)
     if M_values is not None and M not in M_values:
@@ -133,6 +167,7 @@ def read_result(path: str | Path) -> dict[str, Any]:
     if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise integrity.refuse(path, f"test_auroc {value!r} is not a number in [0, 1]", rule)
     if "ids" in result and result.get("n_train") != len(result["ids"]):
-        raise integrity.refuse(path, f"n_train {result.get('n_train')!r} is not the number of its ids "
-                                     f"({len(result['ids'])})", rule)
+        raise integrity.refuse(
+            path, f"n_train {result.get('n_train')!r} is not the number of its ids ({len(result['ids'])})", rule
+        )
     return result

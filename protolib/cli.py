@@ -17,7 +17,10 @@ def _validate_config(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     runs = ", ".join(f"{r['dataset']}/{r['model']}" for r in config["runs"])
-    print(f"{args.config}: valid ({runs}; methods {', '.join(config['selection']['methods'])}; M {config['selection']['M']})")
+    print(
+        f"{args.config}: valid ({runs}; methods {', '.join(config['selection']['methods'])}; "
+        f"M {config['selection']['M']})"
+    )
     return 0
 
 
@@ -112,47 +115,89 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rank.add_argument("images_dir", metavar="IMAGES_DIR", help="folder of normal (unlabelled) images")
-    rank.add_argument("--out", "-o", required=True, metavar="DIR",
-                      help="output folder (created); must lie outside IMAGES_DIR and the val folders")
+    rank.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        metavar="DIR",
+        help="output folder (created); must lie outside IMAGES_DIR and the val folders",
+    )
     rank.add_argument("--model", default="knn", help="detector: knn (default), panda, patchcore, fae or rd")
-    rank.add_argument("--backbone", default=None,
-                      help="feature extractor: pixels, resnet18, resnet50, resnet152, wide_resnet50_2 (default: "
-                      "pixels for knn without --weights, else the paper's backbone of the model)")
-    rank.add_argument("--weights", default=None, metavar="imagenet|none|PATH",
-                      help="backbone weights: imagenet (torchvision download/cache), none (random) or a "
-                      "state_dict file")
-    rank.add_argument("--image-size", type=_positive, default=None,
-                      help="images are resized to this square size (default 64 for pixels, 224 for a ResNet)")
+    rank.add_argument(
+        "--backbone",
+        default=None,
+        help="feature extractor: pixels, resnet18, resnet50, resnet152, wide_resnet50_2 (default: "
+        "pixels for knn without --weights, else the paper's backbone of the model)",
+    )
+    rank.add_argument(
+        "--weights",
+        default=None,
+        metavar="imagenet|none|PATH",
+        help="backbone weights: imagenet (torchvision download/cache), none (random) or a state_dict file",
+    )
+    rank.add_argument(
+        "--image-size",
+        type=_positive,
+        default=None,
+        help="images are resized to this square size (default 64 for pixels, 224 for a ResNet)",
+    )
     rank.add_argument("-M", type=_positive, default=10, dest="M", help="core-set / subset size (default 10)")
-    rank.add_argument("--n-atypical", type=_non_negative, default=10,
-                      help="how many atypical images to list (default 10)")
-    rank.add_argument("--neighbours", "-k", type=_positive, default=5,
-                      help="k of the kNN typicality score (default 5)")
-    rank.add_argument("--coreset-exclude", type=_non_negative, default=None,
-                      help="leave this many images of largest kNN distance out of the core-set's cover "
-                      "(default: --n-atypical, at most a tenth of the images; 0 = every image)")
-    rank.add_argument("--pca", type=_non_negative, default=None,
-                      help="typicality and core-set on this many principal components (default: the features as they are)")
-    rank.add_argument("--knn-index", choices=("flat", "ivf"), default="flat",
-                      help="kNN search: flat (exact, default) or ivf (faiss inverted file: faster on very large "
-                      "folders, approximate; its recall is printed and recorded)")
+    rank.add_argument(
+        "--n-atypical", type=_non_negative, default=10, help="how many atypical images to list (default 10)"
+    )
+    rank.add_argument("--neighbours", "-k", type=_positive, default=5, help="k of the kNN typicality score (default 5)")
+    rank.add_argument(
+        "--coreset-exclude",
+        type=_non_negative,
+        default=None,
+        help="leave this many images of largest kNN distance out of the core-set's cover "
+        "(default: --n-atypical, at most a tenth of the images; 0 = every image)",
+    )
+    rank.add_argument(
+        "--pca",
+        type=_non_negative,
+        default=None,
+        help="typicality and core-set on this many principal components (default: the features as they are)",
+    )
+    rank.add_argument(
+        "--knn-index",
+        choices=("flat", "ivf"),
+        default="flat",
+        help="kNN search: flat (exact, default) or ivf (faiss inverted file: faster on very large "
+        "folders, approximate; its recall is printed and recorded)",
+    )
     rank.add_argument("--val-normal", default=None, metavar="DIR", help="labelled normal val images")
     rank.add_argument("--val-anomalous", default=None, metavar="DIR", help="labelled anomalous val images")
     rank.add_argument("--population", type=_positive, default=1000, help="evolutionary population (default 1000)")
     rank.add_argument("--generations", type=_non_negative, default=500, help="evolutionary generations (default 500)")
-    rank.add_argument("--candidates", type=_positive, default=None,
-                      help="score only this many random images one by one (default: all)")
-    rank.add_argument("--set", type=_model_option, action="append", metavar="KEY=VALUE",
-                      help="extra model setting (YAML value), e.g. --set k=2; repeatable")
+    rank.add_argument(
+        "--candidates",
+        type=_positive,
+        default=None,
+        help="score only this many random images one by one (default: all)",
+    )
+    rank.add_argument(
+        "--set",
+        type=_model_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra model setting (YAML value), e.g. --set k=2; repeatable",
+    )
     rank.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     rank.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default 64)")
-    rank.add_argument("--seed", type=_non_negative, default=0,
-                      help="seed of the PCA, the candidates and the selections (default 0)")
-    rank.add_argument("--on-error", choices=("skip", "fail"), default="skip",
-                      help="unreadable image: skip it and report its name (default), or stop")
+    rank.add_argument(
+        "--seed", type=_non_negative, default=0, help="seed of the PCA, the candidates and the selections (default 0)"
+    )
+    rank.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="unreadable image: skip it and report its name (default), or stop",
+    )
     rank.add_argument("--no-contact-sheet", action="store_true", help="do not draw contact_sheet.png")
-    rank.add_argument("--quiet", "-q", action="store_true",
-                      help="no progress bars (they show only on a terminal anyway)")
+    rank.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars (they show only on a terminal anyway)"
+    )
     rank.set_defaults(func=_rank)
 
 

@@ -59,7 +59,9 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         line = f"{key}: {error.message}; allowed keys: {', '.join(allowed)}"
-        extra = set(error.instance) - set(error.schema.get("properties", {})) if isinstance(error.instance, dict) else set()
+        extra = (
+            set(error.instance) - set(error.schema.get("properties", {})) if isinstance(error.instance, dict) else set()
+        )
         top = extra if not error.absolute_path else {str(error.absolute_path[0])}
     elif error.validator == "oneOf" and error.context:
         expected = "; or ".join(sorted({c.message for c in error.context}))
@@ -77,8 +79,9 @@ def check_mapping(config: Any, source: str) -> None:
     """A config file's content must be a mapping of settings (not a list, a scalar or nothing)."""
     if not isinstance(config, dict):
         got = "nothing (an empty file)" if config is None else f"a {type(config).__name__} ({str(config)[:60]!r})"
-        raise ConfigError(f"{source}: expected a mapping of settings (key: value lines, e.g. results: results), "
-                          f"got {got}")
+        raise ConfigError(
+            f"{source}: expected a mapping of settings (key: value lines, e.g. results: results), got {got}"
+        )
 
 
 def validate(config: dict[str, Any], source: str = "config", overrides: set[str] | None = None) -> dict[str, Any]:
@@ -87,7 +90,9 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     The one validator: the Snakefile (:func:`validate_workflow`), ``protolib validate-config``
     (:func:`load`) run it, and every job receives the config it validated (:func:`for_job`)."""
     check_mapping(config, source)
-    errors = sorted(_defaulting_validator()(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(
+        _defaulting_validator()(schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
+    )
     if errors:
         lines = "\n  ".join(_describe(e, overrides or set()) for e in errors)
         raise ConfigError(f"{source} is invalid:\n  {lines}")
@@ -148,8 +153,10 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 "on a machine with the network, or point root at the dataset's official files)"
             )
         elif ds.get("root") and Path(ds["root"]).expanduser().exists() and not Path(ds["root"]).expanduser().is_dir():
-            problems.append(f"datasets.{name}.root: {ds['root']!r} is a file, not a folder; point root at the folder "
-                            "that holds the dataset's official files")
+            problems.append(
+                f"datasets.{name}.root: {ds['root']!r} is a file, not a folder; point root at the folder "
+                "that holds the dataset's official files"
+            )
         if ds["loader"] in CLASS_NAMES:  # an unknown loader is reported above, once
             try:
                 class_list(ds)
@@ -157,14 +164,14 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
                 problems.append(f"datasets.{name}.classes: {err.args[0]}")
         problems += _unread_keys(name, ds)
         if largest_M > ds["candidates"]:
-            problems.append(
-                f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}"
-            )
+            problems.append(f"selection.M: {largest_M} is larger than datasets.{name}.candidates = {ds['candidates']}")
         train = ds["split"].get("train")
         one_vs_rest = ds["loader"] in CLASS_NAMES and ds["loader"] not in SPLIT_PROTOCOLS
         if one_vs_rest and isinstance(train, int) and not isinstance(train, bool) and ds["candidates"] > train:
-            problems.append(f"datasets.{name}.candidates: {ds['candidates']} is more than the split.train = {train} "
-                            f"training images of each class; at most {train}")
+            problems.append(
+                f"datasets.{name}.candidates: {ds['candidates']} is more than the split.train = {train} "
+                f"training images of each class; at most {train}"
+            )
         if isinstance(train, int) and train < largest_M:
             problems.append(
                 f"datasets.{name}.split.train: {train} training images per class, fewer than the largest "
@@ -178,8 +185,11 @@ def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
     would change nothing, without a word."""
     from protolib.data.base import NO_FILES, OPTIONAL_KEYS, READS
 
-    problems = [f"datasets.{name}.{key}: the {ds['loader']!r} loader reads no files (its data ship with its "
-                "library); remove it" for key in ("root", "download") if ds["loader"] in NO_FILES and ds.get(key)]
+    problems = [
+        f"datasets.{name}.{key}: the {ds['loader']!r} loader reads no files (its data ship with its library); remove it"
+        for key in ("root", "download")
+        if ds["loader"] in NO_FILES and ds.get(key)
+    ]
     reads = READS.get(ds["loader"])
     if reads is None:
         return problems
@@ -188,8 +198,10 @@ def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
         holder = (ds.get(parent) or {}) if parent else ds
         if leaf in holder and key not in reads:
             readers = sorted(loader for loader, keys in READS.items() if key in keys)
-            problems.append(f"datasets.{name}.{key}: the {ds['loader']!r} loader does not read it (only "
-                            f"{', '.join(readers)} do); remove it")
+            problems.append(
+                f"datasets.{name}.{key}: the {ds['loader']!r} loader does not read it (only "
+                f"{', '.join(readers)} do); remove it"
+            )
     return problems
 
 
@@ -202,13 +214,15 @@ def _model_problems(config: dict[str, Any]) -> list[str]:
     for name, model in config["models"].items():
         if model["detector"] not in DETECTORS:
             problems.append(
-                f"models.{name}.detector: unknown detector {model['detector']!r}; allowed: {', '.join(DETECTORS.names())}"
+                f"models.{name}.detector: unknown detector {model['detector']!r}; "
+                f"allowed: {', '.join(DETECTORS.names())}"
             )
         else:
             problems += model_problems(name, model)
         if model.get("backbone", FEATURE_DEFAULTS["backbone"]) not in backbone_names():
             problems.append(
-                f"models.{name}.backbone: unknown backbone {model['backbone']!r}; allowed: {', '.join(backbone_names())}"
+                f"models.{name}.backbone: unknown backbone {model['backbone']!r}; "
+                f"allowed: {', '.join(backbone_names())}"
             )
         weights = model.get("weights", FEATURE_DEFAULTS["weights"])
         if weights not in ("none", "imagenet") and not Path(weights).expanduser().is_file():
@@ -234,13 +248,12 @@ def _run_problems(config: dict[str, Any]) -> list[str]:
                 f"runs[{i}].dataset: {run['dataset']!r} is not a key of datasets ({', '.join(config['datasets'])})"
             )
         if run["model"] not in config["models"]:
-            problems.append(
-                f"runs[{i}].model: {run['model']!r} is not a key of models ({', '.join(config['models'])})"
-            )
+            problems.append(f"runs[{i}].model: {run['model']!r} is not a key of models ({', '.join(config['models'])})")
         pair = (run["dataset"], run["model"])
         if pair in seen:
             problems.append(
-                f"runs[{i}]: dataset {pair[0]!r} with model {pair[1]!r} is already runs[{seen[pair]}]; list each pair once"
+                f"runs[{i}]: dataset {pair[0]!r} with model {pair[1]!r} is already runs[{seen[pair]}]; "
+                "list each pair once"
             )
         seen.setdefault(pair, i)
     return problems
@@ -291,11 +304,15 @@ def _manual_problems(config: dict[str, Any]) -> list[str]:
         for cls in manual[dataset]:
             idx = class_index_of(names, cls)
             if idx is None:
-                problems.append(f"{key}.{cls}: not a class of {dataset!r} (classes: {', '.join(names)} or 0..{len(names) - 1})")
+                problems.append(
+                    f"{key}.{cls}: not a class of {dataset!r} (classes: {', '.join(names)} or 0..{len(names) - 1})"
+                )
             elif idx in indices:
-                problems.append(f"{key}: keys {indices[idx]!r} and {cls!r} both name class {names[idx]!r} (YAML reads "
-                                "3 as a number and '3' as text, and a class may be given by either); give each class "
-                                "once")
+                problems.append(
+                    f"{key}: keys {indices[idx]!r} and {cls!r} both name class {names[idx]!r} (YAML reads "
+                    "3 as a number and '3' as text, and a class may be given by either); give each class "
+                    "once"
+                )
             else:
                 indices[idx] = cls
         try:
@@ -304,13 +321,17 @@ def _manual_problems(config: dict[str, Any]) -> list[str]:
             continue  # reported under datasets.<name>.classes
         missing = [c for c in running if c not in indices]
         if missing:
-            problems.append(f"{key}: no ids for class(es) {', '.join(names[c] for c in missing)}; "
-                            "method 'manual' needs a list for every class the study runs")
-        for idx, cls in indices.items():
+            problems.append(
+                f"{key}: no ids for class(es) {', '.join(names[c] for c in missing)}; "
+                "method 'manual' needs a list for every class the study runs"
+            )
+        for cls in indices.values():
             ids = manual[dataset][cls]
             if len(ids) < largest_M:
-                problems.append(f"{key}.{cls}: {len(ids)} ids, fewer than the largest M = {largest_M} "
-                                "(subsets take the first M ids of the list)")
+                problems.append(
+                    f"{key}.{cls}: {len(ids)} ids, fewer than the largest M = {largest_M} "
+                    "(subsets take the first M ids of the list)"
+                )
             elif len(set(ids[:largest_M])) < largest_M:
                 problems.append(f"{key}.{cls}: the first {largest_M} ids contain duplicates ({ids[:largest_M]})")
     return problems
@@ -348,14 +369,18 @@ def _unpaired_classes(config: dict[str, Any], raw: dict[str, Any], key: str) -> 
     except KeyError:
         return []  # reported under datasets.<name>.classes
     pairs = _pair_classes(src_classes, tgt_classes)
-    left = {src: [c for c in src_classes if c not in {s for s, _ in pairs}],
-            tgt: [c for c in tgt_classes if c not in {t for _, t in pairs}]}
+    left = {
+        src: [c for c in src_classes if c not in {s for s, _ in pairs}],
+        tgt: [c for c in tgt_classes if c not in {t for _, t in pairs}],
+    }
     if not any(left.values()):
         return []
     out = "; ".join(f"{d}: {classes}" for d, classes in left.items() if classes)
-    return [f"{key}: datasets.{src}.classes {src_classes} and datasets.{tgt}.classes {tgt_classes} pair as {pairs} "
-            f"(the classes both run; by position only when they share none), which leaves out {out}: give "
-            "both the same classes, or classes they do not share and as many of each"]
+    return [
+        f"{key}: datasets.{src}.classes {src_classes} and datasets.{tgt}.classes {tgt_classes} pair as {pairs} "
+        f"(the classes both run; by position only when they share none), which leaves out {out}: give "
+        "both the same classes, or classes they do not share and as many of each"
+    ]
 
 
 def transfer_problems(config: dict[str, Any]) -> list[str]:
@@ -366,19 +391,24 @@ def transfer_problems(config: dict[str, Any]) -> list[str]:
         key = f"transfer[{i}]"
         for side in ("source", "target"):
             if raw[side]["dataset"] not in config["datasets"]:
-                problems.append(f"{key}.{side}.dataset: {raw[side]['dataset']!r} is not a key of datasets "
-                                f"({', '.join(config['datasets'])})")
+                problems.append(
+                    f"{key}.{side}.dataset: {raw[side]['dataset']!r} is not a key of datasets "
+                    f"({', '.join(config['datasets'])})"
+                )
             if raw[side]["model"] not in config["models"]:
-                problems.append(f"{key}.{side}.model: {raw[side]['model']!r} is not a key of models "
-                                f"({', '.join(config['models'])})")
+                problems.append(
+                    f"{key}.{side}.model: {raw[side]['model']!r} is not a key of models ({', '.join(config['models'])})"
+                )
         name = transfer_name(raw)
         if name in seen:
             problems.append(f"{key}.name: {name!r} is used by two transfer entries")
         seen.add(name)
         unknown = [m for m in raw.get("methods") or [] if m not in methods_run]
         if unknown:
-            problems.append(f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
-                            f"({', '.join(methods_run)}); transfer evaluates subsets the study selects")
+            problems.append(
+                f"{key}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
+                f"({', '.join(methods_run)}); transfer evaluates subsets the study selects"
+            )
         problems += _unpaired_classes(config, raw, key)
     return problems
 
@@ -387,8 +417,11 @@ def _report_name_problems(config: dict[str, Any]) -> list[str]:
     """``report.<name>``: a registered figure or table (built-in, or a plugin's)."""
     from protolib.figures.registry import FIGURES  # jobs, which skip the check, never load it
 
-    return [f"report.{name}: not a registered figure or table; registered: {', '.join(FIGURES.names())}"
-            for name in config.get("report") or {} if name not in FIGURES]
+    return [
+        f"report.{name}: not a registered figure or table; registered: {', '.join(FIGURES.names())}"
+        for name in config.get("report") or {}
+        if name not in FIGURES
+    ]
 
 
 def report_problems(config: dict[str, Any]) -> list[str]:
@@ -409,8 +442,10 @@ def report_problems(config: dict[str, Any]) -> list[str]:
     for figure, settings in (config.get("report") or {}).items():
         unknown = [m for m in settings.get("methods") or [] if m not in methods]
         if unknown:
-            problems.append(f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
-                            f"({', '.join(methods)})")
+            problems.append(
+                f"report.{figure}.methods: {', '.join(map(repr, unknown))} not in selection.methods "
+                f"({', '.join(methods)})"
+            )
     return problems
 
 
@@ -464,7 +499,9 @@ def load(path: str | Path) -> dict[str, Any]:
     return validate(read_yaml(path), str(path))
 
 
-def validate_workflow(config: dict[str, Any], configfiles: list[str], overrides: dict[str, Any] | None) -> dict[str, Any]:
+def validate_workflow(
+    config: dict[str, Any], configfiles: list[str], overrides: dict[str, Any] | None
+) -> dict[str, Any]:
     """The Snakefile's check, the same as :func:`load`: each config file read again for
     duplicate keys, then the merged config validated; keys set by ``--config`` are named as such."""
     for path in configfiles:

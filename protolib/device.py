@@ -29,7 +29,7 @@ GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/nvmap", 
 #: what to do when a GPU was given but cannot be used
 ADVICE = (
     "install a torch built for CUDA that this node's driver supports (docs/cluster.md, "
-    "\"Check the GPU environment\"), or run without a GPU: --config device=cpu (then no job asks "
+    '"Check the GPU environment"), or run without a GPU: --config device=cpu (then no job asks '
     "SLURM for one; protolib rank: --device cpu)"
 )
 
@@ -127,8 +127,9 @@ def driver_error() -> str:
 def diagnosis(device: str) -> str:
     """One message: what was asked, what torch and the machine show, and what to do."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    asked = (f"device: {device}" if device != "auto"
-             else f"device: auto with a GPU granted (CUDA_VISIBLE_DEVICES={visible})")
+    asked = (
+        f"device: {device}" if device != "auto" else f"device: auto with a GPU granted (CUDA_VISIBLE_DEVICES={visible})"
+    )
     files = ", ".join(gpu_device_files()) or "none"
     return (
         f"{asked}, but torch cannot use a CUDA GPU here: {describe_build()}; "
@@ -143,8 +144,10 @@ def config_problem(device: str) -> str | None:
     if not device.startswith("cuda"):
         return None
     if not gpu_device_files() and "torch" not in sys.modules:
-        return (f"device: {device}, but this machine has no GPU (none of {', '.join(GPU_DEVICE_FILES)} exists; "
-                f"{describe_build()}); use device: auto or cpu, or run the jobs on GPU nodes (docs/cluster.md)")
+        return (
+            f"device: {device}, but this machine has no GPU (none of {', '.join(GPU_DEVICE_FILES)} exists; "
+            f"{describe_build()}); use device: auto or cpu, or run the jobs on GPU nodes (docs/cluster.md)"
+        )
     try:
         resolve_device(device)
     except DeviceError as err:

@@ -107,8 +107,9 @@ def _rows(schema: dict[str, Any], props: dict[str, Any], prefix: str) -> list[st
             continue
         default = _value(spec["default"]) if "default" in spec else ""
         kind = "list of objects" if "properties" in items else _type(spec)
-        rows.append(f"| `{key}` | {_cell(kind)} | {default} | {_cell(_range(spec))} | "
-                    f"{_cell(spec.get('description', ''))} |")
+        rows.append(
+            f"| `{key}` | {_cell(kind)} | {default} | {_cell(_range(spec))} | {_cell(spec.get('description', ''))} |"
+        )
         if "properties" in items:  # a list of objects: one row per key of an entry
             rows += _rows(schema, items["properties"], key + "[].")
     return rows
@@ -131,15 +132,16 @@ def _keyword_rows(factory: Any, prefix: str, described: dict[str, Any]) -> list[
         hint = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         hint = "" if p.annotation is inspect.Parameter.empty else hint
         allowed = ", ".join(x for x in (_type(spec) if "enum" in spec else "", _range(spec)) if x)
-        rows.append(f"| `{prefix}{p.name}` | `{_cell(hint)}` | {_value(p.default)} | {_cell(allowed)} | "
-                    f"{_cell(spec.get('description', ''))} |")
+        rows.append(
+            f"| `{prefix}{p.name}` | `{_cell(hint)}` | {_value(p.default)} | {_cell(allowed)} | "
+            f"{_cell(spec.get('description', ''))} |"
+        )
     return rows
 
 
 def _top_level(schema: dict[str, Any]) -> list[str]:
     props = {k: v for k, v in schema["properties"].items() if k not in ("datasets", "models", "selection", "report")}
-    lines = ["## Top level", "",
-             "Required: " + ", ".join(f"`{k}`" for k in schema["required"]) + ".", ""]
+    lines = ["## Top level", "", "Required: " + ", ".join(f"`{k}`" for k in schema["required"]) + ".", ""]
     rows = _rows(schema, props, "")
     rows.insert(0, f"| `datasets.<name>` | object | | at least 1 | {_cell(_type_note('datasets'))} |")
     rows.insert(1, f"| `models.<name>` | object | | at least 1 | {_cell(_type_note('models'))} |")
@@ -147,17 +149,26 @@ def _top_level(schema: dict[str, Any]) -> list[str]:
 
 
 def _type_note(key: str) -> str:
-    return {"datasets": "one block per dataset, keyed by a name of letters, digits and `_` (below)",
-            "models": "one block per model, keyed likewise (below)"}[key]
+    return {
+        "datasets": "one block per dataset, keyed by a name of letters, digits and `_` (below)",
+        "models": "one block per model, keyed likewise (below)",
+    }[key]
 
 
 def _datasets(schema: dict[str, Any]) -> list[str]:
     from protolib.data.base import DATASETS, READS
 
     spec = schema["$defs"]["dataset"]
-    lines = ["## `datasets.<name>`", "", "Registered loaders: " + ", ".join(f"`{n}`" for n in DATASETS.names())
-             + ". The loader-specific keys are accepted only for the loaders that read them:", "",
-             "| loader | reads |", "|---|---|"]
+    lines = [
+        "## `datasets.<name>`",
+        "",
+        "Registered loaders: "
+        + ", ".join(f"`{n}`" for n in DATASETS.names())
+        + ". The loader-specific keys are accepted only for the loaders that read them:",
+        "",
+        "| loader | reads |",
+        "|---|---|",
+    ]
     for name in sorted(READS):
         lines.append(f"| `{name}` | {', '.join(f'`{k}`' for k in READS[name]) or 'none of them'} |")
     return lines + [""] + _table(_rows(schema, spec["properties"], "datasets.<name>."))
@@ -169,14 +180,24 @@ def _models(schema: dict[str, Any]) -> list[str]:
 
     spec = schema["$defs"]["model"]
     described = spec["properties"]
-    lines = ["## `models.<name>`", "", _cell(spec["description"]), "",
-             "Every model block takes these keys; the last four also name the frozen backbone that "
-             "embeds the images once (defaults: `protolib.models.backbones.FEATURE_DEFAULTS`).", ""]
-    rows = [f"| `models.<name>.detector` | string | required | one of {', '.join(f'`{n}`' for n in DETECTORS.names())}"
-            " or a plugin's | the registered detector |"]
+    lines = [
+        "## `models.<name>`",
+        "",
+        _cell(spec["description"]),
+        "",
+        "Every model block takes these keys; the last four also name the frozen backbone that "
+        "embeds the images once (defaults: `protolib.models.backbones.FEATURE_DEFAULTS`).",
+        "",
+    ]
+    rows = [
+        f"| `models.<name>.detector` | string | required | one of {', '.join(f'`{n}`' for n in DETECTORS.names())}"
+        " or a plugin's | the registered detector |"
+    ]
     for key, default in FEATURE_DEFAULTS.items():
-        rows.append(f"| `models.<name>.{key}` | {_cell(_type(described[key]))} | {_value(default)} | "
-                    f"{_cell(_range(described[key]))} | {_cell(described[key].get('description', ''))} |")
+        rows.append(
+            f"| `models.<name>.{key}` | {_cell(_type(described[key]))} | {_value(default)} | "
+            f"{_cell(_range(described[key]))} | {_cell(described[key].get('description', ''))} |"
+        )
     lines += _table(rows)
     for name in DETECTORS.names():
         lines += [f"### detector `{name}`", "", f"Keys of a `models.<name>` block with `detector: {name}`.", ""]
@@ -196,8 +217,11 @@ def _selection(schema: dict[str, Any]) -> list[str]:
         lines += [f"### selector `{name}`", ""]
         if name == "manual":
             manual = spec["properties"]["manual"]
-            lines += [f"`selection.manual.<dataset>.<class>`: {_cell(manual['description'])} (class as index or "
-                      "name, one list per class the study runs; a subset of size M takes the first M ids).", ""]
+            lines += [
+                f"`selection.manual.<dataset>.<class>`: {_cell(manual['description'])} (class as index or "
+                "name, one list per class the study runs; a subset of size M takes the first M ids).",
+                "",
+            ]
         lines += _table(rows) if rows else ["No settings.", ""]
     return lines
 
@@ -206,12 +230,19 @@ def _report(schema: dict[str, Any]) -> list[str]:
     from protolib.figures.registry import figures
 
     spec = schema["properties"]["report"]
-    lines = ["## `report.<figure>`", "", f"{_cell(spec['description'])}.", "",
-             "| figure or table | what it is | chooses a run and class | paper's choice |", "|---|---|---|---|"]
+    lines = [
+        "## `report.<figure>`",
+        "",
+        f"{_cell(spec['description'])}.",
+        "",
+        "| figure or table | what it is | chooses a run and class | paper's choice |",
+        "|---|---|---|---|",
+    ]
     for figure in figures():
         paper = ", ".join(f"{k} {'/'.join(v) if isinstance(v, tuple) else v}" for k, v in figure.paper.items())
-        lines.append(f"| `{figure.name}` | {_cell(figure.title)} | {'yes' if figure.chooses_run else 'no'} | "
-                     f"{_cell(paper)} |")
+        lines.append(
+            f"| `{figure.name}` | {_cell(figure.title)} | {'yes' if figure.chooses_run else 'no'} | {_cell(paper)} |"
+        )
     lines.append("")
     return lines + _table(_rows(schema, schema["$defs"]["figure"]["properties"], "report.<figure>."))
 

@@ -35,8 +35,16 @@ def hyper_parameters(factory: Callable[..., Any]) -> dict[str, Any]:
 
 
 #: the JSON types (as YAML gives them) of the Python types a keyword may be hinted with
-JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string", tuple: "array",
-                               list: "array", dict: "object", type(None): "null"}
+JSON_TYPES: dict[type, str] = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    tuple: "array",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 
 
 def json_types(factory: Callable[..., Any]) -> dict[str, set[str]]:
@@ -68,26 +76,37 @@ def _json_type(value: Any) -> str:
     return next((name for kind, name in JSON_TYPES.items() if kind is not bool and isinstance(value, kind)), "unknown")
 
 
-def settings_problems(key: str, what: str, factory: Callable[..., Any], settings: dict[str, Any],
-                      also_allowed: Iterable[str] = ()) -> list[str]:
+def settings_problems(
+    key: str, what: str, factory: Callable[..., Any], settings: dict[str, Any], also_allowed: Iterable[str] = ()
+) -> list[str]:
     """Keys of ``settings`` (config block ``key``) that ``factory`` does not take, and keywords it
     needs that are missing; each message names the key and the allowed ones."""
     params = hyper_parameters(factory)
     allowed = sorted(set(params) | set(also_allowed))
     shown = ", ".join(allowed) or "none"
     problems = [f"{key}.{name}: not a setting of {what}; allowed: {shown}" for name in settings if name not in allowed]
-    problems += [f"{key}.{name}: required by {what} (no default)" for name, default in params.items()
-                 if default is inspect.Parameter.empty and name not in settings]
+    problems += [
+        f"{key}.{name}: required by {what} (no default)"
+        for name, default in params.items()
+        if default is inspect.Parameter.empty and name not in settings
+    ]
     allowed_types = json_types(factory)
     for name, value in settings.items():
         if name in allowed_types and _json_type(value) not in allowed_types[name]:
-            problems.append(f"{key}.{name}: {value!r} is not of type {' or '.join(sorted(allowed_types[name]))}, "
-                            f"as {what} declares it")
+            problems.append(
+                f"{key}.{name}: {value!r} is not of type {' or '.join(sorted(allowed_types[name]))}, "
+                f"as {what} declares it"
+            )
     return problems
 
 
-def build(factory: Callable[..., Any], settings: dict[str, Any], optional: dict[str, Any] | None = None,
-          key: str = "settings", what: str = "it") -> Any:
+def build(
+    factory: Callable[..., Any],
+    settings: dict[str, Any],
+    optional: dict[str, Any] | None = None,
+    key: str = "settings",
+    what: str = "it",
+) -> Any:
     """``factory(**settings)``, plus those ``optional`` keywords its signature takes (the run's
     device; a model block's feature-cache keys for a detector that does not use them). Settings
     it does not take are a ValueError naming them (outside the workflow, e.g. ``protolib rank``)."""

@@ -33,13 +33,16 @@ class EditedFileError(InputMismatchError):
 def rebuild_hint(rule: str | None) -> str:
     """How a user rebuilds a refused file (Snakemake reruns what depends on it, too)."""
     if rule:
-        return (f"rebuild it with `snakemake --forcerun {rule}` (with the run's usual --configfile/--profile), "
-                "or delete it and run snakemake again")
+        return (
+            f"rebuild it with `snakemake --forcerun {rule}` (with the run's usual --configfile/--profile), "
+            "or delete it and run snakemake again"
+        )
     return "delete it and run snakemake again (it is rebuilt)"
 
 
-def refuse(path: str | Path, problem: str, rule: str | None,
-           kind: type[InputMismatchError] = InputMismatchError) -> InputMismatchError:
+def refuse(
+    path: str | Path, problem: str, rule: str | None, kind: type[InputMismatchError] = InputMismatchError
+) -> InputMismatchError:
     return kind(f"{path}: {problem}; {rebuild_hint(rule)}")
 
 
@@ -144,8 +147,12 @@ def read_json(path: str | Path, rule: str | None) -> dict[str, Any]:
     if not isinstance(record, dict) or "digest" not in record:
         raise refuse(path, "carries no digest (written by hand or by an older protolib)", rule)
     if json_digest(obj) != record["digest"]:
-        raise refuse(path, "its content does not match its digest (edited or corrupted since it was written)", rule,
-                     EditedFileError)
+        raise refuse(
+            path,
+            "its content does not match its digest (edited or corrupted since it was written)",
+            rule,
+            EditedFileError,
+        )
     return obj
 
 
@@ -159,8 +166,12 @@ def read_npz(path: str | Path, rule: str | None) -> dict[str, Any]:
         raise refuse(path, "carries no digest (written by hand or by an older protolib)", rule)
     record = _record_of(data[FIELD])
     if npz_digest(data) != record["digest"]:
-        raise refuse(path, "its arrays do not match their digest (edited or corrupted since it was written)", rule,
-                     EditedFileError)
+        raise refuse(
+            path,
+            "its arrays do not match their digest (edited or corrupted since it was written)",
+            rule,
+            EditedFileError,
+        )
     data[FIELD] = record
     return data
 
@@ -175,8 +186,9 @@ def read_features(path: str | Path, rule: str = "features") -> np.ndarray:
     records, the digest of the array, finite values (checked when written, kept by the digest)."""
     meta_path = description_path(path)
     if not meta_path.is_file() and Path(path).is_file():
-        raise refuse(path, f"has no description {meta_path.name} beside it (written by hand or by an older protolib)",
-                     rule)
+        raise refuse(
+            path, f"has no description {meta_path.name} beside it (written by hand or by an older protolib)", rule
+        )
     meta = read_json(meta_path, rule)
     try:
         features = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -186,8 +198,12 @@ def read_features(path: str | Path, rule: str = "features") -> np.ndarray:
         raise refuse(path, f"unreadable feature cache ({err}; truncated?)", rule) from None
     expected = (tuple(meta.get("shape") or ()), meta.get("dtype"))
     if (features.shape, features.dtype.str) != expected:
-        raise refuse(path, f"holds an array of shape {features.shape} ({features.dtype.str}), but {meta_path} "
-                           f"records {expected[0]} ({expected[1]})", rule)
+        raise refuse(
+            path,
+            f"holds an array of shape {features.shape} ({features.dtype.str}), but {meta_path} "
+            f"records {expected[0]} ({expected[1]})",
+            rule,
+        )
     if array_digest(features) != meta.get("array_digest"):
         raise refuse(path, f"its values do not match the digest recorded in {meta_path} (edited or corrupted)", rule)
     return features
@@ -217,11 +233,15 @@ def made_from(**paths: Any) -> dict[str, Any]:
     return out
 
 
-def check_made_from(path: str | Path, record: dict[str, Any], name: str, input_path: str | Path,
-                    rule: str | None) -> None:
+def check_made_from(
+    path: str | Path, record: dict[str, Any], name: str, input_path: str | Path, rule: str | None
+) -> None:
     """Refuse ``path`` if its record names another ``name`` input than ``input_path`` now holds
     (the input was rebuilt or replaced after it, and it was not)."""
     recorded = (record.get(FIELD) or {}).get("made_from", {}).get(name)
     if recorded is not None and recorded != stored_digest(input_path):
-        raise refuse(path, f"was made from another {name} file than {input_path} (that one was rebuilt or "
-                           "replaced after it)", rule)
+        raise refuse(
+            path,
+            f"was made from another {name} file than {input_path} (that one was rebuilt or replaced after it)",
+            rule,
+        )

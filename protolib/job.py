@@ -20,32 +20,62 @@ Job = Any  # a script's ``snakemake`` object
 
 def _scored(j: Job) -> dict[str, Any]:
     """What every job on one (dataset, model, class) reads: its split, images and features."""
-    return {"dataset": j.wildcards.dataset, "model": j.wildcards.model, "split_path": j.input.split,
-            "data_path": j.input.data or None, "features_path": j.input.features or None}
+    return {
+        "dataset": j.wildcards.dataset,
+        "model": j.wildcards.model,
+        "split_path": j.input.split,
+        "data_path": j.input.data or None,
+        "features_path": j.input.features or None,
+    }
 
 
 #: Each stage's keyword arguments from its job (besides ``config`` and ``settings``).
 KWARGS: dict[str, Callable[[Job], dict[str, Any]]] = {
     "check_device": lambda j: {"out": j.output[0]},
     "prepare_dataset": lambda j: {"dataset": j.wildcards.dataset, "out": j.output[0]},
-    "make_split": lambda j: {"dataset": j.wildcards.dataset, "cls": int(j.wildcards.cls),
-                             "data_path": j.input.data, "out": j.output[0]},
-    "make_features": lambda j: {"dataset": j.wildcards.dataset, "model": j.params.model, "data_path": j.input.data,
-                                "out": j.output.features, "meta_out": j.output.meta},
+    "make_split": lambda j: {
+        "dataset": j.wildcards.dataset,
+        "cls": int(j.wildcards.cls),
+        "data_path": j.input.data,
+        "out": j.output[0],
+    },
+    "make_features": lambda j: {
+        "dataset": j.wildcards.dataset,
+        "model": j.params.model,
+        "data_path": j.input.data,
+        "out": j.output.features,
+        "meta_out": j.output.meta,
+    },
     "score_chunk": lambda j: {**_scored(j), "chunk": int(j.wildcards.chunk), "out": j.output[0]},
-    "merge_scores": lambda j: {"dataset": j.wildcards.dataset, "model": j.wildcards.model,
-                               "split_path": j.input.split, "chunk_paths": list(j.input.chunks), "out": j.output[0]},
-    "select_subsets": lambda j: {"dataset": j.wildcards.dataset, "model": j.wildcards.model,
-                                 "method": j.params.method, "split_path": j.input.split,
-                                 "scores_path": j.input.scores, "features_path": j.input.features,
-                                 "out_dir": Path(j.output[0]).parent},
+    "merge_scores": lambda j: {
+        "dataset": j.wildcards.dataset,
+        "model": j.wildcards.model,
+        "split_path": j.input.split,
+        "chunk_paths": list(j.input.chunks),
+        "out": j.output[0],
+    },
+    "select_subsets": lambda j: {
+        "dataset": j.wildcards.dataset,
+        "model": j.wildcards.model,
+        "method": j.params.method,
+        "split_path": j.input.split,
+        "scores_path": j.input.scores,
+        "features_path": j.input.features,
+        "out_dir": Path(j.output[0]).parent,
+    },
     "evaluate_subsets": lambda j: {**_scored(j), "subset_paths": list(j.input.subsets), "out_paths": list(j.output)},
     "evaluate_full": lambda j: {**_scored(j), "out": j.output[0]},
     "evaluate_transfer": lambda j: {
-        "name": j.params.name, "source_split_path": j.input.source_split, "target_split_path": j.input.target_split,
-        "source_data": j.input.get("source_data"), "source_features": j.input.get("source_features"),
-        "target_data": j.input.get("target_data"), "target_features": j.input.get("target_features"),
-        "subset_paths": list(j.input.subsets), "out_paths": list(j.output.subsets), "full_out": j.output.full,
+        "name": j.params.name,
+        "source_split_path": j.input.source_split,
+        "target_split_path": j.input.target_split,
+        "source_data": j.input.get("source_data"),
+        "source_features": j.input.get("source_features"),
+        "target_data": j.input.get("target_data"),
+        "target_features": j.input.get("target_features"),
+        "subset_paths": list(j.input.subsets),
+        "out_paths": list(j.output.subsets),
+        "full_out": j.output.full,
     },
 }
 

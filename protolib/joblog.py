@@ -49,8 +49,9 @@ def to_rule_log(smk: Any) -> None:
     os.close(fd)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("protolib").setLevel(logging.INFO)  # libraries: warnings only
     logging.captureWarnings(True)
 
@@ -69,7 +70,7 @@ def job_device(smk: Any) -> str:
     any work, and describe it. A job given a GPU it cannot use stops here (DeviceError); a CPU
     rule's job does not import torch."""
     resources = getattr(smk, "resources", None)
-    if resources is not None and "gpu" in resources.keys():
+    if resources is not None and "gpu" in resources:
         resolve_device((getattr(smk, "config", None) or {}).get("device", "auto"))
     return describe_run()
 

@@ -71,20 +71,35 @@ class Layout:
         return [f"{self.results}/features/{dataset}/{fkey}.npy", f"{self.results}/features/{dataset}/{fkey}.json"]
 
     # ------------------------------------------------------------------------- scores
-    def chunk(self, dataset: Value = "{dataset}", model: Value = "{model}", cls: Value = "{cls}",
-              chunk: Value = "{chunk}") -> str:
+    def chunk(
+        self, dataset: Value = "{dataset}", model: Value = "{model}", cls: Value = "{cls}", chunk: Value = "{chunk}"
+    ) -> str:
         return f"{self.results}/scores/{dataset}/{model}/{cls}/chunk{chunk}.npz"
 
     def scores(self, dataset: Value = "{dataset}", model: Value = "{model}", cls: Value = "{cls}") -> str:
         return f"{self.results}/scores/{dataset}/{model}/{cls}/matrix.npz"
 
     # ------------------------------------------------------------------------- subsets, evaluation
-    def subset(self, method: str, M: int, seed: int, dataset: Value = "{dataset}", model: Value = "{model}",
-               cls: Value = "{cls}") -> str:
+    def subset(
+        self,
+        method: str,
+        M: int,
+        seed: int,
+        dataset: Value = "{dataset}",
+        model: Value = "{model}",
+        cls: Value = "{cls}",
+    ) -> str:
         return f"{self.results}/subsets/{dataset}/{model}/{cls}/{method}/{subset_name(M, seed)}.json"
 
-    def evaluation_file(self, method: str, M: int, seed: int, dataset: Value = "{dataset}",
-                        model: Value = "{model}", cls: Value = "{cls}") -> str:
+    def evaluation_file(
+        self,
+        method: str,
+        M: int,
+        seed: int,
+        dataset: Value = "{dataset}",
+        model: Value = "{model}",
+        cls: Value = "{cls}",
+    ) -> str:
         return f"{self.results}/eval/{dataset}/{model}/{cls}/{method}/{subset_name(M, seed)}.json"
 
     def evaluation_full(self, dataset: Value = "{dataset}", model: Value = "{model}", cls: Value = "{cls}") -> str:

@@ -84,8 +84,9 @@ def check_device(config: dict[str, Any], out: str | Path, *, settings: dict[str,
 
 
 # ----------------------------------------------------------------------------- prepare
-def prepare_dataset(config: dict[str, Any], dataset: str, out: str | Path, *,
-                    settings: dict[str, Any] | None = None) -> None:
+def prepare_dataset(
+    config: dict[str, Any], dataset: str, out: str | Path, *, settings: dict[str, Any] | None = None
+) -> None:
     """Read the dataset's official files once into the compact array file later rules use."""
     data = load_dataset(config["datasets"][dataset])
     if len(data) == 0:
@@ -155,8 +156,15 @@ def _whose(data: ImageDataset | None, i: int, cls: int) -> str:
     return f"class {data.class_names[label]!r}" if label != cls else "in val or test"
 
 
-def make_split(config: dict[str, Any], dataset: str, cls: int, data_path: str | Path, out: str | Path, *,
-               settings: dict[str, Any] | None = None) -> Split:
+def make_split(
+    config: dict[str, Any],
+    dataset: str,
+    cls: int,
+    data_path: str | Path,
+    out: str | Path,
+    *,
+    settings: dict[str, Any] | None = None,
+) -> Split:
     data = ImageDataset.load(data_path)
     split = _class_split(config, dataset, data, cls)
     save_split(split, out, settings or provenance(config, dataset), integrity.made_from(data=data_path))
@@ -178,8 +186,16 @@ def _one_vs_rest(data: ImageDataset, idx: int, cfg: dict[str, Any], seed: int, d
 
 
 # ----------------------------------------------------------------------------- features
-def make_features(config: dict[str, Any], dataset: str, model: str, data_path: str | Path,
-                  out: str | Path, meta_out: str | Path, *, settings: dict[str, Any] | None = None) -> None:
+def make_features(
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    data_path: str | Path,
+    out: str | Path,
+    meta_out: str | Path,
+    *,
+    settings: dict[str, Any] | None = None,
+) -> None:
     """Embed every image of the dataset once with the model's frozen backbone (the cache)."""
     data = ImageDataset.load(data_path)
     model_cfg = config["models"][model]
@@ -189,8 +205,12 @@ def make_features(config: dict[str, Any], dataset: str, model: str, data_path: s
     io.write_npy(out, features)
     integrity.write_json(
         meta_out,
-        {"dataset": dataset, "feature_key": feature_key(model_cfg), **integrity.features_description(features),
-         "config": settings or provenance(config, dataset, model)},
+        {
+            "dataset": dataset,
+            "feature_key": feature_key(model_cfg),
+            **integrity.features_description(features),
+            "config": settings or provenance(config, dataset, model),
+        },
         integrity.made_from(data=data_path),
     )
 
@@ -208,8 +228,9 @@ def _configure_torch(config: dict[str, Any], model_cfg: dict[str, Any]) -> None:
     configure_run(deterministic, resolve_device(config.get("device", "auto")))
 
 
-def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Path | None,
-                         features_path: str | Path | None):
+def _detector_and_inputs(
+    config: dict[str, Any], model: str, data_path: str | Path | None, features_path: str | Path | None
+):
     model_cfg = config["models"][model]
     _configure_torch(config, model_cfg)
     detector = make_detector(model_cfg, device=config.get("device", "auto"))
@@ -219,8 +240,15 @@ def _detector_and_inputs(config: dict[str, Any], model: str, data_path: str | Pa
 
 # ----------------------------------------------------------------------------- per-sample scores
 def score_chunk(
-    config: dict[str, Any], dataset: str, model: str, chunk: int, split_path: str | Path,
-    data_path: str | Path | None, features_path: str | Path | None, out: str | Path, *,
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    chunk: int,
+    split_path: str | Path,
+    data_path: str | Path | None,
+    features_path: str | Path | None,
+    out: str | Path,
+    *,
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Rows ``chunk * chunk_size ...`` of the single-sample score matrix of one class."""
@@ -233,13 +261,25 @@ def score_chunk(
     else:
         matrix = single_sample_scores(detector, inputs, rows, inputs, split.val_ids)
     check_finite(matrix, str(out))
-    integrity.write_npz(out, integrity.made_from(split=split_path, data=data_path, features=features_path),
-                        scores=matrix, candidates=rows,
-                        meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)})
+    integrity.write_npz(
+        out,
+        integrity.made_from(split=split_path, data=data_path, features=features_path),
+        scores=matrix,
+        candidates=rows,
+        meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)},
+    )
 
 
-def merge_scores(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
-                 chunk_paths: list[str], out: str | Path, *, settings: dict[str, Any] | None = None) -> None:
+def merge_scores(
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    split_path: str | Path,
+    chunk_paths: list[str],
+    out: str | Path,
+    *,
+    settings: dict[str, Any] | None = None,
+) -> None:
     """Join the chunks into the (K, |val|) matrix and the per-sample val AUROC vector."""
     split = load_split(split_path)
     parts = [integrity.read_npz(p, "score_chunk") for p in chunk_paths]
@@ -274,8 +314,15 @@ def subset_name(M: int, seed: int) -> str:
 
 
 def select_subsets(
-    config: dict[str, Any], dataset: str, model: str, method: str, split_path: str | Path,
-    scores_path: str | Path, features_path: str | Path | None, out_dir: str | Path, *,
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    method: str,
+    split_path: str | Path,
+    scores_path: str | Path,
+    features_path: str | Path | None,
+    out_dir: str | Path,
+    *,
     settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     split = load_split(split_path)
@@ -304,9 +351,16 @@ def select_subsets(
             result = selector.select(context, M, selection_rng(config, split.normal_class, method, M, seed))
             path = Path(out_dir) / f"{subset_name(M, seed)}.json"
             subset = {
-                "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
-                "model": model, "method": method, "M": M, "seed": seed,
-                "ids": result.ids, "fitness": result.fitness, "info": result.info,
+                "dataset": dataset,
+                "class": split.normal_class,
+                "class_name": split.class_name,
+                "model": model,
+                "method": method,
+                "M": M,
+                "seed": seed,
+                "ids": result.ids,
+                "fitness": result.fitness,
+                "info": result.info,
                 "config": settings or selection_provenance(config, dataset, model, method),
             }
             check_subset_size(subset, path, None)  # a selector that returns another number of ids is a bug
@@ -316,18 +370,42 @@ def select_subsets(
 
 
 # ----------------------------------------------------------------------------- evaluation
-def _result(split: Split, dataset: str, model: str, method: str, M: int, seed: int,
-            ids: list[int], test_auroc: float, settings: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    split: Split,
+    dataset: str,
+    model: str,
+    method: str,
+    M: int,
+    seed: int,
+    ids: list[int],
+    test_auroc: float,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
     return {
-        "dataset": dataset, "class": split.normal_class, "class_name": split.class_name,
-        "model": model, "method": method, "M": M, "seed": seed, "n_train": len(ids),
-        "test_auroc": test_auroc, "ids": ids, "config": settings,
+        "dataset": dataset,
+        "class": split.normal_class,
+        "class_name": split.class_name,
+        "model": model,
+        "method": method,
+        "M": M,
+        "seed": seed,
+        "n_train": len(ids),
+        "test_auroc": test_auroc,
+        "ids": ids,
+        "config": settings,
     }
 
 
 def evaluate_subsets(
-    config: dict[str, Any], dataset: str, model: str, split_path: str | Path, data_path: str | Path | None,
-    features_path: str | Path | None, subset_paths: list[str], out_paths: list[str], *,
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    split_path: str | Path,
+    data_path: str | Path | None,
+    features_path: str | Path | None,
+    subset_paths: list[str],
+    out_paths: list[str],
+    *,
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Fit the detector on each subset and write its test AUROC (one file per subset)."""
@@ -338,21 +416,49 @@ def evaluate_subsets(
     subsets = [read_subset(path, split, split_path, config["selection"]["M"]) for path in subset_paths]
     inputs_made_from = integrity.made_from(split=split_path, data=data_path, features=features_path)
     all_scores = fit_and_score_each(detector, inputs, (subset["ids"] for subset in subsets), inputs, split.test_ids)
-    for path, subset, scores, out in zip(subset_paths, subsets, all_scores, out_paths, strict=True):
-        integrity.write_json(out, _result(split, dataset, model, subset["method"], subset["M"], subset["seed"],
-                                          subset["ids"], auroc(split.test_labels, scores),
-                                          settings or provenance(config, dataset, model)),
-                             {**inputs_made_from, "subset": subset[integrity.FIELD]["digest"]})
+    for subset, scores, out in zip(subsets, all_scores, out_paths, strict=True):
+        integrity.write_json(
+            out,
+            _result(
+                split,
+                dataset,
+                model,
+                subset["method"],
+                subset["M"],
+                subset["seed"],
+                subset["ids"],
+                auroc(split.test_labels, scores),
+                settings or provenance(config, dataset, model),
+            ),
+            {**inputs_made_from, "subset": subset[integrity.FIELD]["digest"]},
+        )
 
 
-def evaluate_full(config: dict[str, Any], dataset: str, model: str, split_path: str | Path,
-                  data_path: str | Path | None, features_path: str | Path | None, out: str | Path, *,
-                  settings: dict[str, Any] | None = None) -> None:
+def evaluate_full(
+    config: dict[str, Any],
+    dataset: str,
+    model: str,
+    split_path: str | Path,
+    data_path: str | Path | None,
+    features_path: str | Path | None,
+    out: str | Path,
+    *,
+    settings: dict[str, Any] | None = None,
+) -> None:
     split = load_split(split_path)
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
     scores = fit_and_score(detector, inputs, split.train, split.test_ids)
-    result = _result(split, dataset, model, FULL, len(split.train), 0, split.train.tolist(),
-                     auroc(split.test_labels, scores), settings or provenance(config, dataset, model))
+    result = _result(
+        split,
+        dataset,
+        model,
+        FULL,
+        len(split.train),
+        0,
+        split.train.tolist(),
+        auroc(split.test_labels, scores),
+        settings or provenance(config, dataset, model),
+    )
     integrity.write_json(out, result, integrity.made_from(split=split_path, data=data_path, features=features_path))
 
 
@@ -372,11 +478,15 @@ def transfer_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
     entries = []
     for raw in config.get("transfer") or []:
         methods = list(raw.get("methods") or methods_run)
-        entries.append({
-            "name": transfer_name(raw), "source": dict(raw["source"]), "target": dict(raw["target"]),
-            "methods": [m for m in methods_run if m in methods],
-            "pairs": transfer_class_pairs(config, raw["source"]["dataset"], raw["target"]["dataset"]),
-        })
+        entries.append(
+            {
+                "name": transfer_name(raw),
+                "source": dict(raw["source"]),
+                "target": dict(raw["target"]),
+                "methods": [m for m in methods_run if m in methods],
+                "pairs": transfer_class_pairs(config, raw["source"]["dataset"], raw["target"]["dataset"]),
+            }
+        )
     return entries
 
 
@@ -387,9 +497,14 @@ def transfer_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
     raise KeyError(f"no transfer entry named {name!r}")
 
 
-def _transfer_inputs(config: dict[str, Any], model: str, source_data: str | Path | None,
-                     source_features: str | Path | None, target_data: str | Path | None,
-                     target_features: str | Path | None):
+def _transfer_inputs(
+    config: dict[str, Any],
+    model: str,
+    source_data: str | Path | None,
+    source_features: str | Path | None,
+    target_data: str | Path | None,
+    target_features: str | Path | None,
+):
     detector, train = _detector_and_inputs(config, model, source_data, source_features)
     uses_features = train.features is not None
     same = (source_features == target_features) if uses_features else (source_data == target_data)
@@ -397,39 +512,66 @@ def _transfer_inputs(config: dict[str, Any], model: str, source_data: str | Path
     a, b = (train.features, test.features) if uses_features else (train.images, test.images)
     if a.shape[1:] != b.shape[1:]:
         what = "features" if uses_features else "images"
-        raise ValueError(f"transfer with model {model!r}: source {what} have shape {a.shape[1:]}, target {what} "
-                         f"{b.shape[1:]}; prepare both datasets at the same image size and channels")
+        raise ValueError(
+            f"transfer with model {model!r}: source {what} have shape {a.shape[1:]}, target {what} "
+            f"{b.shape[1:]}; prepare both datasets at the same image size and channels"
+        )
     return detector, train, test
 
 
 def evaluate_transfer(
-    config: dict[str, Any], name: str, source_split_path: str | Path, target_split_path: str | Path,
-    source_data: str | Path | None, source_features: str | Path | None,
-    target_data: str | Path | None, target_features: str | Path | None,
-    subset_paths: list[str], out_paths: list[str], full_out: str | Path | None = None,
-    *, settings: dict[str, Any] | None = None,
+    config: dict[str, Any],
+    name: str,
+    source_split_path: str | Path,
+    target_split_path: str | Path,
+    source_data: str | Path | None,
+    source_features: str | Path | None,
+    target_data: str | Path | None,
+    target_features: str | Path | None,
+    subset_paths: list[str],
+    out_paths: list[str],
+    full_out: str | Path | None = None,
+    *,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Test AUROC on the target of the target's detector fitted on each source subset (one
     output per subset) and, with ``full_out``, on the source's whole training set (method "full")."""
     entry = transfer_entry(config, name)
     settings = settings or transfer_provenance(config, entry)
     src_split, tgt_split = load_split(source_split_path), load_split(target_split_path)
-    detector, train, test = _transfer_inputs(config, entry["target"]["model"], source_data, source_features,
-                                             target_data, target_features)
-    jobs = [({**read_subset(p, src_split, source_split_path, config["selection"]["M"]), "path": p}, out)
-            for p, out in zip(subset_paths, out_paths, strict=True)]
+    detector, train, test = _transfer_inputs(
+        config, entry["target"]["model"], source_data, source_features, target_data, target_features
+    )
+    jobs = [
+        ({**read_subset(p, src_split, source_split_path, config["selection"]["M"]), "path": p}, out)
+        for p, out in zip(subset_paths, out_paths, strict=True)
+    ]
     if full_out is not None:
         jobs.append(({"method": FULL, "M": len(src_split.train), "seed": 0, "ids": src_split.train.tolist()}, full_out))
-    sources = integrity.made_from(source_split=source_split_path, target_split=target_split_path,
-                                  source_data=source_data, source_features=source_features,
-                                  target_data=target_data, target_features=target_features)
+    sources = integrity.made_from(
+        source_split=source_split_path,
+        target_split=target_split_path,
+        source_data=source_data,
+        source_features=source_features,
+        target_data=target_data,
+        target_features=target_features,
+    )
     for subset, out in jobs:
         ids = check_subset_ids(subset["ids"], src_split.train, subset.get("path", out), source_split_path)
         scores = fit_and_score_across(detector, train, ids, test, tgt_split.test_ids)
-        integrity.write_json(out, {
-            "name": name, "method": subset["method"], "M": subset["M"], "seed": subset["seed"],
-            "n_train": len(ids), "ids": ids, "test_auroc": auroc(tgt_split.test_labels, scores),
-            "source": {**entry["source"], "class": src_split.normal_class, "class_name": src_split.class_name},
-            "target": {**entry["target"], "class": tgt_split.normal_class, "class_name": tgt_split.class_name},
-            "config": settings,
-        }, {**sources, **({"subset": subset[integrity.FIELD]["digest"]} if integrity.FIELD in subset else {})})
+        integrity.write_json(
+            out,
+            {
+                "name": name,
+                "method": subset["method"],
+                "M": subset["M"],
+                "seed": subset["seed"],
+                "n_train": len(ids),
+                "ids": ids,
+                "test_auroc": auroc(tgt_split.test_labels, scores),
+                "source": {**entry["source"], "class": src_split.normal_class, "class_name": src_split.class_name},
+                "target": {**entry["target"], "class": tgt_split.normal_class, "class_name": tgt_split.class_name},
+                "config": settings,
+            },
+            {**sources, **({"subset": subset[integrity.FIELD]["digest"]} if integrity.FIELD in subset else {})},
+        )

@@ -38,9 +38,18 @@ def _style() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
-                         "xtick.labelsize": 9, "ytick.labelsize": 9,
-                         "svg.hashsalt": "protolib", "pdf.fonttype": 42})
+    plt.rcParams.update(
+        {
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "legend.fontsize": 9,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "svg.hashsalt": "protolib",
+            "pdf.fonttype": 42,
+        }
+    )
 
 
 def save(fig: Any, out_stem: str | Path, dpi: int = 150) -> list[Path]:
@@ -63,8 +72,13 @@ def _mean_std_over_seeds(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return grouped.mean(), grouped.std(ddof=0).fillna(0.0)
 
 
-def draw_curves(ax: Any, frame: pd.DataFrame, methods: list[str], label_prefix: str = "",
-                full_methods: tuple[tuple[str, str, str, str], ...] | None = None) -> dict[str, Any]:
+def draw_curves(
+    ax: Any,
+    frame: pd.DataFrame,
+    methods: list[str],
+    label_prefix: str = "",
+    full_methods: tuple[tuple[str, str, str, str], ...] | None = None,
+) -> dict[str, Any]:
     """AUROC (%) vs M on one axis: random (mean ± std band), each method, dashed full training.
 
     ``full_methods``: (method, label, colour, linestyle) of the horizontal baselines; default the
@@ -74,16 +88,29 @@ def draw_curves(ax: Any, frame: pd.DataFrame, methods: list[str], label_prefix: 
     rand = frame[frame.method == "random"]
     if len(rand):
         mean, std = _mean_std_over_seeds(rand)
-        ax.plot(mean.index, mean.values, color=PALETTE["random"], marker=".", label=f"{label_prefix}random (mean ± std)")
-        ax.fill_between(mean.index, (mean - std).clip(upper=100), (mean + std).clip(upper=100),
-                        color=PALETTE["random"], alpha=0.2, linewidth=0)
+        ax.plot(
+            mean.index, mean.values, color=PALETTE["random"], marker=".", label=f"{label_prefix}random (mean ± std)"
+        )
+        ax.fill_between(
+            mean.index,
+            (mean - std).clip(upper=100),
+            (mean + std).clip(upper=100),
+            color=PALETTE["random"],
+            alpha=0.2,
+            linewidth=0,
+        )
         data["random"] = {"M": mean.index.tolist(), "mean": mean.tolist(), "std": std.tolist()}
     for method in methods:
         sel = frame[frame.method == method]
         if len(sel):
             mean, _ = _mean_std_over_seeds(sel)
-            ax.plot(mean.index, mean.values, color=PALETTE.get(method, "#000000"),
-                    marker=MARKERS.get(method, "x"), label=f"{label_prefix}{method}")
+            ax.plot(
+                mean.index,
+                mean.values,
+                color=PALETTE.get(method, "#000000"),
+                marker=MARKERS.get(method, "x"),
+                label=f"{label_prefix}{method}",
+            )
             data[method] = {"M": mean.index.tolist(), "mean": mean.tolist()}
     for method, label, colour, style in full_methods or (("full", "100 % training", FULL_COLOUR, "--"),):
         full = frame[frame.method == method].test_auroc
@@ -105,7 +132,9 @@ def _methods(frame: pd.DataFrame, methods: list[str] | None) -> list[str]:
     return [m for m in (methods or SELECTED_METHODS) if m in present and m != "random"]
 
 
-def auroc_vs_m(frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | None = None, title: str = "") -> list[Path]:
+def auroc_vs_m(
+    frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | None = None, title: str = ""
+) -> list[Path]:
     """Fig. 2: small multiples, one panel per class: AUROC (%) vs M; dashed line = full training."""
     _style()
     import matplotlib.pyplot as plt
@@ -136,8 +165,9 @@ def auroc_vs_m(frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | N
     return save(fig, out_stem)
 
 
-def auroc_one_class(frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | None = None,
-                    title: str = "") -> dict[str, Any]:
+def auroc_one_class(
+    frame: pd.DataFrame, out_stem: str | Path, methods: list[str] | None = None, title: str = ""
+) -> dict[str, Any]:
     """Fig. 1: one class, AUROC (%) vs M, selected methods vs random ± std, dashed full training."""
     _style()
     import matplotlib.pyplot as plt
@@ -193,4 +223,3 @@ def placeholder(out_stem: str | Path, message: str) -> None:
     ax.set_axis_off()
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, wrap=True, transform=ax.transAxes)
     save(fig, out_stem)
-

@@ -26,9 +26,11 @@ def import_plugins(config: dict[str, Any]) -> list[str]:
                 f"plugins[{i}]: cannot import module {module!r} ({err}); it must be importable by the "
                 "workflow and its jobs (inside the checkout, or on PYTHONPATH)"
             )
-        except Exception as err:  # noqa: BLE001 -- the module's own error, said in one line
-            problems.append(f"plugins[{i}]: importing module {module!r} raised {type(err).__name__}: {err} "
-                            f"({_where(err)}); fix the module")
+        except Exception as err:
+            problems.append(
+                f"plugins[{i}]: importing module {module!r} raised {type(err).__name__}: {err} "
+                f"({_where(err)}); fix the module"
+            )
     return problems
 
 

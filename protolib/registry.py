@@ -37,9 +37,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}"
-            ) from None
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(set(self._items) | set(self._lazy))

@@ -36,9 +36,22 @@ from protolib.data.splits import load_split
 from protolib.integrity import read_features
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
-TRANSFER_COLUMNS = ["name", "source_dataset", "source_model", "target_dataset", "target_model", "class",
-                    "class_name", "target_class", "target_class_name", "method", "M", "seed", "n_train",
-                    "test_auroc"]
+TRANSFER_COLUMNS = [
+    "name",
+    "source_dataset",
+    "source_model",
+    "target_dataset",
+    "target_model",
+    "class",
+    "class_name",
+    "target_class",
+    "target_class_name",
+    "method",
+    "M",
+    "seed",
+    "n_train",
+    "test_auroc",
+]
 
 
 def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFrame:
@@ -82,9 +95,13 @@ def write_per_class_tables(evaluation_csv: str | Path, runs: list[tuple[str, str
         sub = frame[(frame.dataset == dataset) & (frame.model == model)]
         if sub.empty:
             raise ValueError(f"{evaluation_csv}: no results for dataset {dataset!r} with model {model!r}")
-        caption = (f"Per-class results, {dataset} with model {model}: test AUROC (%) per normal class of full "
-                   "training and of M selected or random images; 'average' is the mean over classes (Table 1).")
-        tables.write_table(tables.per_class(sub), folder / f"per_class_{dataset}_{model}", caption, _sources(evaluation_csv))
+        caption = (
+            f"Per-class results, {dataset} with model {model}: test AUROC (%) per normal class of full "
+            "training and of M selected or random images; 'average' is the mean over classes (Table 1)."
+        )
+        tables.write_table(
+            tables.per_class(sub), folder / f"per_class_{dataset}_{model}", caption, _sources(evaluation_csv)
+        )
 
 
 def read_transfer(path: str | Path | None) -> pd.DataFrame:
@@ -98,15 +115,24 @@ def read_transfer(path: str | Path | None) -> pd.DataFrame:
     return frame
 
 
-def write_table2(evaluation_csv: str | Path, transfer_csv: str | Path | None, dataset: str, model: str,
-                 entries: list[dict[str, Any]], first_output: str | Path) -> None:
+def write_table2(
+    evaluation_csv: str | Path,
+    transfer_csv: str | Path | None,
+    dataset: str,
+    model: str,
+    entries: list[dict[str, Any]],
+    first_output: str | Path,
+) -> None:
     frame = read_evaluation(evaluation_csv)
     transfer = read_transfer(transfer_csv)
-    caption = (f"Table 2. Results for {model} on {dataset}: test AUROC (%) of full training and of M selected "
-               "or random images.")
+    caption = (
+        f"Table 2. Results for {model} on {dataset}: test AUROC (%) of full training and of M selected "
+        "or random images."
+    )
     if entries:
         described = "; ".join(
-            f"'{tables.transfer_column_label(e)}': subsets found with {e['source']['model']} on {e['source']['dataset']}, "
+            f"'{tables.transfer_column_label(e)}': subsets found with {e['source']['model']} "
+            f"on {e['source']['dataset']}, "
             f"detector {e['target']['model']} trained on them and tested on {e['target']['dataset']}"
             for e in entries
         )
@@ -115,8 +141,12 @@ def write_table2(evaluation_csv: str | Path, transfer_csv: str | Path | None, da
         caption += f" No transfer column: {NO_TRANSFER} for this run."
     long = tables.with_transfer(frame, transfer, dataset, model, entries)
     sources = _sources(evaluation_csv, transfer_csv) if transfer_csv else _sources(evaluation_csv)
-    tables.write_table(long, _stem(first_output), caption, {**sources, "run": {"dataset": dataset, "model": model},
-                                                               "transfer": [e["name"] for e in entries]})
+    tables.write_table(
+        long,
+        _stem(first_output),
+        caption,
+        {**sources, "run": {"dataset": dataset, "model": model}, "transfer": [e["name"] for e in entries]},
+    )
 
 
 # ----------------------------------------------------------------------------- transfer
@@ -126,43 +156,78 @@ def write_transfer_csv(result_paths: list[str], baselines: list[dict[str, Any]],
     rows = []
     for path in result_paths:
         r = read_result(path)
-        rows.append({
-            "name": r["name"], "source_dataset": r["source"]["dataset"], "source_model": r["source"]["model"],
-            "target_dataset": r["target"]["dataset"], "target_model": r["target"]["model"],
-            "class": r["source"]["class"], "class_name": r["source"]["class_name"],
-            "target_class": r["target"]["class"], "target_class_name": r["target"]["class_name"],
-            "method": r["method"], "M": r["M"], "seed": r["seed"], "n_train": r["n_train"], "test_auroc": r["test_auroc"],
-        })
+        rows.append(
+            {
+                "name": r["name"],
+                "source_dataset": r["source"]["dataset"],
+                "source_model": r["source"]["model"],
+                "target_dataset": r["target"]["dataset"],
+                "target_model": r["target"]["model"],
+                "class": r["source"]["class"],
+                "class_name": r["source"]["class_name"],
+                "target_class": r["target"]["class"],
+                "target_class_name": r["target"]["class_name"],
+                "method": r["method"],
+                "M": r["M"],
+                "seed": r["seed"],
+                "n_train": r["n_train"],
+                "test_auroc": r["test_auroc"],
+            }
+        )
     for b in baselines:
         r = read_result(b["path"])
-        rows.append({
-            "name": b["name"], "source_dataset": b["source"]["dataset"], "source_model": b["source"]["model"],
-            "target_dataset": r["dataset"], "target_model": r["model"], "class": b["class"],
-            "class_name": "", "target_class": r["class"], "target_class_name": r["class_name"],
-            "method": "target_full", "M": r["M"], "seed": r["seed"], "n_train": r["n_train"], "test_auroc": r["test_auroc"],
-        })
+        rows.append(
+            {
+                "name": b["name"],
+                "source_dataset": b["source"]["dataset"],
+                "source_model": b["source"]["model"],
+                "target_dataset": r["dataset"],
+                "target_model": r["model"],
+                "class": b["class"],
+                "class_name": "",
+                "target_class": r["class"],
+                "target_class_name": r["class_name"],
+                "method": "target_full",
+                "M": r["M"],
+                "seed": r["seed"],
+                "n_train": r["n_train"],
+                "test_auroc": r["test_auroc"],
+            }
+        )
     frame = pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
     if not frame.empty:
         # the source class's name, as the split files spell it (from the transfer rows)
-        source_names = frame[frame.method != "target_full"].drop_duplicates(["name", "class"]).set_index(["name", "class"]).class_name
+        source_names = (
+            frame[frame.method != "target_full"]
+            .drop_duplicates(["name", "class"])
+            .set_index(["name", "class"])
+            .class_name
+        )
         fill = frame.method == "target_full"
-        frame.loc[fill, "class_name"] = [source_names.get((n, c), "") for n, c in zip(frame.loc[fill, "name"], frame.loc[fill, "class"])]
+        frame.loc[fill, "class_name"] = [
+            source_names.get((n, c), "") for n, c in zip(frame.loc[fill, "name"], frame.loc[fill, "class"])
+        ]
         frame = frame.sort_values(["name", "class", "method", "M", "seed"], kind="stable").reset_index(drop=True)
     io.write_text(out, frame.to_csv(index=False, float_format="%.8f"))
     return frame
 
 
 # ----------------------------------------------------------------------------- line figures
-def write_fig2(evaluation_csv: str | Path, runs: list[tuple[str, str]], first_output: str | Path,
-               methods: list[str] | None = None) -> None:
+def write_fig2(
+    evaluation_csv: str | Path, runs: list[tuple[str, str]], first_output: str | Path, methods: list[str] | None = None
+) -> None:
     frame = read_evaluation(evaluation_csv)
     folder = Path(first_output).parent
     for dataset, model in runs:
         sub = frame[(frame.dataset == dataset) & (frame.model == model)]
         if sub.empty:
             raise ValueError(f"{evaluation_csv}: no results for dataset {dataset!r} with model {model!r}")
-        plots.auroc_vs_m(sub, folder / f"fig2_{dataset}_{model}", methods=methods,
-                         title=f"{dataset}, model {model}: test AUROC vs number of training images")
+        plots.auroc_vs_m(
+            sub,
+            folder / f"fig2_{dataset}_{model}",
+            methods=methods,
+            title=f"{dataset}, model {model}: test AUROC vs number of training images",
+        )
 
 
 def write_fig1(evaluation_csv: str | Path, choice: dict[str, Any], first_output: str | Path) -> None:
@@ -172,10 +237,12 @@ def write_fig1(evaluation_csv: str | Path, choice: dict[str, Any], first_output:
     if sub.empty:
         raise ValueError(f"{evaluation_csv}: no results for {dataset}/{model} class {cls}")
     name = sub.class_name.iloc[0]
-    data = plots.auroc_one_class(sub, _stem(first_output), choice.get("methods"),
-                                 title=f"{dataset}, class {name} (model {model})")
-    io.write_json(_stem(first_output).with_suffix(".json"), {"choice": choice, "curves": data,
-                                                             **_sources(evaluation_csv)})
+    data = plots.auroc_one_class(
+        sub, _stem(first_output), choice.get("methods"), title=f"{dataset}, class {name} (model {model})"
+    )
+    io.write_json(
+        _stem(first_output).with_suffix(".json"), {"choice": choice, "curves": data, **_sources(evaluation_csv)}
+    )
 
 
 def write_fig6(transfer_csv: str | Path | None, entries: list[dict[str, Any]], first_output: str | Path) -> None:
@@ -189,8 +256,9 @@ def write_fig6(transfer_csv: str | Path | None, entries: list[dict[str, Any]], f
     if missing:
         raise ValueError(f"{transfer_csv}: no rows for transfer entries {missing}")
     data = plots.transfer_panels(frame, entries, stem)
-    io.write_json(stem.with_suffix(".json"), {"placeholder": False, "entries": entries, "curves": data,
-                                              **_sources(transfer_csv)})
+    io.write_json(
+        stem.with_suffix(".json"), {"placeholder": False, "entries": entries, "curves": data, **_sources(transfer_csv)}
+    )
 
 
 # ----------------------------------------------------------------------------- image figures
@@ -204,8 +272,13 @@ def _info(choice: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"dataset": choice["dataset"], "model": choice["model"], "choice": choice, **extra}
 
 
-def write_fig3(data_path: str | Path, split_path: str | Path, subset_paths: dict[str, str], choice: dict[str, Any],
-               first_output: str | Path) -> None:
+def write_fig3(
+    data_path: str | Path,
+    split_path: str | Path,
+    subset_paths: dict[str, str],
+    choice: dict[str, Any],
+    first_output: str | Path,
+) -> None:
     from protolib.figures import images
 
     data = ImageDataset.load(data_path)
@@ -213,14 +286,32 @@ def write_fig3(data_path: str | Path, split_path: str | Path, subset_paths: dict
     subsets = {}
     for method, path in subset_paths.items():
         s = read_subset_record(path)
-        subsets[method] = {"file": _rel(path, first_output), "M": s["M"], "seed": s["seed"], "ids": [int(i) for i in s["ids"]]}
+        subsets[method] = {
+            "file": _rel(path, first_output),
+            "M": s["M"],
+            "seed": s["seed"],
+            "ids": [int(i) for i in s["ids"]],
+        }
     n = choice.get("n_images") or 5
     title = f"{choice['dataset']}, class {split.class_name} (model {choice['model']}): selected training images"
-    images.fig3(data.images, subsets, split.test_ids, split.test_labels, n, _stem(first_output), title,
-                _info(choice, **{"class": split.normal_class, "class_name": split.class_name, "split": _rel(split_path, first_output)}))
+    images.fig3(
+        data.images,
+        subsets,
+        split.test_ids,
+        split.test_labels,
+        n,
+        _stem(first_output),
+        title,
+        _info(
+            choice,
+            **{"class": split.normal_class, "class_name": split.class_name, "split": _rel(split_path, first_output)},
+        ),
+    )
 
 
-def write_fig4(data_path: str | Path, matrix_paths: list[str], choice: dict[str, Any], first_output: str | Path) -> None:
+def write_fig4(
+    data_path: str | Path, matrix_paths: list[str], choice: dict[str, Any], first_output: str | Path
+) -> None:
     from protolib.figures import images
 
     data = ImageDataset.load(data_path)
@@ -232,8 +323,13 @@ def write_fig4(data_path: str | Path, matrix_paths: list[str], choice: dict[str,
     images.fig4(data.images, per_class, _stem(first_output), title, _info(choice))
 
 
-def write_fig5(data_path: str | Path, matrix_path: str | Path, subset_paths: list[str], choice: dict[str, Any],
-               first_output: str | Path) -> None:
+def write_fig5(
+    data_path: str | Path,
+    matrix_path: str | Path,
+    subset_paths: list[str],
+    choice: dict[str, Any],
+    first_output: str | Path,
+) -> None:
     from protolib.figures import images
 
     data = ImageDataset.load(data_path)
@@ -241,13 +337,30 @@ def write_fig5(data_path: str | Path, matrix_path: str | Path, subset_paths: lis
     ranking = images.pick_evolutionary(read_scores(matrix_path), subsets, choice.get("n_images") or 8)
     name = choice["class_names"][0]
     title = f"{choice['dataset']}, class {name} (model {choice['model']}): best and worst by the evolutionary algorithm"
-    images.fig5(data.images, ranking, _stem(first_output), title,
-                _info(choice, **{"class": choice["classes"][0], "class_name": name, "scores": _rel(matrix_path, first_output),
-                                 "subset_files": [_rel(p, first_output) for p in subset_paths]}))
+    images.fig5(
+        data.images,
+        ranking,
+        _stem(first_output),
+        title,
+        _info(
+            choice,
+            **{
+                "class": choice["classes"][0],
+                "class_name": name,
+                "scores": _rel(matrix_path, first_output),
+                "subset_files": [_rel(p, first_output) for p in subset_paths],
+            },
+        ),
+    )
 
 
-def write_fig7(data_path: str | Path, split_path: str | Path, features_path: str | Path, choice: dict[str, Any],
-               first_output: str | Path) -> None:
+def write_fig7(
+    data_path: str | Path,
+    split_path: str | Path,
+    features_path: str | Path,
+    choice: dict[str, Any],
+    first_output: str | Path,
+) -> None:
     from protolib.figures import images
 
     data = ImageDataset.load(data_path)
@@ -257,10 +370,25 @@ def write_fig7(data_path: str | Path, split_path: str | Path, features_path: str
         raise ValueError(f"{features_path}: {len(features)} feature rows for {len(data)} images of {data_path}")
     tail = images.pick_long_tail(features, split.train, choice.get("n_images") or 4)
     key = Path(features_path).stem
-    title = (f"{choice['dataset']}, class {split.class_name}: distances of the {len(split.train)} training images "
-             f"to the class centre ({key} features)")
-    images.fig7(data.images, tail, _stem(first_output), title, f"{key} feature units",
-                _info(choice, **{"class": split.normal_class, "class_name": split.class_name, "features": _rel(features_path, first_output)}))
+    title = (
+        f"{choice['dataset']}, class {split.class_name}: distances of the {len(split.train)} training images "
+        f"to the class centre ({key} features)"
+    )
+    images.fig7(
+        data.images,
+        tail,
+        _stem(first_output),
+        title,
+        f"{key} feature units",
+        _info(
+            choice,
+            **{
+                "class": split.normal_class,
+                "class_name": split.class_name,
+                "features": _rel(features_path, first_output),
+            },
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- Snakemake jobs

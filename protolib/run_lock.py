@@ -32,8 +32,20 @@ def lock_holding(results: str | os.PathLike[str], workdir: str | os.PathLike[str
 
 
 #: options of a snakemake command line that take or release no lock
-NO_LOCK_OPTIONS = {"--unlock", "--nolock", "--dry-run", "--dryrun", "--cleanup-metadata", "--cm", "--summary",
-                   "--detailed-summary", "--list-rules", "--list", "--lint", "--report"}
+NO_LOCK_OPTIONS = {
+    "--unlock",
+    "--nolock",
+    "--dry-run",
+    "--dryrun",
+    "--cleanup-metadata",
+    "--cm",
+    "--summary",
+    "--detailed-summary",
+    "--list-rules",
+    "--list",
+    "--lint",
+    "--report",
+}
 
 
 def locking_run(argv: list[str]) -> bool:
@@ -47,6 +59,8 @@ def locking_run(argv: list[str]) -> bool:
 
 
 def held_message(results: str, lock: Path) -> str:
-    return (f"another snakemake run holds the results folder {results!r} (its lock file: {lock}); wait for it to "
-            "finish, or if none is running (a run was killed), release it with `snakemake --unlock` (with the same "
-            "--configfile/--profile) and run again")
+    return (
+        f"another snakemake run holds the results folder {results!r} (its lock file: {lock}); wait for it to "
+        "finish, or if none is running (a run was killed), release it with `snakemake --unlock` (with the same "
+        "--configfile/--profile) and run again"
+    )

@@ -8,9 +8,10 @@ the same two functions below, so they fit, score and build the single-sample mat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class Inputs:
     features: np.ndarray | None
 
     @classmethod
-    def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> "Inputs":
+    def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> Inputs:
         """The cached features (memory-mapped) if their path is given, else the prepared images;
         either checked against its digest (:mod:`protolib.integrity`)."""
         from protolib.data import ImageDataset
@@ -46,8 +47,9 @@ def fit_and_score(detector: Any, inputs: Inputs, train_ids: Any, test_ids: Any) 
     return fit_and_score_across(detector, inputs, train_ids, inputs, test_ids)
 
 
-def fit_and_score_each(detector: Any, train: Inputs, train_id_lists: Iterable[Any], test: Inputs,
-                       test_ids: Any) -> Iterator[np.ndarray]:
+def fit_and_score_each(
+    detector: Any, train: Inputs, train_id_lists: Iterable[Any], test: Inputs, test_ids: Any
+) -> Iterator[np.ndarray]:
     """Fit on each training-id list in turn and score ``test_ids``: the test set is gathered and
     prepared once, not once per list (features: :meth:`prepared_features`; images decoded and
     resized: :meth:`prepared_images`)."""

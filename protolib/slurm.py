@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 class UnsatisfiableRequest(RuntimeError):
@@ -92,7 +93,11 @@ def job_request(job: Any) -> Request:
     cpus, _kind = get_job_cpu_requirement(job)
     cpus = max(cpus, 1) * (gpus if _kind == "gpu" else 1)
     mem = res.get("mem_mb_per_cpu", 0) * cpus if res.get("mem_mb_per_cpu") else res.get("mem_mb", 0)
-    name = f"group {job.groupid} ({', '.join(sorted({j.rule.name for j in job.jobs}))})" if job.is_group() else f"rule {job.rule.name}"
+    name = (
+        f"group {job.groupid} ({', '.join(sorted({j.rule.name for j in job.jobs}))})"
+        if job.is_group()
+        else f"rule {job.rule.name}"
+    )
     return Request(name, res.get("slurm_partition") or None, int(cpus), int(mem or 0), int(gpus))
 
 
@@ -152,5 +157,7 @@ def runtime_minutes(config: dict[str, Any], rule: str) -> int:
     for key in (rule, family if family in RUNTIME_FAMILIES else None):
         if key in table:
             return int(table[key])
-    raise KeyError(f"runtime_minutes: no entry for GPU rule {rule!r} (expected the key {rule!r}"
-                   + (f" or {family!r})" if family in RUNTIME_FAMILIES else ")"))
+    raise KeyError(
+        f"runtime_minutes: no entry for GPU rule {rule!r} (expected the key {rule!r}"
+        + (f" or {family!r})" if family in RUNTIME_FAMILIES else ")")
+    )

@@ -32,8 +32,9 @@ METHOD_ORDER = ["greedy", "evolutionary", "gmm", "typical", "random", "manual"]
 AVERAGE = "average"
 #: methods trained on a whole training set: one row per column whatever their M (n_train) is
 WHOLE_SET_METHODS = ("full", "target_full")
-LEGEND = ("Bold: best per column; underlined: second best; *: above the column's 100 % row; "
-          "random: mean ± std over seeds.")
+LEGEND = (
+    "Bold: best per column; underlined: second best; *: above the column's 100 % row; random: mean ± std over seeds."
+)
 
 
 def collect(result_paths: list[str]) -> pd.DataFrame:
@@ -41,7 +42,12 @@ def collect(result_paths: list[str]) -> pd.DataFrame:
     rows = []
     for path in result_paths:
         r = read_result(path)
-        rows.append({k: r[k] for k in ("dataset", "model", "class", "class_name", "method", "M", "seed", "n_train", "test_auroc")})
+        rows.append(
+            {
+                k: r[k]
+                for k in ("dataset", "model", "class", "class_name", "method", "M", "seed", "n_train", "test_auroc")
+            }
+        )
     frame = pd.DataFrame(rows)
     if frame.empty:
         raise ValueError("no evaluation files to tabulate")
@@ -106,8 +112,12 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def _summary_column(group: pd.DataFrame, column: str, rows: list[tuple[str, int | None]] | None = None,
-                    labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def _summary_column(
+    group: pd.DataFrame,
+    column: str,
+    rows: list[tuple[str, int | None]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
     records = []
     for method, M in rows or _row_order(group):
         sel = _select(group, method, M)
@@ -115,10 +125,17 @@ def _summary_column(group: pd.DataFrame, column: str, rows: list[tuple[str, int 
             continue
         mean, std = class_mean_over_seeds(sel)
         label = (labels or {}).get(method) if M is None else None
-        records.append({
-            "row": label or _row_label(method, M), "method": method, "M": M if M is not None else np.nan,
-            "column": column, "mean": mean, "std": std, "n_classes": int(sel["class"].nunique()),
-        })
+        records.append(
+            {
+                "row": label or _row_label(method, M),
+                "method": method,
+                "M": M if M is not None else np.nan,
+                "column": column,
+                "mean": mean,
+                "std": std,
+                "n_classes": int(sel["class"].nunique()),
+            }
+        )
     return records
 
 
@@ -130,16 +147,29 @@ def per_class(frame: pd.DataFrame) -> pd.DataFrame:
         sel = _select(frame, method, M)
         for (cls, name), group in sel.groupby(["class", "class_name"], sort=True):
             values = group.test_auroc * 100.0
-            records.append({
-                "row": _row_label(method, M), "method": method, "M": M if M is not None else np.nan,
-                "column": str(name), "class": int(cls), "mean": float(values.mean()),
-                "std": float(values.std(ddof=0)) if len(values) > 1 else np.nan,
-            })
+            records.append(
+                {
+                    "row": _row_label(method, M),
+                    "method": method,
+                    "M": M if M is not None else np.nan,
+                    "column": str(name),
+                    "class": int(cls),
+                    "mean": float(values.mean()),
+                    "std": float(values.std(ddof=0)) if len(values) > 1 else np.nan,
+                }
+            )
         mean, std = class_mean_over_seeds(sel)
-        records.append({
-            "row": _row_label(method, M), "method": method, "M": M if M is not None else np.nan,
-            "column": AVERAGE, "class": None, "mean": mean, "std": std,
-        })
+        records.append(
+            {
+                "row": _row_label(method, M),
+                "method": method,
+                "M": M if M is not None else np.nan,
+                "column": AVERAGE,
+                "class": None,
+                "mean": mean,
+                "std": std,
+            }
+        )
     long = pd.DataFrame(records)
     if not long.empty:
         long["class"] = long["class"].astype("Int64")
@@ -151,8 +181,9 @@ def transfer_column_label(entry: dict[str, Any]) -> str:
     return f"transfer {src['dataset']}/{src['model']} → {tgt['dataset']}/{tgt['model']}"
 
 
-def with_transfer(frame: pd.DataFrame, transfer: pd.DataFrame, dataset: str, model: str,
-                  entries: list[dict[str, Any]]) -> pd.DataFrame:
+def with_transfer(
+    frame: pd.DataFrame, transfer: pd.DataFrame, dataset: str, model: str, entries: list[dict[str, Any]]
+) -> pd.DataFrame:
     """Table 2: one run's column, then one column per transfer entry (subsets found with the
     entry's source, detector trained and tested with its target). A transfer column's 100 % row
     is the target trained on its own whole training set; for dataset transfer, the row
@@ -169,8 +200,9 @@ def with_transfer(frame: pd.DataFrame, transfer: pd.DataFrame, dataset: str, mod
         if entry["source"]["dataset"] != entry["target"]["dataset"]:
             rows.append(("full", None))
         rows += [(m, M) for m, M in _row_order(sub) if m not in WHOLE_SET_METHODS]
-        records += _summary_column(sub, transfer_column_label(entry), rows,
-                                   labels={"target_full": FULL_LABEL, "full": SOURCE_FULL_LABEL})
+        records += _summary_column(
+            sub, transfer_column_label(entry), rows, labels={"target_full": FULL_LABEL, "full": SOURCE_FULL_LABEL}
+        )
     return pd.DataFrame(records)
 
 
@@ -225,9 +257,21 @@ def formatted(long: pd.DataFrame, style: str = "md") -> pd.DataFrame:
     return wide.loc[order, columns].fillna("–")
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-          "±": r"$\pm$", "→": r"$\rightarrow$", "–": "--"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "→": r"$\rightarrow$",
+    "–": "--",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -261,12 +305,16 @@ def to_html(wide: pd.DataFrame, caption: str) -> str:
         "<tr><th>" + html.escape(str(row)) + "</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"
         for row, values in wide.iterrows()
     )
-    style = ("body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse} "
-             "th,td{padding:3px 8px;border-bottom:1px solid #ccc;text-align:right;white-space:nowrap} "
-             "th:first-child{text-align:left} caption{caption-side:top;text-align:left;padding:4px 0;max-width:60em}")
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><style>{style}</style></head><body>\n"
-            f"<table><caption>{html.escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n"
-            f"<tbody>{body}</tbody></table>\n</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse} "
+        "th,td{padding:3px 8px;border-bottom:1px solid #ccc;text-align:right;white-space:nowrap} "
+        "th:first-child{text-align:left} caption{caption-side:top;text-align:left;padding:4px 0;max-width:60em}"
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><style>{style}</style></head><body>\n'
+        f"<table><caption>{html.escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n"
+        f"<tbody>{body}</tbody></table>\n</body></html>\n"
+    )
 
 
 def write_table(long: pd.DataFrame, stem: str | Path, caption: str, provenance: dict[str, Any] | None = None) -> None:

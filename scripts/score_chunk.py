@@ -1,4 +1,5 @@
 """Snakemake entry: single-sample scores of one chunk of candidates."""
+
 from protolib.job import run
 
 run(snakemake, "score_chunk")

@@ -38,7 +38,7 @@ REFERENCE_CONFIG = {
 
 # ----------------------------------------------------------------------------- fae/utils/pytorch_ssim.py
 def gaussian(window_size: int, sigma: float = 1.5) -> Tensor:
-    gauss = Tensor([exp(-(x - window_size // 2) ** 2 / float(2 * sigma**2)) for x in range(window_size)])
+    gauss = Tensor([exp(-((x - window_size // 2) ** 2) / float(2 * sigma**2)) for x in range(window_size)])
     return gauss / gauss.sum()
 
 
@@ -134,8 +134,9 @@ class Extractor(nn.Module):
         feat_maps = self.backbone(inp)
         features = []
         for feat_map in feat_maps.values():
-            feat_map = F.interpolate(feat_map, size=self.featmap_size, mode=self.upsample,
-                                     align_corners=self.align_corners)
+            feat_map = F.interpolate(
+                feat_map, size=self.featmap_size, mode=self.upsample, align_corners=self.align_corners
+            )
             features.append(feat_map)
         return torch.cat(features, dim=1)
 
@@ -147,8 +148,9 @@ def vanilla_feature_encoder(in_channels, hidden_dims, norm_layer=None, dropout=0
     enc = nn.Sequential()
     for i in range(len(hidden_dims)):
         layer = nn.Sequential()
-        layer.add_module(f"encoder_conv_{i}", nn.Conv2d(in_channels, hidden_dims[i], ks, stride=2, padding=pad,
-                                                        bias=bias))
+        layer.add_module(
+            f"encoder_conv_{i}", nn.Conv2d(in_channels, hidden_dims[i], ks, stride=2, padding=pad, bias=bias)
+        )
         if norm_layer is not None:
             layer.add_module(f"encoder_norm_{i}", norm_layer(hidden_dims[i]))
         layer.add_module(f"encoder_relu_{i}", nn.LeakyReLU())
@@ -168,8 +170,10 @@ def vanilla_feature_decoder(out_channels, hidden_dims, norm_layer=None, dropout=
     dec = nn.Sequential()
     for i in range(len(hidden_dims) - 1, 0, -1):
         layer = nn.Sequential()
-        layer.add_module(f"decoder_tconv_{i}", nn.ConvTranspose2d(hidden_dims[i], hidden_dims[i - 1], ks, stride=2,
-                                                                  padding=pad, bias=bias))
+        layer.add_module(
+            f"decoder_tconv_{i}",
+            nn.ConvTranspose2d(hidden_dims[i], hidden_dims[i - 1], ks, stride=2, padding=pad, bias=bias),
+        )
         if norm_layer is not None:
             layer.add_module(f"decoder_norm_{i}", norm_layer(hidden_dims[i - 1]))
         layer.add_module(f"decoder_relu_{i}", nn.LeakyReLU())
@@ -183,10 +187,12 @@ def vanilla_feature_decoder(out_channels, hidden_dims, norm_layer=None, dropout=
 class FeatureAutoencoder(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.enc = vanilla_feature_encoder(config.in_channels, config.hidden_dims, norm_layer=nn.BatchNorm2d,
-                                           dropout=config.dropout, bias=False)
-        self.dec = vanilla_feature_decoder(config.in_channels, config.hidden_dims, norm_layer=nn.BatchNorm2d,
-                                           dropout=config.dropout, bias=False)
+        self.enc = vanilla_feature_encoder(
+            config.in_channels, config.hidden_dims, norm_layer=nn.BatchNorm2d, dropout=config.dropout, bias=False
+        )
+        self.dec = vanilla_feature_decoder(
+            config.in_channels, config.hidden_dims, norm_layer=nn.BatchNorm2d, dropout=config.dropout, bias=False
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dec(self.enc(x))

@@ -47,13 +47,23 @@ def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> su
     locks with each other or with a user's run in the checkout; by default a fresh temp folder.
     """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="snakemake-"))
-    return subprocess.run(snakemake_command(*args, workdir=workdir), cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        snakemake_command(*args, workdir=workdir), cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def snakemake_command(*args: str, workdir: Path) -> list[str]:
     """The command line `snakemake()` runs (for tests that start it in the background)."""
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
 
 
 # ----------------------------------------------------------------------------- the shared small study
@@ -70,8 +80,16 @@ def manual_ids() -> dict[str, list[int]]:
     labels = load_dataset({"loader": "digits"}).labels
     out = {}
     for cls in STUDY_CLASSES:
-        split = one_vs_rest_split(labels, cls, dataset="digits", class_name=str(cls), train=0.6667,
-                                  anomalies_per_other_class=1.0, candidates=20, seed=0)
+        split = one_vs_rest_split(
+            labels,
+            cls,
+            dataset="digits",
+            class_name=str(cls),
+            train=0.6667,
+            anomalies_per_other_class=1.0,
+            candidates=20,
+            seed=0,
+        )
         out[str(cls)] = [int(i) for i in split.train[-3:]]
     return out
 
@@ -84,14 +102,25 @@ def study_config(results: Path) -> dict[str, Any]:
     config["models"]["knn_resnet"] = {"detector": "knn", "backbone": "resnet18", "weights": "none", "image_size": 32}
     config["scores"] = {"chunk_size": 16}  # two chunks per class
     config["selection"] = {
-        "M": [1, 3], "methods": list(STUDY_METHODS), "random": {"repeats": 2},
-        "evolutionary": {"population": 20, "generations": 5}, "manual": {"digits": manual_ids()},
+        "M": [1, 3],
+        "methods": list(STUDY_METHODS),
+        "random": {"repeats": 2},
+        "evolutionary": {"population": 20, "generations": 5},
+        "manual": {"digits": manual_ids()},
     }
-    config["transfer"] = [{"name": STUDY_TRANSFER, "source": {"dataset": "digits", "model": "knn"},
-                           "target": {"dataset": "digits", "model": "knn_resnet"},
-                           "methods": ["greedy", "random", "manual"]}]
-    config["report"] = {"fig2": {"dataset": "digits", "model": "knn"}, "fig5": {"n_images": 4},
-                        "fig7": {"class": 8, "n_images": 3}}
+    config["transfer"] = [
+        {
+            "name": STUDY_TRANSFER,
+            "source": {"dataset": "digits", "model": "knn"},
+            "target": {"dataset": "digits", "model": "knn_resnet"},
+            "methods": ["greedy", "random", "manual"],
+        }
+    ]
+    config["report"] = {
+        "fig2": {"dataset": "digits", "model": "knn"},
+        "fig5": {"n_images": 4},
+        "fig7": {"class": 8, "n_images": 3},
+    }
     return config
 
 

@@ -38,8 +38,9 @@ class PatchMaker:
         return unfolded_features
 
 
-def embed(features: list[torch.Tensor], patchsize: int, pretrain_embed_dimension: int,
-          target_embed_dimension: int) -> torch.Tensor:
+def embed(
+    features: list[torch.Tensor], patchsize: int, pretrain_embed_dimension: int, target_embed_dimension: int
+) -> torch.Tensor:
     """``PatchCore._embed`` after the backbone: the layers' maps (in ``layers_to_extract_from``
     order) -> (N * h * w, target_embed_dimension) patch features."""
     patch_maker = PatchMaker(patchsize, stride=1)
@@ -54,8 +55,9 @@ def embed(features: list[torch.Tensor], patchsize: int, pretrain_embed_dimension
         _features = _features.permute(0, -3, -2, -1, 1, 2)
         perm_base_shape = _features.shape
         _features = _features.reshape(-1, *_features.shape[-2:])
-        _features = F.interpolate(_features.unsqueeze(1), size=(ref_num_patches[0], ref_num_patches[1]),
-                                  mode="bilinear", align_corners=False)
+        _features = F.interpolate(
+            _features.unsqueeze(1), size=(ref_num_patches[0], ref_num_patches[1]), mode="bilinear", align_corners=False
+        )
         _features = _features.squeeze(1)
         _features = _features.reshape(*perm_base_shape[:-2], ref_num_patches[0], ref_num_patches[1])
         _features = _features.permute(0, -2, -1, 1, 2, 3)
@@ -109,8 +111,14 @@ class ApproximateGreedyCoresetSampler:
     """``GreedyCoresetSampler`` + ``ApproximateGreedyCoresetSampler``; ``mapper_weight`` (the
     projection Linear's (128, D) weight) and ``start_points`` are the draws given."""
 
-    def __init__(self, percentage: float, mapper_weight: torch.Tensor, start_points: list[int],
-                 number_of_starting_points: int = 10, dimension_to_project_features_to: int = 128):
+    def __init__(
+        self,
+        percentage: float,
+        mapper_weight: torch.Tensor,
+        start_points: list[int],
+        number_of_starting_points: int = 10,
+        dimension_to_project_features_to: int = 128,
+    ):
         if not 0 < percentage < 1:
             raise ValueError("Percentage value not in (0, 1).")
         self.percentage = percentage
@@ -155,9 +163,12 @@ class ApproximateGreedyCoresetSampler:
                 select_idx = torch.argmax(approximate_coreset_anchor_distances).item()
                 coreset_indices.append(select_idx)
                 coreset_select_distance = self._compute_batchwise_differences(
-                    features, features[select_idx : select_idx + 1])
+                    features, features[select_idx : select_idx + 1]
+                )
                 approximate_coreset_anchor_distances = torch.cat(
-                    [approximate_coreset_anchor_distances, coreset_select_distance], dim=-1)
+                    [approximate_coreset_anchor_distances, coreset_select_distance], dim=-1
+                )
                 approximate_coreset_anchor_distances = torch.min(
-                    approximate_coreset_anchor_distances, dim=1).values.reshape(-1, 1)
+                    approximate_coreset_anchor_distances, dim=1
+                ).values.reshape(-1, 1)
         return np.array(coreset_indices)

@@ -120,7 +120,7 @@ class SlurmCluster:
             wrapper.chmod(0o755)
 
     # ------------------------------------------------------------------ start
-    def start(self, timeout: float = 120) -> "SlurmCluster":
+    def start(self, timeout: float = 120) -> SlurmCluster:
         if os.geteuid() != 0:
             raise ClusterError("starting SLURM needs root (slurmd runs the jobs as their user)")
         if missing_commands():
@@ -154,25 +154,52 @@ class SlurmCluster:
             key.write_bytes(secrets.token_bytes(1024))
         key.chmod(0o400)
         self.munge_socket = self.root / "munge" / "munge.socket"
-        self._start("munged", [
-            sbin("munged"), "-F", "--force", f"--key-file={key}", f"--socket={self.munge_socket}",
-            f"--pid-file={self.root / 'run' / 'munged.pid'}", f"--log-file={self.root / 'log' / 'munged.log'}",
-            f"--seed-file={self.root / 'munge' / 'munged.seed'}",
-        ])
+        self._start(
+            "munged",
+            [
+                sbin("munged"),
+                "-F",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={self.root / 'run' / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+                f"--seed-file={self.root / 'munge' / 'munged.seed'}",
+            ],
+        )
         self._wait(self.munge_socket.exists, "munged", 30)
 
     def _start_mariadb(self, timeout: float) -> None:
         datadir = self.root / "mysql"
         self.db_socket = self.root / "run" / "mysqld.sock"
         if not (datadir / "mysql").exists():
-            self._run([sbin("mariadb-install-db"), "--no-defaults", "--user=root", f"--datadir={datadir}",
-                       "--auth-root-authentication-method=socket", "--skip-test-db"])
-        self._start("mariadbd", [
-            sbin("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}", f"--socket={self.db_socket}",
-            f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--pid-file={self.root / 'run' / 'mysqld.pid'}",
-            f"--log-error={self.root / 'log' / 'mariadb.log'}", "--innodb-buffer-pool-size=64M",
-            "--innodb-lock-wait-timeout=900", "--skip-log-bin",
-        ])
+            self._run(
+                [
+                    sbin("mariadb-install-db"),
+                    "--no-defaults",
+                    "--user=root",
+                    f"--datadir={datadir}",
+                    "--auth-root-authentication-method=socket",
+                    "--skip-test-db",
+                ]
+            )
+        self._start(
+            "mariadbd",
+            [
+                sbin("mariadbd"),
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={datadir}",
+                f"--socket={self.db_socket}",
+                f"--port={self.db_port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={self.root / 'run' / 'mysqld.pid'}",
+                f"--log-error={self.root / 'log' / 'mariadb.log'}",
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-lock-wait-timeout=900",
+                "--skip-log-bin",
+            ],
+        )
         sql = "CREATE USER IF NOT EXISTS 'slurm'@'%' IDENTIFIED BY 'slurm'; GRANT ALL ON *.* TO 'slurm'@'%';"
         client = [shutil.which("mariadb") or "mysql", f"--socket={self.db_socket}", "-uroot", "-e", sql]
         self._wait(lambda: subprocess.run(client, capture_output=True).returncode == 0, "mariadbd", timeout)
@@ -207,7 +234,7 @@ class SlurmCluster:
             + "AccountingStoreFlags=job_comment\n"
             # GPUs: gres counted and accounted; jobs without --mem get 1000 MB per CPU, not the node
             + f"GresTypes=gpu\nAccountingStorageTRES=gres/gpu,gres/gpu:{GPU_TYPE}\nDefMemPerCPU=1000\n"
-            + f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
+            + "AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
             + f"AccountingStoragePort={self.dbd_port}\n"
             # the munge socket for talking to slurmdbd (AuthInfo covers only slurmctld/slurmd)
             + f"AccountingStoragePass={self.munge_socket}\n"
@@ -220,9 +247,10 @@ class SlurmCluster:
 
     # ------------------------------------------------------------------ helpers
     def _start(self, name: str, cmd: list[str]) -> None:
-        log = open(self.root / "log" / f"{name}.out", "ab")
-        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        log = open(self.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 - the daemon writes to it after this returns
+        self.procs[name] = subprocess.Popen(
+            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
@@ -255,7 +283,7 @@ class SlurmCluster:
         """Stop every daemon this cluster started, by PID, newest first (jobs are cancelled first)."""
         if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
             self._ok(["scancel", "--full", f"--partition={PARTITION}"])
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -265,7 +293,7 @@ class SlurmCluster:
                     proc.wait()
         self.procs.clear()
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -281,8 +309,11 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when started in the background
         signal.signal(sig, interrupt)
     with SlurmCluster(root) as cluster:
-        print(f"SLURM is up. In another shell:\n  export SLURM_CONF={cluster.conf} PATH={cluster.bin}:$PATH\n  sinfo\n"
-              f"Ctrl-C stops it (logs in {root / 'log'}).", flush=True)
+        print(
+            f"SLURM is up. In another shell:\n  export SLURM_CONF={cluster.conf} PATH={cluster.bin}:$PATH\n  sinfo\n"
+            f"Ctrl-C stops it (logs in {root / 'log'}).",
+            flush=True,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:

@@ -54,10 +54,19 @@ def images(n: int, seed: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- PatchCore
 def patchcore_pair(layers: list[str], tmp_path):
     weights = resnet18_weights(0, tmp_path / "r18.pth")
-    ours = make_detector({"detector": "patchcore", "backbone": "resnet18", "weights": str(tmp_path / "r18.pth"),
-                          "image_size": SIZE,
-                          "layers": layers, "pretrain_embed_dim": 128, "target_embed_dim": 128,
-                          "coreset_ratio": 1.0}, device="cpu")
+    ours = make_detector(
+        {
+            "detector": "patchcore",
+            "backbone": "resnet18",
+            "weights": str(tmp_path / "r18.pth"),
+            "image_size": SIZE,
+            "layers": layers,
+            "pretrain_embed_dim": 128,
+            "target_embed_dim": 128,
+            "coreset_ratio": 1.0,
+        },
+        device="cpu",
+    )
     theirs = PatchcoreModel(layers=layers, backbone="resnet18", pre_trained=False, num_neighbors=1).eval()
     load_timm(theirs.feature_extractor, weights)
     return ours, theirs
@@ -94,8 +103,11 @@ def test_patchcore_image_scores_agree_with_anomalib_on_the_same_memory_bank(tmp_
     with torch.no_grad():
         result = theirs(prepare_images(test, SIZE))
     np.testing.assert_allclose(ours.score(test), result.pred_score.double().numpy() ** 2, rtol=1e-4)
-    np.testing.assert_allclose(ours.score_matrix(train[:1], test)[0],
-                               _anomalib_single(theirs, ours.patch_features(train[:1]), test) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.score_matrix(train[:1], test)[0],
+        _anomalib_single(theirs, ours.patch_features(train[:1]), test) ** 2,
+        rtol=1e-4,
+    )
 
 
 def _anomalib_single(theirs: PatchcoreModel, bank: torch.Tensor, test: np.ndarray) -> np.ndarray:
@@ -107,9 +119,13 @@ def _anomalib_single(theirs: PatchcoreModel, bank: torch.Tensor, test: np.ndarra
 # ----------------------------------------------------------------------------- Reverse Distillation
 def _pairs(ours: torch.nn.Module, theirs: torch.nn.Module):
     """(our tensor, their tensor) for every parameter and BatchNorm statistic, in module order."""
+
     def tensors(module):
-        return [(n, t) for n, t in list(module.named_parameters()) + list(module.named_buffers())
-                if not n.endswith("num_batches_tracked")]
+        return [
+            (n, t)
+            for n, t in list(module.named_parameters()) + list(module.named_buffers())
+            if not n.endswith("num_batches_tracked")
+        ]
 
     mine = sorted(tensors(ours), key=lambda nt: _order(ours, nt[0]))
     other = sorted(tensors(theirs), key=lambda nt: _order(theirs, nt[0]))
@@ -133,24 +149,41 @@ def rd_pair(tmp_path, backbone: str = "resnet18", sigma: float = 4, **settings):
     anomalib's bottleneck gets RD4AD's ``width_per_group=128`` (anomalib's default is 64)."""
     weights = resnet18_weights(1, tmp_path / "backbone.pth", backbone)
     torch.manual_seed(2)
-    ours = make_detector({"detector": "rd", "backbone": backbone, "weights": str(tmp_path / "backbone.pth"),
-                          "image_size": SIZE, **settings}, device="cpu")
+    ours = make_detector(
+        {
+            "detector": "rd",
+            "backbone": backbone,
+            "weights": str(tmp_path / "backbone.pth"),
+            "image_size": SIZE,
+            **settings,
+        },
+        device="cpu",
+    )
     net = ours.new_net()
     for m in net.modules():  # trained-looking BatchNorm statistics
         if hasattr(m, "running_var"):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    theirs = ReverseDistillationModel(backbone, (SIZE, SIZE), ["layer1", "layer2", "layer3"],
-                                      AnomalyMapGenerationMode.ADD, pre_trained=False)
+    theirs = ReverseDistillationModel(
+        backbone, (SIZE, SIZE), ["layer1", "layer2", "layer3"], AnomalyMapGenerationMode.ADD, pre_trained=False
+    )
     theirs.anomaly_map_generator = AnomalyMapGenerator((SIZE, SIZE), sigma=sigma, mode=AnomalyMapGenerationMode.ADD)
     if backbone == "wide_resnet50_2":
         theirs.bottleneck = get_bottleneck_layer(backbone, width_per_group=128)
     load_timm(theirs.encoder, weights)
     b = theirs.bottleneck
-    pairs = [(net.fuse1[0], b.conv1), (net.fuse1[1], b.bn1), (net.fuse1[3], b.conv2), (net.fuse1[4], b.bn2),
-             (net.fuse2[0], b.conv3), (net.fuse2[1], b.bn3), (net.embed, b.bn_layer),
-             (net.de_layer3, theirs.decoder.layer1), (net.de_layer2, theirs.decoder.layer2),
-             (net.de_layer1, theirs.decoder.layer3)]
+    pairs = [
+        (net.fuse1[0], b.conv1),
+        (net.fuse1[1], b.bn1),
+        (net.fuse1[3], b.conv2),
+        (net.fuse1[4], b.bn2),
+        (net.fuse2[0], b.conv3),
+        (net.fuse2[1], b.bn3),
+        (net.embed, b.bn_layer),
+        (net.de_layer3, theirs.decoder.layer1),
+        (net.de_layer2, theirs.decoder.layer2),
+        (net.de_layer1, theirs.decoder.layer3),
+    ]
     with torch.no_grad():
         for mine, other in pairs:
             for a, t in _pairs(mine, other):

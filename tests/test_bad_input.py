@@ -76,8 +76,10 @@ BAD_CONFIGS = {
         "selection.random.repeats: 1000000000 is greater than the maximum of 1000",
     ),
     "fig2 dataset not a run": (
-        lambda c, t: (c["datasets"].update(digits2={"loader": "digits", "classes": [3]}),
-                      c.update(report={"fig2": {"dataset": "digits2"}})),
+        lambda c, t: (
+            c["datasets"].update(digits2={"loader": "digits", "classes": [3]}),
+            c.update(report={"fig2": {"dataset": "digits2"}}),
+        ),
         "report.fig2: no run has dataset 'digits2'",
     ),
     "figure methods not selected": (
@@ -89,13 +91,23 @@ BAD_CONFIGS = {
         "report.fig6.source: 'nope' is not the name of a transfer entry (none configured)",
     ),
     "transfer target unknown": (
-        lambda c, t: c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
-                                         "target": {"dataset": "chexpert", "model": "knn"}}]),
+        lambda c, t: c.update(
+            transfer=[
+                {"source": {"dataset": "digits", "model": "knn"}, "target": {"dataset": "chexpert", "model": "knn"}}
+            ]
+        ),
         "transfer[0].target.dataset: 'chexpert' is not a key of datasets",
     ),
     "transfer methods not selected": (
-        lambda c, t: c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
-                                         "target": {"dataset": "digits", "model": "knn"}, "methods": ["manual"]}]),
+        lambda c, t: c.update(
+            transfer=[
+                {
+                    "source": {"dataset": "digits", "model": "knn"},
+                    "target": {"dataset": "digits", "model": "knn"},
+                    "methods": ["manual"],
+                }
+            ]
+        ),
         "transfer[0].methods: 'manual' not in selection.methods",
     ),
     "dataset root a file": (
@@ -107,8 +119,10 @@ BAD_CONFIGS = {
         "datasets.digits.root: the 'digits' loader reads no files (its data ship with its library); remove it",
     ),
     "weights file of garbage": (  # torch's UnpicklingError advised weights_only=False, in the first GPU job
-        lambda c, t: (t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8),
-                      c["models"].update(res={"detector": "knn", "backbone": "resnet18", "weights": str(t / "w.pt")})),
+        lambda c, t: (
+            t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8),
+            c["models"].update(res={"detector": "knn", "backbone": "resnet18", "weights": str(t / "w.pt")}),
+        ),
         "w.pt: not a PyTorch state_dict file (torch cannot read it",
     ),
     "a key the loader does not read": (  # digits has no val size: the split would silently be the same
@@ -116,10 +130,15 @@ BAD_CONFIGS = {
         "datasets.digits.split.val_size: the 'digits' loader does not read it (only brats, chexpert, rsna do)",
     ),
     "transfer leaves classes out": (  # classes 0 and 1 would silently be dropped from the transfer means
-        lambda c, t: (c["datasets"].update(other=dict(c["datasets"]["digits"], loader="digits", classes=[2, 3, 4])),
-                      c["datasets"]["digits"].update(classes=[0, 1, 2]),
-                      c.update(transfer=[{"source": {"dataset": "digits", "model": "knn"},
-                                          "target": {"dataset": "other", "model": "knn"}}])),
+        lambda c, t: (
+            c["datasets"].update(other=dict(c["datasets"]["digits"], loader="digits", classes=[2, 3, 4])),
+            c["datasets"]["digits"].update(classes=[0, 1, 2]),
+            c.update(
+                transfer=[
+                    {"source": {"dataset": "digits", "model": "knn"}, "target": {"dataset": "other", "model": "knn"}}
+                ]
+            ),
+        ),
         "transfer[0]: datasets.digits.classes [0, 1, 2] and datasets.other.classes [2, 3, 4] pair as [(2, 2)] "
         "(the classes both run; by position only when they share none), which leaves out digits: [0, 1]; "
         "other: [3, 4]",
@@ -146,16 +165,20 @@ def test_a_class_named_twice_is_one_class(tmp_path):
 
 # ----------------------------------------------------------------------------- config files
 BAD_FILES = {
-    "duplicate top-level key": (lambda p: p.write_text("seed: 0\nresults: a\nseed: 1\n"),
-                                "key 'seed' is written twice (lines 1 and 3)"),
+    "duplicate top-level key": (
+        lambda p: p.write_text("seed: 0\nresults: a\nseed: 1\n"),
+        "key 'seed' is written twice (lines 1 and 3)",
+    ),
     "a folder": (lambda p: p.mkdir(), "is a folder; expected a YAML config file"),
     "a binary file": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00"), "not a text file"),
     "a list": (lambda p: p.write_text("- results\n- seed\n"), "expected a mapping of settings (key: value lines"),
     "a scalar": (lambda p: p.write_text("42\n"), "got a int ('42')"),
     "empty": (lambda p: p.write_text(""), "got nothing (an empty file)"),
     "a plugin raising on import": (
-        lambda p: (p.with_name("bad_plugin_mod.py").write_text("x = 1 / 0\n"),
-                   p.write_text(yaml.safe_dump({**base(p.parent), "plugins": ["bad_plugin_mod"]}))),
+        lambda p: (
+            p.with_name("bad_plugin_mod.py").write_text("x = 1 / 0\n"),
+            p.write_text(yaml.safe_dump({**base(p.parent), "plugins": ["bad_plugin_mod"]})),
+        ),
         "plugins[0]: importing module 'bad_plugin_mod' raised ZeroDivisionError: division by zero",
     ),
 }
@@ -166,8 +189,13 @@ def test_validate_config_names_a_bad_file(case, tmp_path):
     path = tmp_path / "study.yaml"
     BAD_FILES[case][0](path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
-    run = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(path)],
-                         capture_output=True, text=True, cwd=REPO, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "protolib", "validate-config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert str(path) in run.stderr and BAD_FILES[case][1] in run.stderr
     assert len(run.stderr.strip().splitlines()) <= 2, run.stderr
@@ -178,7 +206,7 @@ def test_yaml_merge_keys_are_read_as_yaml_reads_them(tmp_path):
     path = tmp_path / "study.yaml"
     text = yaml.safe_dump(base(tmp_path), sort_keys=False)
     models = "models:\n  knn: &m {detector: knn, backbone: pixels, k: 2}\n  knn3:\n    <<: *m\n    k: 3\n"
-    text = text[:text.index("models:")] + models + text[text.index("runs:"):]
+    text = text[: text.index("models:")] + models + text[text.index("runs:") :]
     path.write_text(text)
     assert load(path)["models"]["knn3"] == {"detector": "knn", "backbone": "pixels", "k": 3}
     path.write_text(text.replace("    k: 3\n", "    k: 3\n    k: 4\n"))
@@ -187,10 +215,13 @@ def test_yaml_merge_keys_are_read_as_yaml_reads_them(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the Snakefile
-@pytest.mark.parametrize("args, fragments", [
-    (["--config", "foo=1"], ["with --config foo=1 is invalid", "'foo' was unexpected", "(set by --config)"]),
-    (["--config", "results="], ["results: None is not of type 'string' (set by --config)"]),
-])
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--config", "foo=1"], ["with --config foo=1 is invalid", "'foo' was unexpected", "(set by --config)"]),
+        (["--config", "results="], ["results: None is not of type 'string' (set by --config)"]),
+    ],
+)
 def test_snakemake_names_config_overrides_without_traceback(args, fragments, tmp_path):
     path = write_config(tmp_path / "study.yaml", base(tmp_path))
     run = snakemake("-n", "--cores", "1", "--configfile", str(path), *args)
@@ -214,7 +245,7 @@ def test_snakemake_rejects_duplicate_keys_and_figure_errors_before_any_job(tmp_p
     assert run.returncode != 0 and "report.fig2: no run has dataset 'nope'" in run.stderr
 
 
-@pytest.mark.parametrize("text, got", [("- results\n", "got a list"), ("", "got nothing (an empty file)")])
+@pytest.mark.parametrize(("text", "got"), [("- results\n", "got a list"), ("", "got nothing (an empty file)")])
 def test_snakemake_names_an_embedded_config_that_is_not_a_mapping(text, got, tmp_path):
     """Snakemake's own message ("Config file must be given as JSON or YAML with keys at top level")
     names no file. (A --configfile is read by Snakemake before the Snakefile, out of its reach:
@@ -222,8 +253,10 @@ def test_snakemake_names_an_embedded_config_that_is_not_a_mapping(text, got, tmp
     (tmp_path / "config.yaml").write_text(text)
     run = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert run.returncode != 0 and "Traceback" not in run.stderr
-    assert f"error: config.yaml: expected a mapping of settings (key: value lines, e.g. results: results), {got}" \
+    assert (
+        f"error: config.yaml: expected a mapping of settings (key: value lines, e.g. results: results), {got}"
         in run.stderr
+    )
 
 
 def test_snakemake_names_a_plugin_that_raises_on_import(tmp_path, monkeypatch):
@@ -232,8 +265,10 @@ def test_snakemake_names_a_plugin_that_raises_on_import(tmp_path, monkeypatch):
     path = write_config(tmp_path / "study.yaml", {**base(tmp_path), "plugins": ["raising_plugin"]})
     run = snakemake("-n", "--cores", "1", "--configfile", str(path))
     assert run.returncode != 0 and "Traceback" not in run.stderr and 'File "' not in run.stderr
-    assert ("plugins[0]: importing module 'raising_plugin' raised ValueError: math domain error "
-            f"({tmp_path / 'raising_plugin.py'}:2); fix the module") in run.stderr
+    assert (
+        "plugins[0]: importing module 'raising_plugin' raised ValueError: math domain error "
+        f"({tmp_path / 'raising_plugin.py'}:2); fix the module"
+    ) in run.stderr
 
 
 # ----------------------------------------------------------------------------- what a stage reads
@@ -292,8 +327,12 @@ def test_a_stale_sample_auroc_is_refused(scored, tmp_path):
     from protolib import report
 
     with pytest.raises(InputMismatchError, match="sample_auroc"):
-        report.write_fig4(tmp_path / "digits.npz", [str(matrix)], {"dataset": "digits", "model": "knn",
-                          "classes": [3], "class_names": ["3"]}, tmp_path / "fig4.png")
+        report.write_fig4(
+            tmp_path / "digits.npz",
+            [str(matrix)],
+            {"dataset": "digits", "model": "knn", "classes": [3], "class_names": ["3"]},
+            tmp_path / "fig4.png",
+        )
 
 
 def test_a_score_matrix_edited_after_writing_is_still_caught(scored, tmp_path, monkeypatch):
@@ -362,8 +401,11 @@ def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
     evals = selected[4]
     report.write_evaluation_csv(evals, tmp_path / "evaluation.csv")  # as written: fine
     _edit_json(Path(evals[0]), test_auroc=0.999)
-    with pytest.raises(InputMismatchError, match=rf"{evals[0]}: its content does not match its digest.*"
-                                                 r"snakemake --forcerun evaluate_greedy"):
+    with pytest.raises(
+        InputMismatchError,
+        match=rf"{evals[0]}: its content does not match its digest.*"
+        r"snakemake --forcerun evaluate_greedy",
+    ):
         report.write_evaluation_csv(evals, tmp_path / "evaluation2.csv")
     assert not (tmp_path / "evaluation2.csv").exists()
 
@@ -396,8 +438,16 @@ def test_a_subset_with_test_ids_is_refused_by_evaluation(scored, tmp_path):
     test_ids = json.loads(Path(split).read_text())["test"]["ids"][:5]
     integrity.write_json(tmp_path / "subset.json", {"class": 3, "method": "greedy", "M": 5, "seed": 0, "ids": test_ids})
     with pytest.raises(InputMismatchError, match=r"subset\.json: subset ids .* are not training images of"):
-        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
-                                  [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])
+        pipeline.evaluate_subsets(
+            config,
+            "digits",
+            "knn",
+            split,
+            None,
+            features,
+            [str(tmp_path / "subset.json")],
+            [str(tmp_path / "eval.json")],
+        )
     assert not (tmp_path / "eval.json").exists()
 
 
@@ -493,8 +543,13 @@ def test_folder_loader_and_rank_read_a_file_alike(tmp_path):
 # ----------------------------------------------------------------------------- protolib rank
 def _rank(*args, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "protolib", "rank", "-q", *map(os.fsdecode, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "protolib", "rank", "-q", *map(os.fsdecode, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def _images(folder: Path, n: int) -> Path:
@@ -508,20 +563,31 @@ def _images(folder: Path, n: int) -> Path:
 RANK_CASES = {
     "out inside the input folder": (lambda t: ["imgs", "--out", "imgs/ranked"], "is inside the input folder"),
     "out is the input folder": (lambda t: ["imgs", "--out", "imgs"], "is inside the input folder"),
-    "out an existing file": (lambda t: (t.joinpath("afile").write_text("x"), ["imgs", "--out", "afile"])[1],
-                             "--out 'afile' is an existing file"),
+    "out an existing file": (
+        lambda t: (t.joinpath("afile").write_text("x"), ["imgs", "--out", "afile"])[1],
+        "--out 'afile' is an existing file",
+    ),
     "seed -1": (lambda t: ["imgs", "--out", "o", "--seed", "-1"], "argument --seed: must be 0 or more, got -1"),
     "one image": (lambda t: [_images(t / "one", 1).name, "--out", "o", "-M", "1"], "ranking needs at least 2"),
-    "unknown model": (lambda t: ["imgs", "--out", "o", "--model", "foo"],
-                      "unknown model 'foo'; choose from fae, knn, panda, patchcore, rd"),
-    "weights file missing": (lambda t: ["imgs", "--out", "o", "--weights", "/nonexistent"],
-                             "--weights: file '/nonexistent' not found"),
+    "unknown model": (
+        lambda t: ["imgs", "--out", "o", "--model", "foo"],
+        "unknown model 'foo'; choose from fae, knn, panda, patchcore, rd",
+    ),
+    "weights file missing": (
+        lambda t: ["imgs", "--out", "o", "--weights", "/nonexistent"],
+        "--weights: file '/nonexistent' not found",
+    ),
     "weights file of garbage": (
-        lambda t: (t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8), ["imgs", "--out", "o", "--weights", "w.pt"])[1],
-        "--weights: w.pt: not a PyTorch state_dict file (torch cannot read it"),
+        lambda t: (t.joinpath("w.pt").write_bytes(bytes(range(256)) * 8), ["imgs", "--out", "o", "--weights", "w.pt"])[
+            1
+        ],
+        "--weights: w.pt: not a PyTorch state_dict file (torch cannot read it",
+    ),
     "non-UTF-8 file name": (
-        lambda t: (t.joinpath("imgs", os.fsdecode(b"bad\xff.png")).write_bytes((t / "imgs" / "00.png").read_bytes()),
-                   ["imgs", "--out", "o"])[1],
+        lambda t: (
+            t.joinpath("imgs", os.fsdecode(b"bad\xff.png")).write_bytes((t / "imgs" / "00.png").read_bytes()),
+            ["imgs", "--out", "o"],
+        )[1],
         "is not valid UTF-8; rename it",
     ),
 }
@@ -543,7 +609,9 @@ def test_rank_reports_dangling_links_and_loops_in_the_summary(tmp_path):
     os.symlink("loop.png", folder / "loop.png")
     run = _rank("imgs", "--out", "o", "-M", "2", "--no-contact-sheet", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    skipped = {Path(s["file"]).name: s["reason"] for s in json.loads((tmp_path / "o" / "summary.json").read_text())["skipped"]}
+    skipped = {
+        Path(s["file"]).name: s["reason"] for s in json.loads((tmp_path / "o" / "summary.json").read_text())["skipped"]
+    }
     assert "dangling symbolic link" in skipped["dangling.png"] and skipped["loop.png"] == "symbolic link loop"
 
 
@@ -558,16 +626,25 @@ def test_registry_names_lazy_entries_in_its_error():
 PREPARE_CASES = {  # what only the class sizes and labels decide: refused by the prepare job
     "candidates above the training images": (
         lambda c: c["datasets"]["digits"].update(candidates=500),
-        r"datasets\.digits\.candidates: 500 is more than the 122 training images class '3' gets .*; at most 122"),
-    "split.train 170": (lambda c: c["datasets"]["digits"]["split"].update(train=170),
-                        r"datasets\.digits\.split\.train: class '8' has 174 images; split\.train = 170 takes 170 for training and leaves 2 "),
-    "split.train 0.99": (lambda c: c["datasets"]["digits"]["split"].update(train=0.99),
-                         r"datasets\.digits\.split\.train: .*split\.train = 0\.99 takes \d+ for training and leaves 1 normal"),
+        r"datasets\.digits\.candidates: 500 is more than the 122 training images class '3' gets .*; at most 122",
+    ),
+    "split.train 170": (
+        lambda c: c["datasets"]["digits"]["split"].update(train=170),
+        r"datasets\.digits\.split\.train: class '8' has 174 images; "
+        r"split\.train = 170 takes 170 for training and leaves 2 ",
+    ),
+    "split.train 0.99": (
+        lambda c: c["datasets"]["digits"]["split"].update(train=0.99),
+        r"datasets\.digits\.split\.train: .*split\.train = 0\.99 takes \d+ for training and leaves 1 normal",
+    ),
     "anomalies_per_other_class 100": (
-        lambda c: c["datasets"]["digits"]["split"].update(anomalies_per_other_class=100), r"datasets\.digits\.split\.anomalies_per_other_class: 100 asks for \d+ anomalies .* but class 0 has 178 "),
+        lambda c: c["datasets"]["digits"]["split"].update(anomalies_per_other_class=100),
+        r"datasets\.digits\.split\.anomalies_per_other_class: 100 asks for \d+ anomalies .* but class 0 has 178 ",
+    ),
     "manual ids of another class": (
         lambda c: _manual(c, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
-        r"selection\.manual\.digits\.3: ids 0 \(class '0'\), 1 \(class '1'\).* are not training images of class '3'"),
+        r"selection\.manual\.digits\.3: ids 0 \(class '0'\), 1 \(class '1'\).* are not training images of class '3'",
+    ),
 }
 
 
@@ -584,10 +661,13 @@ def test_what_the_class_sizes_decide_is_refused_by_the_prepare_job(case, tmp_pat
     assert not data.exists()
 
 
-@pytest.mark.parametrize("method, key, value, largest", [
-    ("gmm", "pca_components", 1000, 64),  # capped to 64 without a word
-    ("typical", "neighbours", 10000, 121),  # ran and was recorded as 10000
-])
+@pytest.mark.parametrize(
+    ("method", "key", "value", "largest"),
+    [
+        ("gmm", "pca_components", 1000, 64),  # capped to 64 without a word
+        ("typical", "neighbours", 10000, 121),  # ran and was recorded as 10000
+    ],
+)
 def test_a_selector_setting_above_what_the_pool_allows_is_refused(method, key, value, largest, scored, tmp_path):
     config, split, features, matrix = scored
     config = copy.deepcopy(config)
@@ -626,7 +706,9 @@ def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
     assert run.returncode != 0 and "Traceback" not in run.stderr and "rerun-incomplete" not in run.stderr
     assert f"another snakemake run holds the results folder {config['results']!r}" in run.stderr
     assert "snakemake --unlock" in run.stderr and not Path(config["results"]).exists()
-    assert snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=workdir).returncode == 0  # a dry run looks
+    assert (
+        snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=workdir).returncode == 0
+    )  # a dry run looks
 
 
 # ----------------------------------------------------------------------------- the shared study

@@ -38,8 +38,14 @@ def test_gpu_runtimes_default_per_rule_and_family(tmp_path):
     from protolib.slurm import runtime_minutes
 
     config = validate(base(tmp_path))
-    assert config["runtime_minutes"] == {"device_check": 10, "features": 60, "score_chunk": 60, "evaluate": 120,
-                                         "evaluate_full": 60, "transfer": 180}
+    assert config["runtime_minutes"] == {
+        "device_check": 10,
+        "features": 60,
+        "score_chunk": 60,
+        "evaluate": 120,
+        "evaluate_full": 60,
+        "transfer": 180,
+    }
     assert runtime_minutes(config, "evaluate_random") == 120
     assert runtime_minutes(config, "evaluate_full") == 60
     assert runtime_minutes(config, "transfer_rsna_to_chexpert") == 180
@@ -54,37 +60,70 @@ def test_gpu_runtimes_default_per_rule_and_family(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    ("mutate", "message"),
     [
         (lambda c: c.update(resluts="x"), r"<top level>: Additional properties .*'resluts'"),
         (lambda c: c["selection"].update(M="5"), r"selection\.M: '5' is not of type 'array'"),
-        (lambda c: c["selection"].update(methods=["greedy", "evolutionry"]), r"selection\.methods: unknown method 'evolutionry'; allowed: .*evolutionary"),
+        (
+            lambda c: c["selection"].update(methods=["greedy", "evolutionry"]),
+            r"selection\.methods: unknown method 'evolutionry'; allowed: .*evolutionary",
+        ),
         (lambda c: c["models"]["knn"].update(detector="pandaa"), r"models\.knn\.detector: unknown detector 'pandaa'"),
         (lambda c: c["models"]["knn"].update(backbone="vgg"), r"models\.knn\.backbone: unknown backbone 'vgg'"),
-        (lambda c: c["datasets"]["digits"].update(loader="cifar11"), r"datasets\.digits\.loader: unknown dataset 'cifar11'"),
+        (
+            lambda c: c["datasets"]["digits"].update(loader="cifar11"),
+            r"datasets\.digits\.loader: unknown dataset 'cifar11'",
+        ),
         (lambda c: c["datasets"]["digits"].update(classes=[]), r"datasets\.digits\.classes"),
         (lambda c: c["datasets"]["digits"].update(classes=[42]), r"datasets\.digits\.classes: .*42"),
-        (lambda c: c["selection"].update(M=[1, 50]), r"selection\.M: 50 is larger than datasets\.digits\.candidates = 30"),
-        (lambda c: c["runs"].append({"dataset": "mnist", "model": "knn"}), r"runs\[1\]\.dataset: 'mnist' is not a key of datasets"),
-        (lambda c: c["datasets"]["digits"].update(root="/no/such/folder"), r"datasets\.digits\.root: folder '/no/such/folder' does not exist"),
-        (lambda c: c["models"]["knn"].update(weights="/no/such.pth"), r"models\.knn\.weights: file '/no/such.pth' not found"),
-        (lambda c: c.update(runtime_minutes={"evaluate_random": 0}),
-         r"runtime_minutes\.evaluate_random: 0 is less than the minimum of 1"),
+        (
+            lambda c: c["selection"].update(M=[1, 50]),
+            r"selection\.M: 50 is larger than datasets\.digits\.candidates = 30",
+        ),
+        (
+            lambda c: c["runs"].append({"dataset": "mnist", "model": "knn"}),
+            r"runs\[1\]\.dataset: 'mnist' is not a key of datasets",
+        ),
+        (
+            lambda c: c["datasets"]["digits"].update(root="/no/such/folder"),
+            r"datasets\.digits\.root: folder '/no/such/folder' does not exist",
+        ),
+        (
+            lambda c: c["models"]["knn"].update(weights="/no/such.pth"),
+            r"models\.knn\.weights: file '/no/such.pth' not found",
+        ),
+        (
+            lambda c: c.update(runtime_minutes={"evaluate_random": 0}),
+            r"runtime_minutes\.evaluate_random: 0 is less than the minimum of 1",
+        ),
         (lambda c: c.update(runtime_minutes={"selec_random": 30}), r"runtime_minutes: 'selec_random' does not match"),
-        (lambda c: c["selection"]["evolutionary"].update(population="many"), r"selection\.evolutionary\.population: 'many' is not of type 'integer'"),
-        (lambda c: c["models"]["knn"].update(steps=5),
-         r"models\.knn\.steps: not a setting of detector 'knn'; allowed: backbone, batch_size, image_size, k, precision, weights$"),
-        (lambda c: c["models"]["knn"].update(detector="panda", backbone="resnet18", k=2, stpes=5),
-         r"models\.knn\.stpes: not a setting of detector 'panda'; allowed: .*, steps, "),
-        (lambda c: c["selection"]["evolutionary"].update(generation=5),
-         r"selection\.evolutionary\.generation: not a setting of selection method 'evolutionary'; allowed: "
-         r"crossover_probability, fitness, generations, population$"),
-        (lambda c: c["selection"].update(gmmm={"pool": "train"}),
-         r"selection\.gmmm: not a setting of selection and not a selection method; allowed: M, methods, .*gmm"),
-        (lambda c: c["models"]["knn"].update(detector="fae"),
-         r"models\.knn\.k: not a setting of detector 'fae'"),
-        (lambda c: c["models"].update(knn={"detector": "rd"}),
-         r"models\.knn\.backbone: missing; detector 'rd' would use 'wide_resnet50_2' and the feature cache"),
+        (
+            lambda c: c["selection"]["evolutionary"].update(population="many"),
+            r"selection\.evolutionary\.population: 'many' is not of type 'integer'",
+        ),
+        (
+            lambda c: c["models"]["knn"].update(steps=5),
+            r"models\.knn\.steps: not a setting of detector 'knn'; "
+            r"allowed: backbone, batch_size, image_size, k, precision, weights$",
+        ),
+        (
+            lambda c: c["models"]["knn"].update(detector="panda", backbone="resnet18", k=2, stpes=5),
+            r"models\.knn\.stpes: not a setting of detector 'panda'; allowed: .*, steps, ",
+        ),
+        (
+            lambda c: c["selection"]["evolutionary"].update(generation=5),
+            r"selection\.evolutionary\.generation: not a setting of selection method 'evolutionary'; allowed: "
+            r"crossover_probability, fitness, generations, population$",
+        ),
+        (
+            lambda c: c["selection"].update(gmmm={"pool": "train"}),
+            r"selection\.gmmm: not a setting of selection and not a selection method; allowed: M, methods, .*gmm",
+        ),
+        (lambda c: c["models"]["knn"].update(detector="fae"), r"models\.knn\.k: not a setting of detector 'fae'"),
+        (
+            lambda c: c["models"].update(knn={"detector": "rd"}),
+            r"models\.knn\.backbone: missing; detector 'rd' would use 'wide_resnet50_2' and the feature cache",
+        ),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(tmp_path, mutate, message):
@@ -126,12 +165,15 @@ def test_cli_validates_a_config(tmp_path):
     import subprocess
     import sys
 
-    good = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(REPO / "config.yaml")],
-                          capture_output=True, text=True)
+    good = subprocess.run(
+        [sys.executable, "-m", "protolib", "validate-config", str(REPO / "config.yaml")], capture_output=True, text=True
+    )
     assert good.returncode == 0 and "valid" in good.stdout
     config = base(tmp_path)
     config["selection"]["M"] = [1, 100]
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(config))
-    bad = subprocess.run([sys.executable, "-m", "protolib", "validate-config", str(path)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "protolib", "validate-config", str(path)], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "selection.M: 100 is larger than datasets.digits.candidates = 30" in bad.stderr

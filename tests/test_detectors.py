@@ -25,14 +25,41 @@ from protolib.models.base import detector_uses_features
 #: contract tests below are parametrised over the registry)
 CONFIGS = {
     "knn": {"detector": "knn", "backbone": "resnet18", "weights": "none", "image_size": 32, "k": 2},
-    "panda": {"detector": "panda", "backbone": "resnet18", "weights": "none", "image_size": 32, "steps": 5,
-              "batch_size": 16},
-    "patchcore": {"detector": "patchcore", "backbone": "resnet18", "weights": "none", "image_size": 64,
-                  "pretrain_embed_dim": 128, "target_embed_dim": 128},
-    "fae": {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32, "steps": 100,
-            "hidden_dims": [16, 32], "lr": 1e-3},
-    "rd": {"detector": "rd", "backbone": "resnet18", "weights": "none", "image_size": 64, "steps": 50,
-           "width": 0.25, "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
+    "panda": {
+        "detector": "panda",
+        "backbone": "resnet18",
+        "weights": "none",
+        "image_size": 32,
+        "steps": 5,
+        "batch_size": 16,
+    },
+    "patchcore": {
+        "detector": "patchcore",
+        "backbone": "resnet18",
+        "weights": "none",
+        "image_size": 64,
+        "pretrain_embed_dim": 128,
+        "target_embed_dim": 128,
+    },
+    "fae": {
+        "detector": "fae",
+        "backbone": "resnet18",
+        "weights": "none",
+        "image_size": 32,
+        "steps": 100,
+        "hidden_dims": [16, 32],
+        "lr": 1e-3,
+    },
+    "rd": {
+        "detector": "rd",
+        "backbone": "resnet18",
+        "weights": "none",
+        "image_size": 64,
+        "steps": 50,
+        "width": 0.25,
+        "bottleneck_blocks": 1,
+        "decoder_blocks": [1, 1, 1],
+    },
 }
 
 
@@ -208,7 +235,7 @@ def test_greedy_coreset_matches_a_plain_loop_and_is_per_bank():
     batched = greedy_coreset(banks, 7, None, starts)
     for b in range(3):
         x = banks[b].numpy()
-        dist = lambda i: np.linalg.norm(x - x[i], axis=1)  # noqa: E731
+        dist = lambda i, x=x: np.linalg.norm(x - x[i], axis=1)
         anchors = np.mean([dist(s) for s in starts.tolist()], axis=0)
         chosen = []
         for _ in range(7):

@@ -69,8 +69,9 @@ def test_torch_build_is_the_same_with_and_without_importing_torch():
     """CPU jobs read torch's version without importing it: the record must not depend on that."""
     import torch
 
-    code = ("import sys; from protolib.device import torch_build; print(list(torch_build())); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from protolib.device import torch_build; print(list(torch_build())); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.splitlines() == [json.dumps([torch.__version__, torch.version.cuda]).replace('"', "'"), "False"]
 
@@ -102,14 +103,25 @@ def test_a_gpu_job_given_a_gpu_it_cannot_use_fails_at_its_start(tmp_path, visibl
     import pickle
 
     log = tmp_path / "job.log"
-    (tmp_path / "smk.pkl").write_bytes(pickle.dumps(SimpleNamespace(
-        rule="score_chunk", resources={"gpu": 1, "mem_mb": 8000}, config={"device": "auto"}, log=[str(log)])))
+    (tmp_path / "smk.pkl").write_bytes(
+        pickle.dumps(
+            SimpleNamespace(
+                rule="score_chunk", resources={"gpu": 1, "mem_mb": 8000}, config={"device": "auto"}, log=[str(log)]
+            )
+        )
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["PYTHONPATH"] = str(REPO)
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "smk.pkl")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "smk.pkl")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     text = log.read_text()
     if visible is None:
         assert proc.returncode == 0, proc.stderr
@@ -131,11 +143,20 @@ def test_a_cpu_rule_job_neither_resolves_a_device_nor_imports_torch(tmp_path):
     import pickle
 
     log = tmp_path / "job.log"
-    (tmp_path / "smk.pkl").write_bytes(pickle.dumps(SimpleNamespace(
-        rule="split", resources={"mem_mb": 4000}, config={"device": "cuda"}, log=[str(log)])))
+    (tmp_path / "smk.pkl").write_bytes(
+        pickle.dumps(
+            SimpleNamespace(rule="split", resources={"mem_mb": 4000}, config={"device": "cuda"}, log=[str(log)])
+        )
+    )
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "0"}
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "smk.pkl")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "smk.pkl")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = log.read_text().splitlines()
     assert lines[0].startswith("protolib: rule split on device cpu ("), lines

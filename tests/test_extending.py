@@ -64,9 +64,13 @@ def test_a_plugins_settings_are_validated_like_the_built_in_ones(tmp_path, plugi
     config["selection"]["toy_first"]["skp"] = 1
     with pytest.raises(ConfigError) as err:
         validate(config)
-    assert "models.toy.power: 'high' is not of type integer or number, as detector 'toy_mean' declares it" in str(err.value)
-    assert "models.toy.k: not a setting of detector 'toy_mean'; allowed: backbone, batch_size, image_size, power, " \
-           "precision, weights" in str(err.value)
+    assert "models.toy.power: 'high' is not of type integer or number, as detector 'toy_mean' declares it" in str(
+        err.value
+    )
+    assert (
+        "models.toy.k: not a setting of detector 'toy_mean'; allowed: backbone, batch_size, image_size, power, "
+        "precision, weights" in str(err.value)
+    )
     assert "selection.toy_first.skp: not a setting of selection method 'toy_first'; allowed: skip" in str(err.value)
 
 
@@ -86,7 +90,10 @@ def test_a_toy_detector_and_selector_run_through_the_workflow(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     results = tmp_path / "results"
     frame = pd.read_csv(results / "evaluation.csv")
-    assert set(zip(frame.method, frame.M)) == {("full", frame.M.max()), *((m, M) for m in ("greedy", "toy_first") for M in (1, 3))}
+    assert set(zip(frame.method, frame.M)) == {
+        ("full", frame.M.max()),
+        *((m, M) for m in ("greedy", "toy_first") for M in (1, 3)),
+    }
 
     # the toy selector's subsets are the first M candidates, and the toy detector's test AUROC
     # is that of the distance to the subset's mean image, computed here independently
@@ -112,8 +119,16 @@ def test_the_slurm_profile_gives_the_new_evaluate_rule_a_gpu(tmp_path):
     config = toy_config(tmp_path / "results")
     config["device"] = "auto"
     path = write_config(tmp_path / "toy.yaml", config)
-    out = snakemake("-n", "--profile", str(REPO / "workflow" / "profiles" / "slurm"), "--cores", "2",
-                    "--configfile", str(path), workdir=tmp_path)
+    out = snakemake(
+        "-n",
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--cores",
+        "2",
+        "--configfile",
+        str(path),
+        workdir=tmp_path,
+    )
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     from tests.test_profiles import planned_resources

@@ -30,12 +30,23 @@ from protolib.models.vmap_training import minibatch_stream
 from tests.fae_reference_code import REFERENCE_CONFIG, reference_model, train_step
 from tests.helpers import small_config
 
-FAE = {"detector": "fae", "backbone": "resnet18", "weights": "none", "image_size": 32, "steps": 3,
-       "hidden_dims": [8, 16], "lr": 1e-3, "dtype": "float64", "batch_size": 8}
+FAE = {
+    "detector": "fae",
+    "backbone": "resnet18",
+    "weights": "none",
+    "image_size": 32,
+    "steps": 3,
+    "hidden_dims": [8, 16],
+    "lr": 1e-3,
+    "dtype": "float64",
+    "batch_size": 8,
+}
 
 
 def build(**over) -> object:
-    config = small_config(Path("results"), models={"fae": {**FAE, **over}}, runs=[{"dataset": "digits", "model": "fae"}])
+    config = small_config(
+        Path("results"), models={"fae": {**FAE, **over}}, runs=[{"dataset": "digits", "model": "fae"}]
+    )
     torch.manual_seed(0)
     return make_detector(validate(config)["models"]["fae"], device="cpu")
 
@@ -109,7 +120,8 @@ def copy_autoencoder(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
     src = list(ours.state_dict().items())
     dst = [(k, v) for k, v in theirs.state_dict().items() if not k.endswith("num_batches_tracked")]
     assert [tuple(v.shape) for _, v in src] == [tuple(v.shape) for _, v in dst], (
-        f"autoencoders differ: protolib {[k for k, _ in src]} vs reference {[k for k, _ in dst]}")
+        f"autoencoders differ: protolib {[k for k, _ in src]} vs reference {[k for k, _ in dst]}"
+    )
     with torch.no_grad():
         for (_, a), (_, b) in zip(src, dst):
             b.copy_(a)
@@ -169,8 +181,9 @@ def test_training_steps_equal_the_reference_train_step(tmp_path):
     train, test = reference_images(34, 6), reference_images(3, 7)
     ours.fit(train)
     x = as_reference_input(train)
-    optimizer = torch.optim.Adam(theirs.parameters(), lr=REFERENCE_CONFIG["lr"],
-                                 weight_decay=REFERENCE_CONFIG["weight_decay"])
+    optimizer = torch.optim.Adam(
+        theirs.parameters(), lr=REFERENCE_CONFIG["lr"], weight_decay=REFERENCE_CONFIG["weight_decay"]
+    )
     stream = minibatch_stream(len(train), REFERENCE_CONFIG["batch_size"], torch.Generator().manual_seed(ours.seed))
     for _ in range(steps):
         train_step(theirs, optimizer, x[next(stream)])

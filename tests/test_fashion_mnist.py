@@ -57,7 +57,9 @@ def fmnist(official_root: Path):
     return load_dataset({"loader": "fashion_mnist", "root": str(official_root)})
 
 
-def test_missing_official_files_fail_under_ci_and_skip_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_official_files_fail_under_ci_and_skip_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         require_official_files(tmp_path)
@@ -132,8 +134,13 @@ def test_one_class_split_follows_the_paper_protocol(fmnist) -> None:
 
     def split_for(seed: int):
         return one_vs_rest_split(
-            fmnist.labels, 3, dataset="fashion_mnist", class_name=CLASS_NAMES[3], train=cfg["split"]["train"],
-            anomalies_per_other_class=cfg["split"]["anomalies_per_other_class"], candidates=cfg["candidates"],
+            fmnist.labels,
+            3,
+            dataset="fashion_mnist",
+            class_name=CLASS_NAMES[3],
+            train=cfg["split"]["train"],
+            anomalies_per_other_class=cfg["split"]["anomalies_per_other_class"],
+            candidates=cfg["candidates"],
             seed=seed,
         )
 
@@ -287,9 +294,24 @@ def test_reduced_study_end_to_end(official_root: Path, tmp_path: Path) -> None:
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "table1", "--cores", "2", "--configfile", str(config_path),
-         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "table1",
+            "--cores",
+            "2",
+            "--configfile",
+            str(config_path),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = pd.read_csv(Path(Layout(results).tables, "table1.csv"))

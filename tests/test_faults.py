@@ -60,8 +60,13 @@ def test_score_chunk_of_the_wrong_shape_is_named_and_nothing_is_overwritten(prep
     before = merged.read_bytes()
     part = integrity.read_npz(chunks[0], "score_chunk")
     # as a job would write it (digest and all), with one val column short
-    integrity.write_npz(chunks[0], part["integrity"]["made_from"], scores=part["scores"][:, :-1],
-                        candidates=part["candidates"], meta=part["meta"])
+    integrity.write_npz(
+        chunks[0],
+        part["integrity"]["made_from"],
+        scores=part["scores"][:, :-1],
+        candidates=part["candidates"],
+        meta=part["meta"],
+    )
     with pytest.raises(ValueError, match=r"chunk0.npz: score chunk has shape \(16, \d+\), expected \(rows, \d+\)"):
         pipeline.merge_scores(config, "digits", "knn", split, chunks, merged)
     assert merged.read_bytes() == before
@@ -97,6 +102,14 @@ def test_evaluation_with_a_subset_outside_the_split_is_rejected(prepared, tmp_pa
     config, data, split, features = prepared
     integrity.write_json(tmp_path / "subset.json", {"method": "manual", "M": 1, "seed": 0, "ids": [10**6]})
     with pytest.raises((IndexError, ValueError)):
-        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features,
-                                  [str(tmp_path / "subset.json")], [str(tmp_path / "eval.json")])
+        pipeline.evaluate_subsets(
+            config,
+            "digits",
+            "knn",
+            split,
+            None,
+            features,
+            [str(tmp_path / "subset.json")],
+            [str(tmp_path / "eval.json")],
+        )
     assert not (tmp_path / "eval.json").exists()

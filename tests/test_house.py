@@ -55,7 +55,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -85,8 +85,13 @@ def _unexplained_function_level_imports() -> list[str]:
     for path in sorted((REPO / "protolib").rglob("*.py")):
         lines = path.read_text(encoding="utf-8").splitlines()
         tree = ast.parse("\n".join(lines))
-        inside = {id(node) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                  for node in ast.walk(f) if isinstance(node, (ast.Import, ast.ImportFrom))}
+        inside = {
+            id(node)
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(f)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+        }
         for node in ast.walk(tree):
             if id(node) not in inside:
                 continue

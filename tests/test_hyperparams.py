@@ -79,8 +79,14 @@ def test_the_selection_schema_names_only_keywords_of_its_selector_with_their_typ
 def test_a_schema_default_never_copies_a_hyper_parameter():
     """The signature is the one place: a default in the schema would be filled into the config
     (and so override the class) -- for detectors even across detectors (one model block)."""
-    blocks = [MODEL_SCHEMA, *(SELECTION_SCHEMA[name]["properties"] for name in SELECTOR_CLASSES
-                             if name in SELECTION_SCHEMA and name not in NOT_SETTINGS)]
+    blocks = [
+        MODEL_SCHEMA,
+        *(
+            SELECTION_SCHEMA[name]["properties"]
+            for name in SELECTOR_CLASSES
+            if name in SELECTION_SCHEMA and name not in NOT_SETTINGS
+        ),
+    ]
     defaults = [key for block in blocks for key, spec in block.items() if "default" in spec]
     assert defaults == []
 
@@ -96,6 +102,9 @@ def test_the_factories_pass_a_blocks_keys_as_keywords():
     assert knn.get_params() == {**FEATURE_DEFAULTS, "k": 5}
     gmm = make_selector("gmm", {"gmm": {"pool": "candidates"}})
     assert (gmm.pool, gmm.covariance_type, gmm.max_iter) == ("candidates", "diag", 100)
-    with pytest.raises(ValueError, match="selection.typical.neighbors: not a setting of selection method 'typical'; "
-                                         "allowed: metric, neighbours, pool, tail"):
+    with pytest.raises(
+        ValueError,
+        match="selection.typical.neighbors: not a setting of selection method 'typical'; "
+        "allowed: metric, neighbours, pool, tail",
+    ):
         make_selector("typical", {"typical": {"neighbors": 3}})

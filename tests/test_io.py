@@ -9,10 +9,14 @@ from protolib import io
 def test_failed_write_leaves_previous_content_and_no_temp_files(tmp_path):
     target = tmp_path / "out.json"
     io.write_json(target, {"a": 1})
-    with pytest.raises(RuntimeError):
+
+    def killed_mid_write() -> None:
         with io.atomic_path(target) as tmp:
             tmp.write_text('{"a": 2, "trunc')
             raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        killed_mid_write()
     assert io.read_json(target) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 

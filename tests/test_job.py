@@ -47,11 +47,21 @@ def test_a_job_runs_its_stage_with_its_files_and_settings(monkeypatch):
     called = {}
     monkeypatch.setattr(pipeline, "make_split", lambda config, **kw: called.update(config=config, **kw))
     monkeypatch.setattr(job, "for_job", lambda config: {"for_job": config})
-    smk = _job(wildcards={"dataset": "digits", "cls": "3"}, input={"data": "d.npz"},
-               output=["s.json"], params={"settings": {"seed": 0}})
+    smk = _job(
+        wildcards={"dataset": "digits", "cls": "3"},
+        input={"data": "d.npz"},
+        output=["s.json"],
+        params={"settings": {"seed": 0}},
+    )
     job.run(smk, "make_split")
-    assert called == {"config": {"for_job": {}}, "dataset": "digits", "cls": 3, "data_path": "d.npz",
-                      "out": "s.json", "settings": {"seed": 0}}
+    assert called == {
+        "config": {"for_job": {}},
+        "dataset": "digits",
+        "cls": 3,
+        "data_path": "d.npz",
+        "out": "s.json",
+        "settings": {"seed": 0},
+    }
 
 
 def test_an_unknown_stage_is_named():

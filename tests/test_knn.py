@@ -119,7 +119,9 @@ def test_random_weights_are_the_same_network_in_every_process():
     assert all(torch.equal(first[k], second[k]) for k in first)
     torch.manual_seed(123)
     assert torch.equal(torch.rand(3), after), "loading consumed the caller's random numbers"
-    code = ("import torch; from protolib.models.backbones import load_resnet; "
-            "print(float(load_resnet('resnet18', 'none').conv1.weight.double().sum()))")
+    code = (
+        "import torch; from protolib.models.backbones import load_resnet; "
+        "print(float(load_resnet('resnet18', 'none').conv1.weight.double().sum()))"
+    )
     other = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert other == float(first["conv1.weight"].double().sum())

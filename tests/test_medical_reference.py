@@ -26,10 +26,16 @@ def test_xray_train_val_test_are_patient_disjoint():
     n = 600
     patients = rng.integers(0, 150, n)  # about 4 images per patient
     data = ImageDataset(
-        name="chexpert", images=np.zeros((n, 4, 4), dtype=np.uint8), labels=np.zeros(n, dtype=np.int64),
+        name="chexpert",
+        images=np.zeros((n, 4, 4), dtype=np.uint8),
+        labels=np.zeros(n, dtype=np.int64),
         class_names=["normal"],
-        meta={"anomalous": rng.random(n) < 0.3, "sex": rng.choice(["M", "F"], n),
-              "age": rng.choice([20.0, 45.0, 70.0], n), "patient": np.array([f"patient{p:05d}" for p in patients])},
+        meta={
+            "anomalous": rng.random(n) < 0.3,
+            "sex": rng.choice(["M", "F"], n),
+            "age": rng.choice([20.0, 45.0, 70.0], n),
+            "patient": np.array([f"patient{p:05d}" for p in patients]),
+        },
     )
     cfg = {"loader": "chexpert", "split": {"val_size": 16, "test_size": 16}, "candidates": 10}
     split = xray_split(data, 0, cfg, seed=0, dataset_key="chexpert")

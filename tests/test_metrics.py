@@ -8,8 +8,12 @@ from protolib.metrics import auroc, average_ranks, rowwise_auroc
 
 def test_average_ranks_equal_scipy_rankdata():
     rng = np.random.default_rng(0)
-    for scores in (rng.integers(0, 6, size=(5, 300)).astype(float), rng.normal(size=(3, 50)),
-                   np.zeros((2, 7)), rng.integers(0, 3, size=11).astype(float)):
+    for scores in (
+        rng.integers(0, 6, size=(5, 300)).astype(float),
+        rng.normal(size=(3, 50)),
+        np.zeros((2, 7)),
+        rng.integers(0, 3, size=11).astype(float),
+    ):
         assert np.array_equal(average_ranks(scores), rankdata(scores, axis=-1, method="average"))
 
 

@@ -52,7 +52,9 @@ def test_prepared_queries_give_the_exact_distances_and_faiss_the_same_as_plain_a
         fbank = rng.normal(size=(m, 32)).astype(np.float32)
         index = faiss.IndexFlatL2(32)
         index.add(fbank)
-        assert np.array_equal(nearest_squared(fbank, prepared_floats, 2), np.maximum(index.search(floats, min(2, m))[0], 0))
+        assert np.array_equal(
+            nearest_squared(fbank, prepared_floats, 2), np.maximum(index.search(floats, min(2, m))[0], 0)
+        )
     assert prepared.integral and not prepared_floats.integral
 
 
@@ -81,9 +83,9 @@ def test_a_cpu_knn_job_imports_neither_torch_nor_sklearn(tmp_path):
     device files must not pay for importing torch, scikit-learn or scipy."""
     import subprocess
     import sys
+    from pathlib import Path
 
     from protolib.models.backbones import GPU_DEVICE_FILES
-    from pathlib import Path
 
     if any(Path(f).exists() for f in GPU_DEVICE_FILES):
         import pytest

@@ -20,8 +20,14 @@ from protolib.models.vmap_training import train_plain
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (5, 28, 28), dtype=np.uint8)
 COLOUR = RNG.integers(0, 256, (5, 20, 20, 3), dtype=np.uint8)
-FAE = {"detector": "fae", "backbone": "resnet18", "image_size": 32, "steps": 3, "hidden_dims": [8, 16],
-       "train_batch_size": 2}
+FAE = {
+    "detector": "fae",
+    "backbone": "resnet18",
+    "image_size": 32,
+    "steps": 3,
+    "hidden_dims": [8, 16],
+    "train_batch_size": 2,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +46,22 @@ def test_prepared_images_equal_preparing_each_batch(images, resize):
     for pick in (slice(1, 4), np.array([4, 0, 2]), torch.tensor([3, 1])):
         index = pick.numpy() if isinstance(pick, torch.Tensor) else pick
         for norm in (True, False):
-            assert torch.equal(prepare_images(prepared[pick], 32, resize, norm),
-                               prepare_images(images[index], 32, resize, norm))
+            assert torch.equal(
+                prepare_images(prepared[pick], 32, resize, norm), prepare_images(images[index], 32, resize, norm)
+            )
     # prepared at another size: the originals are prepared again
     assert torch.equal(prepare_images(prepared, 24, resize), prepare_images(images, 24, resize))
 
 
-@pytest.mark.parametrize("cfg", [
-    {"detector": "panda", "backbone": "resnet18", "image_size": 32, "steps": 2, "train_batch_size": 2},
-    FAE,
-    {"detector": "patchcore", "backbone": "resnet18", "image_size": 32},
-], ids=["panda", "fae", "patchcore"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"detector": "panda", "backbone": "resnet18", "image_size": 32, "steps": 2, "train_batch_size": 2},
+        FAE,
+        {"detector": "patchcore", "backbone": "resnet18", "image_size": 32},
+    ],
+    ids=["panda", "fae", "patchcore"],
+)
 def test_scores_of_prepared_images_are_identical(cfg):
     """Also FAE's training minibatches, which it prepares once per fit."""
     det = make_detector(cfg, device="cpu")
@@ -199,11 +210,26 @@ def test_gpu_acceptance_tiny_on_the_cpu_passes():
 
     from tests.helpers import REPO
 
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_acceptance.py"), "--tiny", "--device", "cpu"],
-                         capture_output=True, text=True, cwd=REPO, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_acceptance.py"), "--tiny", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=1800,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for case in ("knn_pixels", "knn_resnet", "panda_single", "patchcore", "panda", "fae_batch", "fae_imagenet",
-                 "rd", "fae_batch vmap", "rd vmap"):
+    for case in (
+        "knn_pixels",
+        "knn_resnet",
+        "panda_single",
+        "patchcore",
+        "panda",
+        "fae_batch",
+        "fae_imagenet",
+        "rd",
+        "fae_batch vmap",
+        "rd vmap",
+    ):
         assert f"\n{case} " in out.stdout, f"{case} missing from:\n{out.stdout}"
     assert "resolve_device('auto')" in out.stdout and "all checks passed" in out.stdout
 

@@ -15,8 +15,16 @@ from protolib.models import make_detector
 from protolib.models.feature_maps import prepare_images
 from tests.patchcore_reference_code import ApproximateGreedyCoresetSampler, embed
 
-CFG = {"detector": "patchcore", "backbone": "resnet18", "weights": "none", "image_size": 32,
-       "pretrain_embed_dim": 64, "target_embed_dim": 64, "coreset_ratio": 1.0, "batch_size": 8}
+CFG = {
+    "detector": "patchcore",
+    "backbone": "resnet18",
+    "weights": "none",
+    "image_size": 32,
+    "pretrain_embed_dim": 64,
+    "target_embed_dim": 64,
+    "coreset_ratio": 1.0,
+    "batch_size": 8,
+}
 
 
 def images(n: int, seed: int) -> np.ndarray:
@@ -49,8 +57,9 @@ def default_detector():
     """protolib's PatchCore at its defaults (layer2 + layer3, 3x3 neighbourhood, 1024 -> 1024,
     core-set 10 % on a 128-d projection from 10 starts) on a seeded random ResNet18, 64 px."""
     torch.manual_seed(0)
-    return make_detector({"detector": "patchcore", "backbone": "resnet18", "weights": "none", "image_size": SIZE},
-                         device="cpu")
+    return make_detector(
+        {"detector": "patchcore", "backbone": "resnet18", "weights": "none", "image_size": SIZE}, device="cpu"
+    )
 
 
 def test_two_layer_patch_features_equal_the_reference_embedding():

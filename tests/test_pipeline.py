@@ -21,11 +21,28 @@ pytestmark = pytest.mark.slow
 
 
 def test_default_study_plans(repo, tmp_path):
-    out = snakemake("-n", "--cores", "2", "--configfile", str(repo / "config.yaml"),
-                    "--config", f"results={tmp_path}/results", workdir=tmp_path)
+    out = snakemake(
+        "-n",
+        "--cores",
+        "2",
+        "--configfile",
+        str(repo / "config.yaml"),
+        "--config",
+        f"results={tmp_path}/results",
+        workdir=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr
-    for rule in ("split", "features", "score_chunk", "select_evolutionary", "select_gmm", "evaluate_random", "table1", "fig2"):
+    for rule in (
+        "split",
+        "features",
+        "score_chunk",
+        "select_evolutionary",
+        "select_gmm",
+        "evaluate_random",
+        "table1",
+        "fig2",
+    ):
         assert rule in text
     assert not (tmp_path / "results").exists()
 
@@ -146,7 +163,9 @@ def test_named_targets_rebuild_only_what_they_need(study, tmp_path):
     for f in [*Path(layout.tables).glob("table1.*"), *Path(layout.figures).glob("fig2_*")]:
         f.unlink()
     workdir = results.parent
-    out = snakemake("table1", "--cores", "2", "--configfile", str(path), workdir=workdir)  # target first: --configfile takes several values
+    out = snakemake(
+        "table1", "--cores", "2", "--configfile", str(path), workdir=workdir
+    )  # target first: --configfile takes several values
     assert out.returncode == 0, out.stderr[-3000:]
     assert Path(layout.tables, "table1.csv").exists()
     assert not Path(layout.figures, "fig2_digits_knn.png").exists(), "table1 built more than it needs"
@@ -167,12 +186,25 @@ def test_a_changed_setting_reruns_what_depends_on_it_and_nothing_else(study, tmp
     out = snakemake("-n", "--cores", "2", "--configfile", str(path), workdir=results.parent)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
-    stats = text[text.index("Job stats"):]
+    stats = text[text.index("Job stats") :]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
     assert jobs.get("select_evolutionary") == "2" and jobs.get("evaluate_evolutionary") == "2"
-    for untouched in ("prepare", "split", "features", "score_chunk", "merge_scores", "select_greedy",
-                      "select_gmm", "select_random", "select_manual", "evaluate_greedy", "evaluate_random",
-                      "evaluate_manual", "evaluate_full", "transfer_knn_to_resnet"):
+    for untouched in (
+        "prepare",
+        "split",
+        "features",
+        "score_chunk",
+        "merge_scores",
+        "select_greedy",
+        "select_gmm",
+        "select_random",
+        "select_manual",
+        "evaluate_greedy",
+        "evaluate_random",
+        "evaluate_manual",
+        "evaluate_full",
+        "transfer_knn_to_resnet",
+    ):
         assert untouched not in jobs, (untouched, jobs)
 
 
@@ -184,16 +216,29 @@ def test_a_changed_transfer_target_setting_reruns_the_transfer_jobs(tmp_path):
     config["datasets"]["digits"]["classes"] = [3]
     config["models"]["knn5"] = {"detector": "knn", "backbone": "pixels", "k": 5}
     config["selection"] = {"M": [1], "methods": ["greedy"]}
-    config["transfer"] = [{"name": "k2_to_k5", "source": {"dataset": "digits", "model": "knn"},
-                           "target": {"dataset": "digits", "model": "knn5"}}]
-    out = snakemake("transfer", "--cores", "2", "--configfile", str(write_config(tmp_path / "a.yaml", config)),
-                    workdir=tmp_path)
+    config["transfer"] = [
+        {
+            "name": "k2_to_k5",
+            "source": {"dataset": "digits", "model": "knn"},
+            "target": {"dataset": "digits", "model": "knn5"},
+        }
+    ]
+    out = snakemake(
+        "transfer", "--cores", "2", "--configfile", str(write_config(tmp_path / "a.yaml", config)), workdir=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     config["models"]["knn5"]["k"] = 9
-    out = snakemake("transfer", "-n", "--cores", "2", "--configfile", str(write_config(tmp_path / "b.yaml", config)),
-                    workdir=tmp_path)
+    out = snakemake(
+        "transfer",
+        "-n",
+        "--cores",
+        "2",
+        "--configfile",
+        str(write_config(tmp_path / "b.yaml", config)),
+        workdir=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", text[text.index("Job stats"):], re.M))
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", text[text.index("Job stats") :], re.M))
     assert jobs.get("transfer_k2_to_k5") == "1", jobs
     assert "select_greedy" not in jobs and "features" not in jobs, jobs

@@ -98,8 +98,14 @@ def test_gpu_rules_take_their_runtime_from_the_config_and_the_profile_names_no_r
     numbers benchmarks/job_minutes.py checks), and no profile sets a rule's runtime: the profile's
     default runtime is for the rules that declare none (the CPU rules)."""
     gpu = {name: block for name, block in rule_blocks().items() if "**gpu_resources()" in block}
-    expected = {"device_check": '"device_check"', "features": '"features"', "score_chunk": '"score_chunk"', "evaluate_full": '"evaluate_full"',
-                "evaluate_*": 'f"evaluate_{_method}"', "transfer_*": "f\"transfer_{_entry['name']}\""}
+    expected = {
+        "device_check": '"device_check"',
+        "features": '"features"',
+        "score_chunk": '"score_chunk"',
+        "evaluate_full": '"evaluate_full"',
+        "evaluate_*": 'f"evaluate_{_method}"',
+        "transfer_*": "f\"transfer_{_entry['name']}\"",
+    }
     assert set(gpu) == set(expected), sorted(gpu)
     for name, block in gpu.items():
         runtimes = re.findall(r"^\s+runtime=(.*),$", block, re.M)
@@ -191,8 +197,18 @@ def test_every_select_rule_is_in_the_selection_group(tmp_path):
     config["datasets"]["digits"]["classes"] = [3]
     config["selection"]["methods"] = ["greedy", "typical"]
     path = write_config(tmp_path / "study.yaml", config)
-    proc = snakemake(tmp_path, "-n", "--profile", str(PROFILES / "slurm"), "--cores", "2", "--configfile", str(path),
-                     env=clean_env(), timeout=120)
+    proc = snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(PROFILES / "slurm"),
+        "--cores",
+        "2",
+        "--configfile",
+        str(path),
+        env=clean_env(),
+        timeout=120,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert grouped_rules(log, "selection") == [{"merge_scores", "select_greedy", "select_typical"}]
@@ -382,8 +398,9 @@ def test_gpu_rules_run_in_the_gpu_environment_and_both_envs_are_pinned():
     envs = rule_envs()
     gpu_rules = {name for name, block in rule_blocks().items() if "**gpu_resources()" in block}
     assert {n for n, env in envs.items() if env == "GPU_ENV"} == gpu_rules
-    cpu, cuda = (yaml.safe_load((REPO / "envs" / f).read_text())["dependencies"]
-                 for f in ("protolib.yaml", "protolib-cuda.yaml"))
+    cpu, cuda = (
+        yaml.safe_load((REPO / "envs" / f).read_text())["dependencies"] for f in ("protolib.yaml", "protolib-cuda.yaml")
+    )
     assert all(re.fullmatch(r"[\w.-]+=[\d.]+(=\S+)?", dep) for dep in cpu + cuda), "every package pinned"
     assert [d for d in cpu if not d.startswith("pytorch=")] == [d for d in cuda if not d.startswith("pytorch=")]
     assert "pytorch=2.14=cuda*" in cuda
@@ -401,8 +418,17 @@ def test_a_gpu_model_in_default_resources_is_refused_before_submission(tmp_path)
     prepared = Path(Layout(work / "results").data("digits"))
     prepared.parent.mkdir(parents=True)
     prepared.touch()
-    proc = snakemake(work, "results/splits/digits/0.json", "--profile", str(PROFILES / "slurm"),
-                     "--default-resources", "gpu_model=tesla", "mem_mb=1000", env=env, timeout=120)
+    proc = snakemake(
+        work,
+        "results/splits/digits/0.json",
+        "--profile",
+        str(PROFILES / "slurm"),
+        "--default-resources",
+        "gpu_model=tesla",
+        "mem_mb=1000",
+        env=env,
+        timeout=120,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "these jobs use no GPU but would ask SLURM for one" in log, log[-3000:]

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from protolib.rank.folders import read_folder
 from protolib.rank import RankError, RankOptions, rank_folder
+from protolib.rank.folders import read_folder
 
 NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
 CORRUPTED = "zero_corrupted.png"
@@ -99,17 +99,28 @@ def ranked(folders):
 def ranked_with_val(faces):
     out = faces["root"] / "out"
     result = rank_folder(
-        faces["train"], out, image_size=SIZE, M=5, n_atypical=5, val_normal=faces["val_normal"],
+        faces["train"],
+        out,
+        image_size=SIZE,
+        M=5,
+        n_atypical=5,
+        val_normal=faces["val_normal"],
         # large enough to converge: seeds 0-2 all end on the same subset (a 30 x 10 run does not,
         # and whether it beats `all` then depends on the random stream)
-        val_anomalous=faces["val_anomalous"], population=100, generations=50, seed=0, progress=False, log=None,
+        val_anomalous=faces["val_anomalous"],
+        population=100,
+        generations=50,
+        seed=0,
+        progress=False,
+        log=None,
     )
     return result, out
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "protolib", "rank", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "protolib", "rank", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -217,7 +228,9 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
     (tmp_path / "d_rgba.png").unlink()
     grey = read_folder(tmp_path, 16, progress=False)
     assert grey.mode == "L" and grey.images.shape == (3, 16, 16)
-    result = rank_folder(tmp_path, tmp_path.parent / f"{tmp_path.name}_out", M=1, n_atypical=1, progress=False, log=None)
+    result = rank_folder(
+        tmp_path, tmp_path.parent / f"{tmp_path.name}_out", M=1, n_atypical=1, progress=False, log=None
+    )
     assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif", "sub/read_too.png"]
 
 
@@ -251,9 +264,22 @@ def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces
     few.mkdir()
     for path in sorted(folders["train"].glob("zero_0*.png"))[:12] + [folders["train"] / NOISE[0]]:
         (few / path.name).write_bytes(path.read_bytes())
-    result = rank_folder(few, tmp_path / "out", model="test_mean_image", backbone="pixels", image_size=SIZE, M=2,
-                         n_atypical=3, val_normal=faces["val_normal"], val_anomalous=faces["val_anomalous"],
-                         population=6, generations=3, progress=False, log=None, contact_sheet=False)
+    result = rank_folder(
+        few,
+        tmp_path / "out",
+        model="test_mean_image",
+        backbone="pixels",
+        image_size=SIZE,
+        M=2,
+        n_atypical=3,
+        val_normal=faces["val_normal"],
+        val_anomalous=faces["val_anomalous"],
+        population=6,
+        generations=3,
+        progress=False,
+        log=None,
+        contact_sheet=False,
+    )
     assert result.atypical[0] == NOISE[0]
     assert len(result.subsets["greedy"]) == 2 and 0 <= result.val_auroc["evolutionary"] <= 1
 
@@ -283,14 +309,20 @@ def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, faces, tmp_pa
     args = {
         "empty": ([folders["empty"]], [str(folders["empty"]), "no PNG, JPEG, TIFF or BMP"]),
         "missing": ([folders["root"] / "nope"], [str(folders["root"] / "nope"), "does not exist"]),
-        "M_too_large": ([folders["with_broken"], "-M", "31"], ["M = 31", "30 readable images",
-                                                              str(folders["with_broken"])]),
+        "M_too_large": (
+            [folders["with_broken"], "-M", "31"],
+            ["M = 31", "30 readable images", str(folders["with_broken"])],
+        ),
         "one_val_folder": ([folders["train"], "--val-normal", folders["train"]], ["--val-anomalous"]),
         # val images inside the folder to rank would be ranked and selected as training images too
-        "val_inside": ([faces["root"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_anomalous"]],
-                       [f"--val-normal {str(faces['val_normal'])!r} is inside IMAGES_DIR", "read as both"]),
-        "same_val": ([faces["train"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_normal"]],
-                     ["is the same folder as --val-normal"]),
+        "val_inside": (
+            [faces["root"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_anomalous"]],
+            [f"--val-normal {str(faces['val_normal'])!r} is inside IMAGES_DIR", "read as both"],
+        ),
+        "same_val": (
+            [faces["train"], "--val-normal", faces["val_normal"], "--val-anomalous", faces["val_normal"]],
+            ["is the same folder as --val-normal"],
+        ),
     }[case]
     run = _cli(*args[0], "--out", tmp_path / "out")
     assert run.returncode == 2

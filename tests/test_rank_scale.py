@@ -134,8 +134,9 @@ def test_rank_through_the_scaled_path(monkeypatch, tmp_path):
     images += [rng.integers(0, 256, (16, 16), dtype=np.uint8) for _ in range(3)]  # noise: atypical
     folder = _save_folder(tmp_path / "imgs", images)
     monkeypatch.setattr(typicality_scaled, "EXACT_MAX", 50)
-    result = rank_folder(folder, tmp_path / "out", image_size=16, M=4, n_atypical=3, progress=False, log=None,
-                         contact_sheet=False)
+    result = rank_folder(
+        folder, tmp_path / "out", image_size=16, M=4, n_atypical=3, progress=False, log=None, contact_sheet=False
+    )
     assert set(result.atypical) == {"img_120.png", "img_121.png", "img_122.png"}
     assert len(set(result.coreset)) == 4
 
@@ -143,8 +144,14 @@ def test_rank_through_the_scaled_path(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------- bad input
 def _cli(*args: str | Path, timeout: int = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "protolib", "rank", *map(str, args)], check=False,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "protolib", "rank", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def _some_images(n: int = 6, seed: int = 0) -> list[np.ndarray]:
@@ -197,8 +204,9 @@ def test_identical_images_are_all_equally_typical(tmp_path):
 def test_one_outlier_among_identical_images_is_the_only_atypical(tmp_path):
     images = [np.zeros((16, 16), dtype=np.uint8)] * 11 + [np.full((16, 16), 200, dtype=np.uint8)]
     folder = _save_folder(tmp_path / "mostly_black", images)
-    result = rank_folder(folder, tmp_path / "out", image_size=16, M=2, n_atypical=3, progress=False, log=None,
-                         contact_sheet=False)
+    result = rank_folder(
+        folder, tmp_path / "out", image_size=16, M=2, n_atypical=3, progress=False, log=None, contact_sheet=False
+    )
     assert result.atypical == ["img_011.png"]
 
 
@@ -209,7 +217,8 @@ def test_ivf_only_on_request_with_its_recall(tmp_path):
     assert exact.recall is None and 0.5 < ivf.recall <= 1.0
     assert np.all(ivf.knn >= exact.knn * (1 - 1e-5))  # an approximate search finds no closer neighbours
     folder = _save_folder(tmp_path / "imgs", _some_images(40))
-    result = rank_folder(folder, tmp_path / "out", image_size=16, M=3, knn_index="ivf", progress=False, log=None,
-                         contact_sheet=False)
+    result = rank_folder(
+        folder, tmp_path / "out", image_size=16, M=3, knn_index="ivf", progress=False, log=None, contact_sheet=False
+    )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert result.settings["knn_index"] == "ivf" and any("recall" in note for note in summary["notes"])

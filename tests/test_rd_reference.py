@@ -19,8 +19,16 @@ from tests.helpers import small_config
 from tests.test_anomalib_crosscheck import SIZE, rd_pair
 from tests.test_anomalib_crosscheck import images as textured
 
-RD = {"detector": "rd", "backbone": "resnet18", "weights": "none", "image_size": 32, "steps": 2,
-      "width": 0.25, "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]}
+RD = {
+    "detector": "rd",
+    "backbone": "resnet18",
+    "weights": "none",
+    "image_size": 32,
+    "steps": 2,
+    "width": 0.25,
+    "bottleneck_blocks": 1,
+    "decoder_blocks": [1, 1, 1],
+}
 
 
 def validated(model: dict) -> dict:
@@ -50,15 +58,21 @@ def test_defaults_are_upd_studys_chest_xray_settings():
     with torch.inference_mode():
         dec = det.net(*feats)
     by_hand = sum(
-        torch.nn.functional.interpolate((1 - torch.nn.functional.cosine_similarity(e, d, dim=1)).unsqueeze(1),
-                                        size=(32, 32), mode="bilinear", align_corners=True).squeeze(1)
+        torch.nn.functional.interpolate(
+            (1 - torch.nn.functional.cosine_similarity(e, d, dim=1)).unsqueeze(1),
+            size=(32, 32),
+            mode="bilinear",
+            align_corners=True,
+        ).squeeze(1)
         for e, d in zip(feats, dec)
     )
     np.testing.assert_allclose(maps, by_hand.numpy(), rtol=1e-5, atol=1e-6)
 
     # RD4AD's settings stay one config line away
-    det = make_detector(validated({**RD, "imagenet_norm": True, "map_sigma": 4, "score_reduce": "max",
-                                   "train_batch_size": 16}), device="cpu")
+    det = make_detector(
+        validated({**RD, "imagenet_norm": True, "map_sigma": 4, "score_reduce": "max", "train_batch_size": 16}),
+        device="cpu",
+    )
     assert (det.imagenet_norm, det.map_sigma, det.score_reduce, det.train_batch_size) == (True, 4.0, "max", 16)
 
 

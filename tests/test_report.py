@@ -32,9 +32,18 @@ pytestmark = pytest.mark.slow
 CLASSES = STUDY_CLASSES
 METHODS = STUDY_METHODS
 TRANSFER = STUDY_TRANSFER
-CAPTIONS = ["Table 1 (summary)", "Table 2 (one run", "Per-class tables", "Figure 1 (one class)",
-            "Figure 2 (every class)", "Figure 3 (what the methods select)", "Figure 4 (best and worst single",
-            "Figure 5 (best and worst by", "Figure 6 (transfer)", "Figure 7 (long-tailed"]
+CAPTIONS = [
+    "Table 1 (summary)",
+    "Table 2 (one run",
+    "Per-class tables",
+    "Figure 1 (one class)",
+    "Figure 2 (every class)",
+    "Figure 3 (what the methods select)",
+    "Figure 4 (best and worst single",
+    "Figure 5 (best and worst by",
+    "Figure 6 (transfer)",
+    "Figure 7 (long-tailed",
+]
 
 
 @pytest.fixture
@@ -62,7 +71,9 @@ def _parse_cell(text: str) -> tuple[float | None, float | None, str, bool]:
     text = text.strip()
     if text in ("–", "--"):
         return None, None, "", False
-    mark = "best" if ("**" in text or "\\textbf" in text) else "second" if ("<u>" in text or "\\underline" in text) else ""
+    mark = (
+        "best" if ("**" in text or "\\textbf" in text) else "second" if ("<u>" in text or "\\underline" in text) else ""
+    )
     star = "*" in text.replace("**", "")
     numbers = [float(x) for x in re.findall(r"\d+\.\d+", text)]
     return numbers[0], (numbers[1] if len(numbers) > 1 else None), mark, star
@@ -120,7 +131,9 @@ def test_table1_parses_back_to_evaluation_csv(study):
     # best per column in bold, second underlined, values above 100 % starred
     shown = table["mean"].round(2)
     assert set(table.loc[shown == shown.max(), "mark"]) == {"best"}
-    assert (table.loc[table.above_full, "mean"].round(2) > round(float(table.loc[table.row == "100 %", "mean"].iloc[0]), 2)).all()
+    assert (
+        table.loc[table.above_full, "mean"].round(2) > round(float(table.loc[table.row == "100 %", "mean"].iloc[0]), 2)
+    ).all()
     _check_formatted(results, "table1", table)
     assert "\\textbf{" in Path(Layout(results).tables, "table1.tex").read_text()
     assert table.loc[table.method == "random", "std"].notna().all()
@@ -131,7 +144,11 @@ def test_per_class_tables_parse_back(study):
     frame = _eval(results)
     table = pd.read_csv(Path(Layout(results).tables, "per_class_digits_knn.csv"))
     for _, r in table.iterrows():
-        sel = frame[frame.method == r.method] if r.method == "full" else frame[(frame.method == r.method) & (frame.M == r.M)]
+        sel = (
+            frame[frame.method == r.method]
+            if r.method == "full"
+            else frame[(frame.method == r.method) & (frame.M == r.M)]
+        )
         if r.column == "average":
             mean, _ = _expected(frame, r.method, None if r.method == "full" else int(r.M))
         else:
@@ -158,7 +175,9 @@ def test_transfer_outputs_and_an_independent_knn(study):
     results, config, _ = study
     features = np.load(Layout(results).feature_files("digits", "resnet18-none0-32")[0]).astype(np.float64)
     csv = pd.read_csv(Layout(results).transfer_evaluation)
-    n_expected = len(CLASSES) * (1 + 1 + 2 + 2 * 2 + 2)  # full + target_full + greedy 2 M + random 2 M x 2 seeds + manual
+    n_expected = len(CLASSES) * (
+        1 + 1 + 2 + 2 * 2 + 2
+    )  # full + target_full + greedy 2 M + random 2 M x 2 seeds + manual
     assert len(csv) == n_expected
     for cls in CLASSES:
         split = io.read_json(Layout(results).split("digits", cls))
@@ -300,13 +319,17 @@ def test_fig7_shows_the_centre_and_the_tail(study):
 # ----------------------------------------------------------------------------- by name, report
 def test_a_figure_rebuilds_alone_by_name(study):
     results, _, path = study
-    before = {p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")}
+    before = {
+        p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")
+    }
     for f in Path(Layout(results).figures).glob("fig5.*"):
         f.unlink()
     out = snakemake("fig5", "--cores", "2", "--configfile", str(path))
     assert out.returncode == 0, out.stderr[-3000:]
     assert Path(Layout(results).figures, "fig5.png").exists() and Path(Layout(results).figures, "fig5.json").exists()
-    after = {p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")}
+    after = {
+        p.name: p.stat().st_mtime_ns for p in Path(Layout(results).figures).iterdir() if not p.name.startswith("fig5")
+    }
     assert before == after, "fig5 rebuilt other figures"
 
 
@@ -341,8 +364,14 @@ def test_marks_follow_the_numbers_as_printed():
     that both read 50.01 share the bold mark, and the 50.00 below them is second."""
     from protolib import tables
 
-    long = pd.DataFrame({"row": ["100 %", "greedy 1", "evolutionary 1"], "column": ["c"] * 3,
-                         "mean": [0.50005 * 100, 0.5001 * 100, 0.50004 * 100], "std": [np.nan] * 3})
+    long = pd.DataFrame(
+        {
+            "row": ["100 %", "greedy 1", "evolutionary 1"],
+            "column": ["c"] * 3,
+            "mean": [0.50005 * 100, 0.5001 * 100, 0.50004 * 100],
+            "std": [np.nan] * 3,
+        }
+    )
     assert np.round(long["mean"][0], 2) != float(f"{long['mean'][0]:.2f}")  # the case is real
     cells = tables.formatted(long)["c"].tolist()
     assert cells == ["**50.01**", "**50.01**", "<u>50.00</u>"]
@@ -354,16 +383,30 @@ def test_a_mean_over_fewer_classes_is_refused(drop, tmp_path):
     fewer classes than its column would be averaged over them and compared as if alike."""
     from protolib import report
 
-    rows = [{"dataset": "d", "model": "m", "class": c, "class_name": str(c), "method": method, "M": M, "seed": seed,
-             "n_train": 5, "test_auroc": 0.5 + 0.01 * c}  # 100 %: M is the class's training set size
-            for c in range(3) for method, M, seeds in [("full", 100 + c, [0]), ("greedy", 1, [0]), ("random", 1, [0, 1])]
-            for seed in seeds]
+    rows = [
+        {
+            "dataset": "d",
+            "model": "m",
+            "class": c,
+            "class_name": str(c),
+            "method": method,
+            "M": M,
+            "seed": seed,
+            "n_train": 5,
+            "test_auroc": 0.5 + 0.01 * c,
+        }  # 100 %: M is the class's training set size
+        for c in range(3)
+        for method, M, seeds in [("full", 100 + c, [0]), ("greedy", 1, [0]), ("random", 1, [0, 1])]
+        for seed in seeds
+    ]
     frame = pd.DataFrame(rows)
     frame.to_csv(tmp_path / "whole.csv", index=False)
     report.read_evaluation(tmp_path / "whole.csv")  # complete: read as is
-    gone = {"a class of one method": (frame.method == "greedy") & (frame["class"] == 2),
-            "a class of one random seed": (frame.method == "random") & (frame.seed == 1) & (frame["class"] == 0),
-            "a class of 100 %": (frame.method == "full") & (frame["class"] == 1)}[drop]
+    gone = {
+        "a class of one method": (frame.method == "greedy") & (frame["class"] == 2),
+        "a class of one random seed": (frame.method == "random") & (frame.seed == 1) & (frame["class"] == 0),
+        "a class of 100 %": (frame.method == "full") & (frame["class"] == 1),
+    }[drop]
     frame[~gone].to_csv(tmp_path / "evaluation.csv", index=False)
     with pytest.raises(ValueError, match=r"evaluation\.csv: d/m, .* has no result for class\(es\) [0-2] of the 3"):
         report.read_evaluation(tmp_path / "evaluation.csv")
@@ -372,10 +415,15 @@ def test_a_mean_over_fewer_classes_is_refused(drop, tmp_path):
 def test_fig5_calls_its_second_row_never_chosen_only_when_it_was_not(monkeypatch, tmp_path):
     from protolib.figures import images as figure_images
 
-    matrix = {"candidates": np.arange(4), "scores": np.arange(8.0).reshape(4, 2), "val_labels": np.array([0, 1]),
-              "sample_auroc": np.full(4, 0.5)}
-    every = figure_images.pick_evolutionary(matrix, [{"M": 2, "seed": 0, "ids": [0, 1]},
-                                                     {"M": 2, "seed": 1, "ids": [2, 3]}], 2)
+    matrix = {
+        "candidates": np.arange(4),
+        "scores": np.arange(8.0).reshape(4, 2),
+        "val_labels": np.array([0, 1]),
+        "sample_auroc": np.full(4, 0.5),
+    }
+    every = figure_images.pick_evolutionary(
+        matrix, [{"M": 2, "seed": 0, "ids": [0, 1]}, {"M": 2, "seed": 1, "ids": [2, 3]}], 2
+    )
     some = figure_images.pick_evolutionary(matrix, [{"M": 2, "seed": 0, "ids": [0, 1]}], 2)
     assert min(every["worst"]["count"]) == 1 and some["worst"]["count"] == [0, 0]
     titles: list[str] = []
@@ -406,8 +454,11 @@ def paper_like_config(monkeypatch) -> dict:
         "mvtec": {"loader": "mvtec", "classes": ["bottle", "screw"], "candidates": 30},
     }
     config["models"]["panda"] = {"detector": "knn", "backbone": "pixels"}
-    config["runs"] = [{"dataset": "digits", "model": "knn"}, {"dataset": "cifar10", "model": "panda"},
-                      {"dataset": "mvtec", "model": "panda"}]
+    config["runs"] = [
+        {"dataset": "digits", "model": "knn"},
+        {"dataset": "cifar10", "model": "panda"},
+        {"dataset": "mvtec", "model": "panda"},
+    ]
     return config
 
 
@@ -439,11 +490,15 @@ def test_bad_figure_settings_name_the_key(paper_like_config):
 
 
 def test_bad_transfer_entries_name_the_key(paper_like_config):
-    from protolib import pipeline
 
     config = paper_like_config
-    config["transfer"] = [{"source": {"dataset": "digits", "model": "knn"}, "target": {"dataset": "chexpert", "model": "knn"},
-                           "methods": ["greedy", "evolutionry"]}]
+    config["transfer"] = [
+        {
+            "source": {"dataset": "digits", "model": "knn"},
+            "target": {"dataset": "chexpert", "model": "knn"},
+            "methods": ["greedy", "evolutionry"],
+        }
+    ]
     with pytest.raises(ConfigError) as err:
         validate(config)
     assert "transfer[0].target.dataset: 'chexpert'" in str(err.value)
@@ -457,10 +512,20 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
 
     results, config, _ = study
     config = copy.deepcopy(config)
-    config["datasets"]["digits2"] = {"loader": "digits", "classes": [3, 8], "split": {"train": 0.6667, "seed": 1},
-                                    "candidates": 20}
-    config["transfer"] = [{"name": "to_digits2", "source": {"dataset": "digits", "model": "knn"},
-                           "target": {"dataset": "digits2", "model": "knn"}, "methods": ["greedy"]}]
+    config["datasets"]["digits2"] = {
+        "loader": "digits",
+        "classes": [3, 8],
+        "split": {"train": 0.6667, "seed": 1},
+        "candidates": 20,
+    }
+    config["transfer"] = [
+        {
+            "name": "to_digits2",
+            "source": {"dataset": "digits", "model": "knn"},
+            "target": {"dataset": "digits2", "model": "knn"},
+            "methods": ["greedy"],
+        }
+    ]
     config = validate(config)
     assert pipeline.transfer_entry(config, "to_digits2")["pairs"] == [(3, 3), (8, 8)]
     target_split = tmp_path / "digits2_3.json"
@@ -470,8 +535,18 @@ def test_dataset_transfer_uses_each_datasets_files(study, tmp_path):
         shutil.copy(features_file(results, config).with_suffix(suffix), target_features.with_suffix(suffix))
     subset = Layout(results).subset("greedy", 3, 0, "digits", "knn", 3)
     out = tmp_path / "M3_seed0.json"
-    pipeline.evaluate_transfer(config, "to_digits2", Layout(results).split("digits", 3), target_split, None,
-                               features_file(results, config), None, target_features, [str(subset)], [str(out)])
+    pipeline.evaluate_transfer(
+        config,
+        "to_digits2",
+        Layout(results).split("digits", 3),
+        target_split,
+        None,
+        features_file(results, config),
+        None,
+        target_features,
+        [str(subset)],
+        [str(out)],
+    )
     result = io.read_json(out)
     split = io.read_json(target_split)
     x = np.load(target_features).astype(np.float64)

@@ -24,8 +24,12 @@ def tiny(results: Path) -> dict:
     return small_config(
         results,
         datasets={"digits": {"classes": [5], "split": {"train": 0.6667}, "candidates": 12}},
-        selection={"M": [1, 3], "methods": ["greedy", "evolutionary", "gmm", "random"],
-                   "random": {"repeats": 2}, "evolutionary": {"population": 20, "generations": 5}},
+        selection={
+            "M": [1, 3],
+            "methods": ["greedy", "evolutionary", "gmm", "random"],
+            "random": {"repeats": 2},
+            "evolutionary": {"population": 20, "generations": 5},
+        },
     )
 
 
@@ -35,7 +39,8 @@ def outputs(results: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(results)): p.read_bytes()
         for p in sorted(results.rglob("*"))
-        if p.is_file() and p.suffix not in (".png", ".pdf", ".part")
+        if p.is_file()
+        and p.suffix not in (".png", ".pdf", ".part")
         and p.relative_to(results).parts[0] not in ("logs", "benchmarks")
     }
 
@@ -49,9 +54,23 @@ def test_killed_run_resumes_to_results_identical_to_an_uninterrupted_run(tmp_pat
     interrupted = tmp_path / "interrupted"
     cfg = write_config(tmp_path / "int.yaml", tiny(interrupted / "results"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(interrupted),
-         "--cores", "1", "--configfile", str(cfg)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(interrupted),
+            "--cores",
+            "1",
+            "--configfile",
+            str(cfg),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     subsets = interrupted / "results" / "subsets"
     deadline = time.time() + 300

@@ -172,8 +172,9 @@ def test_evolution_is_deterministic_per_seed(context):
 
 
 def test_gmm_is_label_free_and_picks_images_near_the_means(context):
-    ctx = SelectionContext(candidates=context.candidates, pool_ids=context.pool_ids,
-                           pool_features=context.pool_features)  # no scores, no labels
+    ctx = SelectionContext(
+        candidates=context.candidates, pool_ids=context.pool_ids, pool_features=context.pool_features
+    )  # no scores, no labels
     sel = make_selector("gmm").select(ctx, 3, np.random.default_rng(0))
     assert len(set(sel.ids)) == 3
 
@@ -191,18 +192,23 @@ def test_typical_covers_the_typical_core_without_labels_and_skips_outliers(conte
 
     rng = np.random.default_rng(0)
     centres = np.array([[0.0] * 6, [10.0] * 6])
-    z = np.concatenate([centres[0] + rng.normal(size=(30, 6)) * 0.1, centres[1] + rng.normal(size=(10, 6)) * 0.1,
-                        np.full((2, 6), 100.0) + rng.normal(size=(2, 6))])
+    z = np.concatenate(
+        [
+            centres[0] + rng.normal(size=(30, 6)) * 0.1,
+            centres[1] + rng.normal(size=(10, 6)) * 0.1,
+            np.full((2, 6), 100.0) + rng.normal(size=(2, 6)),
+        ]
+    )
     ids = np.arange(500, 500 + len(z))
     ctx = SelectionContext(candidates=ids, pool_ids=ids, pool_features=z)  # no scores, no labels
     sel = make_selector("typical", {"typical": {"tail": 0.05, "metric": "sqeuclidean"}}).select(
-        ctx, 2, np.random.default_rng(0))
+        ctx, 2, np.random.default_rng(0)
+    )
     assert 500 <= sel.ids[0] < 530 and 530 <= sel.ids[1] < 540 and sel.info["excluded"] == 2
     # facility location against its definition: each step the smallest summed distance to the nearest pick
     d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
     chosen = cover(d, 3)
-    brute = [min(range(len(z)), key=lambda j: np.minimum(d[chosen[:i] + [j]].min(0), np.inf).sum())
-             for i in range(3)]
+    brute = [min(range(len(z)), key=lambda j: np.minimum(d[chosen[:i] + [j]].min(0), np.inf).sum()) for i in range(3)]
     assert chosen == brute
 
 
@@ -222,8 +228,10 @@ def test_typical_for_many_m_equals_the_greedy_cover_by_definition(context):
         rows = np.sort(np.argsort(-knn, kind="stable")[exclude:])
         chosen: list[int] = []
         for _ in range(M):  # the definition: each step the row that most lowers the summed cover
-            costs = [np.inf if j in chosen else np.minimum.reduce([d[np.ix_(rows, rows)][c] for c in chosen + [j]]).sum()
-                     for j in range(len(rows))]
+            costs = [
+                np.inf if j in chosen else np.minimum.reduce([d[np.ix_(rows, rows)][c] for c in chosen + [j]]).sum()
+                for j in range(len(rows))
+            ]
             chosen.append(int(np.argmin(costs)))
         got = selector.select(context, M, np.random.default_rng(0))
         assert got.ids == [int(context.pool_ids[rows[j]]) for j in chosen], M
@@ -249,8 +257,10 @@ def test_ablation_table_means_classes_then_seeds():
 
     from protolib.ablation import ablation_table
 
-    rows = [{"val": "literal", "method": "random", "M": 1, "seed": s, "class": c, "test_auroc": v}
-            for s, c, v in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    rows = [
+        {"val": "literal", "method": "random", "M": 1, "seed": s, "class": c, "test_auroc": v}
+        for s, c, v in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]
+    ]
     rows.append({"val": "literal", "method": "greedy", "M": 1, "seed": 0, "class": 0, "test_auroc": 0.9})
     table = ablation_table(pd.DataFrame(rows))
     assert table.loc["literal val: random", "M = 1"] == "70.00 ± 10.00"

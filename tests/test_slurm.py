@@ -48,7 +48,11 @@ def study_config() -> dict:
     config.pop("device")  # comes from --config device=cpu, as a user on a CPU-only cluster would
     config["datasets"]["digits"]["candidates"] = 20
     config["scores"]["chunk_size"] = 32  # one score_chunk job per class
-    config["selection"] = {"M": [1, 3], "methods": ["greedy", "evolutionary"], "evolutionary": {"population": 20, "generations": 5}}
+    config["selection"] = {
+        "M": [1, 3],
+        "methods": ["greedy", "evolutionary"],
+        "evolutionary": {"population": 20, "generations": 5},
+    }
     return config
 
 
@@ -58,7 +62,11 @@ def test_precheck_names_a_request_no_node_can_hold():
     assert nodes == [Node("main", True, 2, 16000, 0), Node("gpu", False, 8, 64000, 4)]
     fits = [Request("rule a", None, 2, 16000, 0), Request("rule b", "gpu", 8, 1000, 1)]
     assert unsatisfiable(fits, nodes) == []
-    too_big = [Request("rule c", None, 4, 1000, 0), Request("rule d", None, 1, 1000, 1), Request("rule e", "x", 1, 1, 0)]
+    too_big = [
+        Request("rule c", None, 4, 1000, 0),
+        Request("rule d", None, 1, 1000, 1),
+        Request("rule e", "x", 1, 1, 0),
+    ]
     problems = unsatisfiable(too_big, nodes)
     assert len(problems) == 3
     assert problems[0].startswith("rule c: asks for 4 CPUs, 1000 MB memory, 0 GPUs in the default partition")
@@ -89,8 +97,18 @@ def slurm(tmp_path_factory):
 
 
 def profile_run(cluster, workdir: Path, *extra: str) -> list[str]:
-    return snakemake_command(*TARGETS, "--profile", str(PROFILE), "--configfile", str(workdir / "config.yaml"),
-                             "--config", "device=cpu", *FAST, *extra, workdir=workdir)
+    return snakemake_command(
+        *TARGETS,
+        "--profile",
+        str(PROFILE),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--config",
+        "device=cpu",
+        *FAST,
+        *extra,
+        workdir=workdir,
+    )
 
 
 def run(cluster, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -103,8 +121,13 @@ def submitted_ids(log: str) -> list[str]:
 
 def sacct(cluster, ids: list[str]) -> pd.DataFrame:
     fields = "JobID,Comment,State,ReqCPUS,ReqMem,ReqTRES,AllocTRES,Submit,Start,End"
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", fields],
-                         env=cluster.env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", fields],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [line.split("|") for line in out.splitlines() if line]
     table = pd.DataFrame(rows, columns=fields.split(","))
     table["rule"] = table["Comment"].str.removeprefix("rule_").str.split("_wildcards_").str[0]
@@ -121,8 +144,10 @@ def overhead(jobs: pd.DataFrame, wall: float) -> str:
         elif e > last:
             busy, last = busy + (e - last).total_seconds(), e
     idle = wall - busy
-    return (f"{len(jobs)} SLURM jobs in {wall:.0f} s; a job ran {(end - start).dt.total_seconds().mean():.0f} s on "
-            f"average; no job running for {idle:.0f} s = {idle / len(jobs):.1f} s per job")
+    return (
+        f"{len(jobs)} SLURM jobs in {wall:.0f} s; a job ran {(end - start).dt.total_seconds().mean():.0f} s on "
+        f"average; no job running for {idle:.0f} s = {idle / len(jobs):.1f} s per job"
+    )
 
 
 def read_tables(results: Path) -> dict[str, bytes]:
@@ -135,8 +160,9 @@ def slurm_study(slurm, tmp_path_factory):
     work, local = tmp_path_factory.mktemp("slurm_study"), tmp_path_factory.mktemp("local_study")
     for d in (work, local):
         write_config(d / "config.yaml", study_config())
-    local_cmd = snakemake_command(*TARGETS, "--cores", "2", "--configfile", str(local / "config.yaml"),
-                                  "--config", "device=cpu", workdir=local)
+    local_cmd = snakemake_command(
+        *TARGETS, "--cores", "2", "--configfile", str(local / "config.yaml"), "--config", "device=cpu", workdir=local
+    )
     local_proc = subprocess.run(local_cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert local_proc.returncode == 0, (local_proc.stdout + local_proc.stderr)[-3000:]
     t0 = time.monotonic()
@@ -189,13 +215,15 @@ def fail_one_running_job(cluster, after_id: int, prefix: str, stop: threading.Ev
     `after_id`, seen RUNNING: the job ends FAILED, as one killed by the kernel would. (Not
     `scancel`: plugin 2.8.0 reads sacct's "CANCELLED by <uid>" as still running and waits forever.)"""
     while not stop.is_set():
-        out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i|%k"], env=cluster.env,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "R", "-o", "%i|%k"], env=cluster.env, capture_output=True, text=True
+        ).stdout
         for line in out.splitlines():
             jobid, comment = line.split("|", 1)
             if int(jobid) > after_id and comment.startswith(f"rule_{prefix}"):
-                pids = subprocess.run(["scontrol", "listpids", jobid], env=cluster.env,
-                                      capture_output=True, text=True).stdout.split("\n")[1:]
+                pids = subprocess.run(
+                    ["scontrol", "listpids", jobid], env=cluster.env, capture_output=True, text=True
+                ).stdout.split("\n")[1:]
                 for pid in {int(row.split()[0]) for row in pids if row.strip()}:
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -288,8 +316,9 @@ def gpu_study_config() -> dict:
     `features`: three GPU jobs per run for the two GPUs."""
     config = study_config()
     config["datasets"]["digits"]["classes"] = [3]
-    config["models"] = {"patchcore": {"detector": "patchcore", "backbone": "wide_resnet50_2", "weights": "none",
-                                      "image_size": 32}}
+    config["models"] = {
+        "patchcore": {"detector": "patchcore", "backbone": "wide_resnet50_2", "weights": "none", "image_size": 32}
+    }
     config["runs"] = [{"dataset": "digits", "model": "patchcore"}]
     return config
 
@@ -325,10 +354,12 @@ def gpu_runs(slurm, tmp_path_factory) -> dict:
             (work / "results").mkdir()
             (work / "results" / "device_check.json").write_text("{}\n")
             extra = ["--config", "gpu_model=tesla", *FAST, "--retries", "0"]
-        cmd = snakemake_command(*TARGETS, "--profile", str(PROFILE), "--configfile", str(work / "config.yaml"),
-                                *extra, workdir=work)
-        proc = subprocess.Popen(cmd, cwd=REPO, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        cmd = snakemake_command(
+            *TARGETS, "--profile", str(PROFILE), "--configfile", str(work / "config.yaml"), *extra, workdir=work
+        )
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         runs[name] = (work, proc, time.monotonic())
     out = {}
     for name, (work, proc, t0) in runs.items():
@@ -340,9 +371,11 @@ def gpu_runs(slurm, tmp_path_factory) -> dict:
         wall = time.monotonic() - t0  # the shipped run ends first; measured from its own start
         out[name] = (work, proc.returncode, log, sacct(slurm, submitted_ids(log)), wall)
     check = out["shipped"][3].iloc[0]
-    print(f"\n[slurm] device: auto without CUDA, shipped profile: ended after {out['shipped'][4]:.0f} s "
-          f"(its one job: submitted {check['Submit']}, ran {check['Start']} to {check['End']}); "
-          f"load average {os.getloadavg()[0]:.1f} (2 cores)")
+    print(
+        f"\n[slurm] device: auto without CUDA, shipped profile: ended after {out['shipped'][4]:.0f} s "
+        f"(its one job: submitted {check['Submit']}, ran {check['Start']} to {check['End']}); "
+        f"load average {os.getloadavg()[0]:.1f} (2 cores)"
+    )
     return out
 
 
@@ -387,7 +420,7 @@ def test_gpu_jobs_hold_one_gpu_cpu_jobs_none_and_two_run_at_once(gpu_runs):
         assert not cpu["ReqTRES"].str.contains("gres/gpu").any(), cpu[["rule", "ReqTRES"]]
         # gpu_model reaches the GPU jobs' request (--gpus=tesla:1), and only theirs
         typed = gpu["ReqTRES"].str.contains("gres/gpu:tesla=1")
-        assert (typed.all() if bypassed else not typed.any()), (name, gpu[["rule", "ReqTRES"]])
+        assert typed.all() if bypassed else not typed.any(), (name, gpu[["rule", "ReqTRES"]])
         assert (cpu["State"] == "COMPLETED").all(), cpu[["rule", "State"]]
         all_gpu.append(gpu)
     gpu = pd.concat(all_gpu)
@@ -406,8 +439,11 @@ def test_auto_on_a_gpu_without_cuda_stops_at_the_job_start_not_on_the_cpu(gpu_ru
     results = work / "results"
     computed = [p for d in ("features", "scores", "eval") for p in (results / d).rglob("*.*")]
     assert not computed, computed
-    logs = [p for rule in ("features", "score_chunk", "evaluate_full")
-            for p in Path(Layout(results).logs, rule).rglob("*.log")]
+    logs = [
+        p
+        for rule in ("features", "score_chunk", "evaluate_full")
+        for p in Path(Layout(results).logs, rule).rglob("*.log")
+    ]
     assert len(logs) == 3, logs
     for path in logs:
         text = path.read_text()

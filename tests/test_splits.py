@@ -11,8 +11,14 @@ def digits():
 
 
 def make(digits, cls=3, seed=0, **kw):
-    args = dict(dataset="digits", class_name=str(cls), train=0.6667, anomalies_per_other_class=1.0,
-                candidates=50, seed=seed)
+    args = {
+        "dataset": "digits",
+        "class_name": str(cls),
+        "train": 0.6667,
+        "anomalies_per_other_class": 1.0,
+        "candidates": 50,
+        "seed": seed,
+    }
     args.update(kw)
     return one_vs_rest_split(digits.labels, cls, **args)
 
@@ -83,6 +89,7 @@ def test_paper_config_splits_fit_the_official_class_sizes(dataset):
     cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper.yaml").read_text())["datasets"][dataset]
     labels = np.repeat(np.arange(len(OFFICIAL_CLASS_SIZES[dataset])), OFFICIAL_CLASS_SIZES[dataset])
     for cls in range(len(OFFICIAL_CLASS_SIZES[dataset])):
-        split = one_vs_rest_split(labels, cls, dataset=dataset, class_name=str(cls), candidates=cfg["candidates"],
-                                  seed=0, **cfg["split"])
+        split = one_vs_rest_split(
+            labels, cls, dataset=dataset, class_name=str(cls), candidates=cfg["candidates"], seed=0, **cfg["split"]
+        )
         assert len(split.val_ids) > 0 and len(split.candidates) == cfg["candidates"]

@@ -47,11 +47,16 @@ class ImageDataset:
     def save(self, path: str | Path, provenance: dict[str, Any] | None = None) -> None:
         """The prepared dataset: one array file every later rule reads (fast, no re-decoding)."""
         arrays = {f"meta_{k}": np.asarray(v) for k, v in self.meta.items()}
-        integrity.write_npz(path, images=self.images, labels=self.labels, **arrays,
-                            meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}})
+        integrity.write_npz(
+            path,
+            images=self.images,
+            labels=self.labels,
+            **arrays,
+            meta={"name": self.name, "class_names": self.class_names, "config": provenance or {}},
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "ImageDataset":
+    def load(cls, path: str | Path) -> ImageDataset:
         """The prepared dataset file, refused unless its digest matches (:mod:`protolib.integrity`)."""
         data = integrity.read_npz(path, "prepare")
         data.pop(integrity.FIELD)
@@ -61,7 +66,7 @@ class ImageDataset:
             images=data["images"],
             labels=data["labels"],
             class_names=list(info["class_names"]),
-            meta={k[len("meta_"):]: v for k, v in data.items() if k.startswith("meta_")},
+            meta={k[len("meta_") :]: v for k, v in data.items() if k.startswith("meta_")},
         )
 
     def class_index(self, cls: int | str) -> int:
@@ -87,8 +92,15 @@ SPLIT_PROTOCOLS: dict[str, Callable[..., Any]] = {}
 #: the dataset keys that only some loaders read (``split.<key>`` for keys of ``split``): a
 #: loader that declares which of them it reads has the others refused by the config check,
 #: since a key it never reads (``image_size`` for CIFAR10) would change nothing without a word
-OPTIONAL_KEYS = ("image_size", "slices", "color", "split.val_fraction", "split.val_size", "split.test_size",
-                 "split.max_train")
+OPTIONAL_KEYS = (
+    "image_size",
+    "slices",
+    "color",
+    "split.val_fraction",
+    "split.val_size",
+    "split.test_size",
+    "split.max_train",
+)
 #: per loader, the ``OPTIONAL_KEYS`` it reads (loaders registered without ``reads`` are not checked)
 READS: dict[str, tuple[str, ...]] = {}
 #: loaders that read no files (their data ship with a library): ``root`` and ``download`` are refused
@@ -96,8 +108,11 @@ NO_FILES: set[str] = set()
 
 
 def register_dataset(
-    name: str, class_names: list[str], split: Callable[..., Any] | None = None,
-    reads: tuple[str, ...] | None = None, files: bool = True,
+    name: str,
+    class_names: list[str],
+    split: Callable[..., Any] | None = None,
+    reads: tuple[str, ...] | None = None,
+    files: bool = True,
 ) -> Callable[[Loader], Loader]:
     """Register a loader under ``name``; ``split`` overrides the one-vs-rest protocol; ``reads``:
     which of ``OPTIONAL_KEYS`` the loader and its split read; ``files=False``: it reads no
@@ -131,7 +146,9 @@ def class_list(cfg: dict[str, Any]) -> list[int]:
     for c in cfg["classes"]:
         idx = class_index_of(names, c)
         if idx is None:
-            raise KeyError(f"{cfg['loader']}: unknown class {c!r}; classes: {', '.join(names)} (or 0..{len(names) - 1})")
+            raise KeyError(
+                f"{cfg['loader']}: unknown class {c!r}; classes: {', '.join(names)} (or 0..{len(names) - 1})"
+            )
         if idx not in out:
             out.append(idx)
     return out

@@ -38,8 +38,8 @@ CIFAR100_FINE_CLASSES = [
     "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
     "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
     "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
+    "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
 ]  # fmt: skip
 
 #: the 20 superclasses in the official label order (``meta['coarse_label_names']``)
@@ -69,8 +69,17 @@ FINE_TO_COARSE = np.array([
 class _Variant:
     """What differs between CIFAR-10 and CIFAR-100: folder, file names, label keys, meta."""
 
-    def __init__(self, name: str, folder: str, files: list[str], label_key: str, meta_file: str,
-                 meta_key: str, meta_names: list[str], tv_class: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        folder: str,
+        files: list[str],
+        label_key: str,
+        meta_file: str,
+        meta_key: str,
+        meta_names: list[str],
+        tv_class: str,
+    ) -> None:
         self.name, self.folder, self.files, self.label_key = name, folder, files, label_key
         self.meta_file, self.meta_key, self.meta_names, self.tv_class = meta_file, meta_key, meta_names, tv_class
 
@@ -84,12 +93,24 @@ class _Variant:
 
 
 CIFAR10 = _Variant(
-    "cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
-    "labels", "batches.meta", "label_names", CIFAR10_CLASSES, "CIFAR10",
+    "cifar10",
+    "cifar-10-batches-py",
+    [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+    "labels",
+    "batches.meta",
+    "label_names",
+    CIFAR10_CLASSES,
+    "CIFAR10",
 )
 CIFAR100 = _Variant(
-    "cifar100", "cifar-100-python", ["train", "test"], "fine_labels", "meta", "fine_label_names",
-    CIFAR100_FINE_CLASSES, "CIFAR100",
+    "cifar100",
+    "cifar-100-python",
+    ["train", "test"],
+    "fine_labels",
+    "meta",
+    "fine_label_names",
+    CIFAR100_FINE_CLASSES,
+    "CIFAR100",
 )
 
 
@@ -191,7 +212,9 @@ def check_meta(folder: Path, variant: _Variant) -> None:
     if variant is CIFAR100 and "coarse_label_names" in meta:
         coarse = [n.decode() if isinstance(n, bytes) else str(n) for n in meta["coarse_label_names"]]
         if coarse != CIFAR100_COARSE_CLASSES:
-            raise DatasetFilesError(f"{variant.name}: {path}: coarse_label_names differ from the official 20 superclasses")
+            raise DatasetFilesError(
+                f"{variant.name}: {path}: coarse_label_names differ from the official 20 superclasses"
+            )
 
 
 def _check_classes(labels: np.ndarray, names: list[str], variant: _Variant, folder: Path) -> None:
@@ -199,7 +222,9 @@ def _check_classes(labels: np.ndarray, names: list[str], variant: _Variant, fold
     counts = np.bincount(labels, minlength=len(names))
     empty = [f"{names[i]} ({i})" for i in np.flatnonzero(counts == 0)]
     if empty:
-        raise DatasetFilesError(f"{variant.name}: no images of class {', '.join(empty)} in {folder}; an incomplete copy?")
+        raise DatasetFilesError(
+            f"{variant.name}: no images of class {', '.join(empty)} in {folder}; an incomplete copy?"
+        )
 
 
 def load(cfg: dict[str, Any], variant: _Variant) -> ImageDataset:

@@ -111,7 +111,9 @@ def resolve_root(cfg: dict[str, Any]) -> Path:
             "fashion_mnist: download: true needs datasets.<name>.root, the folder to download into "
             f"(no root given and {DEFAULT_ROOT} does not exist)"
         )
-    raise DatasetFilesError(f"fashion_mnist: no root given and {DEFAULT_ROOT} does not exist; " + _describe_expected([DEFAULT_ROOT]))
+    raise DatasetFilesError(
+        f"fashion_mnist: no root given and {DEFAULT_ROOT} does not exist; " + _describe_expected([DEFAULT_ROOT])
+    )
 
 
 def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +122,11 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
     files = locate_or_download(root, download, find_files, _download)
     return read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
-        dataset="fashion_mnist", image_shape=IMAGE_SHAPE, class_names=CLASS_NAMES,
-        error=DatasetFilesError, hint=_describe_expected([files[FILES["train"][0]].parent]),
+        dataset="fashion_mnist",
+        image_shape=IMAGE_SHAPE,
+        class_names=CLASS_NAMES,
+        error=DatasetFilesError,
+        hint=_describe_expected([files[FILES["train"][0]].parent]),
     )
 
 

@@ -90,15 +90,22 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
         listing = scan_folder(folder)
         if listing.broken:
             path, reason = listing.broken[0]
-            raise DatasetFilesError(f"folder: {path}: {reason}; remove it or replace it with an image file "
-                                    f"({len(listing.broken)} such file(s) or link(s) under {folder})")
+            raise DatasetFilesError(
+                f"folder: {path}: {reason}; remove it or replace it with an image file "
+                f"({len(listing.broken)} such file(s) or link(s) under {folder})"
+            )
         found = listing.images
         if listing.others:  # e.g. .webp or .pgm exports: the set would be smaller than the folder
             logging.getLogger(__name__).warning(
                 "folder: %d file(s) under %s are not PNG, JPEG, TIFF or BMP and are not read: %s",
-                len(listing.others), folder, some_names(listing.others))
+                len(listing.others),
+                folder,
+                some_names(listing.others),
+            )
         if sub in ("train", "normal") and not found:
-            raise DatasetFilesError(f"folder: {folder} holds no image files (.png, .jpg, .tif, .bmp); expected {LAYOUT}")
+            raise DatasetFilesError(
+                f"folder: {folder} holds no image files (.png, .jpg, .tif, .bmp); expected {LAYOUT}"
+            )
         files += found
         part_of += [part] * len(found)
         anomalous += [is_anomalous] * len(found)
@@ -142,13 +149,26 @@ def folder_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], see
         elif len(test_ids) == 0 and len(val_ids) > 0:
             test_ids, val_ids = carve(val_ids, anomalous[val_ids], 1 - frac, rng)
             kind = "fixed, test carved from val"
-        fix = "fill root/val/{normal,anomalous}/ and root/test/{normal,anomalous}/ (or one of them: the other is carved from it)"
+        fix = (
+            "fill root/val/{normal,anomalous}/ and root/test/{normal,anomalous}/ "
+            "(or one of them: the other is carved from it)"
+        )
     return build_split(
-        dataset=dataset_key, normal_class=normal_class, class_name=data.class_names[normal_class], seed=seed,
-        train=train, val_ids=val_ids, test_ids=test_ids, anomalous=anomalous, candidates=candidates, rng=rng,
-        protocol={"kind": f"folder ({kind})", "val_fraction": frac}, fix=fix,
+        dataset=dataset_key,
+        normal_class=normal_class,
+        class_name=data.class_names[normal_class],
+        seed=seed,
+        train=train,
+        val_ids=val_ids,
+        test_ids=test_ids,
+        anomalous=anomalous,
+        candidates=candidates,
+        rng=rng,
+        protocol={"kind": f"folder ({kind})", "val_fraction": frac},
+        fix=fix,
     )
 
 
-register_dataset("folder", CLASS_NAMES, split=folder_split,
-                 reads=("image_size", "color", "split.val_fraction"))(load_folder)
+register_dataset("folder", CLASS_NAMES, split=folder_split, reads=("image_size", "color", "split.val_fraction"))(
+    load_folder
+)

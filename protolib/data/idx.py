@@ -65,8 +65,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) < expected:
         raise IDXError(
-            f"{source}: truncated IDX file: shape {shape} of {dtype.name} needs {expected} bytes, "
-            f"found {len(data)}"
+            f"{source}: truncated IDX file: shape {shape} of {dtype.name} needs {expected} bytes, found {len(data)}"
         )
     if len(data) > expected:
         raise IDXError(
@@ -93,8 +92,7 @@ def read_idx_pair(images_path: str | Path, labels_path: str | Path) -> tuple[np.
         raise IDXError(f"{labels_path}: expected 1-d labels, got shape {labels.shape}")
     if len(images) != len(labels):
         raise IDXError(
-            f"count mismatch: {images_path} holds {len(images)} images but {labels_path} holds "
-            f"{len(labels)} labels"
+            f"count mismatch: {images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
         )
     return images, labels.astype(np.int64)
 
@@ -132,8 +130,10 @@ def read_labelled_idx(
     empty = np.flatnonzero(np.bincount(labels_all, minlength=n_classes) == 0)
     if empty.size:
         names = ", ".join(f"{class_names[i]!r} ({i})" for i in empty)
-        raise error(f"{dataset}: no images of class {names} in {', '.join(str(p) for pair in pairs for p in pair)}; "
-                    f"an incomplete copy? {hint}")
+        raise error(
+            f"{dataset}: no images of class {names} in {', '.join(str(p) for pair in pairs for p in pair)}; "
+            f"an incomplete copy? {hint}"
+        )
     return np.ascontiguousarray(np.concatenate(images)), labels_all
 
 

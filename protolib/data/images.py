@@ -96,8 +96,12 @@ def _link_problem(path: Path) -> str | None:
     return None
 
 
-_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def _not_regular(path: Path) -> str | None:
@@ -255,8 +259,15 @@ class ImageSet:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def read_images(paths: Sequence[Path], mode: str = "auto", size: int | None = None, what: str = "image",
-                on_error: str = "fail", progress: bool | None = False, desc: str = "reading") -> ImageSet:
+def read_images(
+    paths: Sequence[Path],
+    mode: str = "auto",
+    size: int | None = None,
+    what: str = "image",
+    on_error: str = "fail",
+    progress: bool | None = False,
+    desc: str = "reading",
+) -> ImageSet:
     """Decode files with the module's rules; deep images share one scale; ``size``: squash to
     size x size. ``on_error='skip'`` leaves unreadable files out and lists them in ``skipped``."""
     from tqdm.auto import tqdm

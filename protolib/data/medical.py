@@ -34,7 +34,14 @@ import numpy as np
 
 from protolib.data.base import DatasetFilesError, ImageDataset, register_dataset
 from protolib.data.images import (
-    IMAGE_SUFFIXES, center_crop_square, image_size, optional_import, read_windowed, require_root, resize, to_uint8,
+    IMAGE_SUFFIXES,
+    center_crop_square,
+    image_size,
+    optional_import,
+    read_windowed,
+    require_root,
+    resize,
+    to_uint8,
 )
 from protolib.data.medical_split import brats_split, xray_split
 
@@ -137,7 +144,9 @@ def _read_volume(nib: Any, path: Path) -> np.ndarray:
         raise DatasetFilesError(f"brats: {path} is not a readable NIfTI volume ({type(err).__name__}: {err})") from None
     volume = np.squeeze(volume)
     if volume.ndim != 3:
-        raise DatasetFilesError(f"brats: {path} holds a {volume.ndim}-d array of shape {volume.shape}, expected a 3-d volume")
+        raise DatasetFilesError(
+            f"brats: {path} holds a {volume.ndim}-d array of shape {volume.shape}, expected a 3-d volume"
+        )
     return volume
 
 
@@ -187,11 +196,15 @@ def load_brats(cfg: dict[str, Any]) -> ImageDataset:
             slices.append(z)
             paths.append(str(t2_path.relative_to(root)))
     return ImageDataset(
-        name="brats", images=np.stack(images), labels=np.zeros(len(images), dtype=np.int64),
+        name="brats",
+        images=np.stack(images),
+        labels=np.zeros(len(images), dtype=np.int64),
         class_names=list(CLASS_NAMES),
         meta={
-            "anomalous": np.asarray(anomalous, dtype=bool), "tumour_fraction": np.asarray(tumour, dtype=np.float32),
-            "patient": np.asarray(patients, dtype=str), "slice": np.asarray(slices, dtype=np.int64),
+            "anomalous": np.asarray(anomalous, dtype=bool),
+            "tumour_fraction": np.asarray(tumour, dtype=np.float32),
+            "patient": np.asarray(patients, dtype=str),
+            "slice": np.asarray(slices, dtype=np.int64),
             "path": np.asarray(paths, dtype=str),
         },
     )
@@ -286,7 +299,9 @@ def load_rsna(cfg: dict[str, Any]) -> ImageDataset:
     demographics = None
     if (root / "metadata.csv").is_file():
         table = _read_csv(root / "metadata.csv", ["patientId", "PatientSex", "PatientAge"], "rsna", RSNA_LAYOUT)
-        demographics = {str(r.patientId): (parse_sex(r.PatientSex), parse_age(r.PatientAge)) for r in table.itertuples()}
+        demographics = {
+            str(r.patientId): (parse_sex(r.PatientSex), parse_age(r.PatientAge)) for r in table.itertuples()
+        }
     pydicom = None
     images = np.empty((len(pids), size, size), dtype=np.uint8)
     sexes, ages, paths = [], [], []
@@ -313,11 +328,16 @@ def load_rsna(cfg: dict[str, Any]) -> ImageDataset:
         ages.append(age)
         paths.append(str(path.relative_to(root)))
     return ImageDataset(
-        name="rsna", images=images, labels=np.zeros(len(pids), dtype=np.int64), class_names=list(CLASS_NAMES),
+        name="rsna",
+        images=images,
+        labels=np.zeros(len(pids), dtype=np.int64),
+        class_names=list(CLASS_NAMES),
         meta={
             "anomalous": np.asarray([c != RSNA_NORMAL for c in classes], dtype=bool),
-            "finding": np.asarray(classes, dtype=str), "sex": np.asarray(sexes, dtype=str),
-            "age": np.asarray(ages, dtype=np.float64), "patient": np.asarray(pids, dtype=str),
+            "finding": np.asarray(classes, dtype=str),
+            "sex": np.asarray(sexes, dtype=str),
+            "age": np.asarray(ages, dtype=np.float64),
+            "patient": np.asarray(pids, dtype=str),
             "path": np.asarray(paths, dtype=str),
         },
     )
@@ -329,7 +349,16 @@ CHEXPERT_LABELS = [
     "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
     "Support Devices",
 ]  # fmt: skip
-CHEXPERT_REQUIRED = ["Path", "Sex", "Age", "Frontal/Lateral", "No Finding", "Pneumonia", "Lung Opacity", "Support Devices"]
+CHEXPERT_REQUIRED = [
+    "Path",
+    "Sex",
+    "Age",
+    "Frontal/Lateral",
+    "No Finding",
+    "Pneumonia",
+    "Lung Opacity",
+    "Support Devices",
+]
 CHEXPERT_LAYOUT = (
     "root/train.csv (columns Path, Sex, Age, Frontal/Lateral, No Finding, Pneumonia, Lung Opacity, Support "
     "Devices, ...), optionally root/valid.csv with the same columns, with each image at the CSV's Path relative "
@@ -407,17 +436,24 @@ def load_chexpert(cfg: dict[str, Any]) -> ImageDataset:
     )
     patients = [next((p for p in Path(rel).parts if p.startswith("patient")), "") for rel in paths]
     return ImageDataset(
-        name="chexpert", images=images, labels=np.zeros(len(rows), dtype=np.int64), class_names=list(CLASS_NAMES),
+        name="chexpert",
+        images=images,
+        labels=np.zeros(len(rows), dtype=np.int64),
+        class_names=list(CLASS_NAMES),
         meta={
-            "anomalous": np.asarray(anomalous, dtype=bool), "finding": np.asarray(finding, dtype=str),
+            "anomalous": np.asarray(anomalous, dtype=bool),
+            "finding": np.asarray(finding, dtype=str),
             "sex": np.asarray([parse_sex(s) for s in rows["Sex"]], dtype=str),
             "age": np.asarray([parse_age(a) for a in rows["Age"]], dtype=np.float64),
-            "patient": np.asarray(patients, dtype=str), "path": np.asarray(paths, dtype=str),
+            "patient": np.asarray(patients, dtype=str),
+            "path": np.asarray(paths, dtype=str),
         },
     )
 
 
 _BALANCED_SPLIT_KEYS = ("split.val_size", "split.test_size", "split.max_train")  # medical_split.balanced_split
-register_dataset("brats", CLASS_NAMES, split=brats_split, reads=("image_size", "slices", *_BALANCED_SPLIT_KEYS))(load_brats)
+register_dataset("brats", CLASS_NAMES, split=brats_split, reads=("image_size", "slices", *_BALANCED_SPLIT_KEYS))(
+    load_brats
+)
 register_dataset("rsna", CLASS_NAMES, split=xray_split, reads=("image_size", *_BALANCED_SPLIT_KEYS))(load_rsna)
 register_dataset("chexpert", CLASS_NAMES, split=xray_split, reads=("image_size", *_BALANCED_SPLIT_KEYS))(load_chexpert)

@@ -51,12 +51,17 @@ def cells(data: ImageDataset, demographics: bool) -> list[tuple[str, np.ndarray]
         return [(name, is_label) for name, is_label in labels]
     sex = data.meta["sex"].astype(str)
     group = age_groups(data.meta["age"])
-    return [(f"sex {s}, {g}, {name}", (sex == s) & (group == g) & is_label)
-            for s in SEXES for g in AGE_GROUPS for name, is_label in labels]
+    return [
+        (f"sex {s}, {g}, {name}", (sex == s) & (group == g) & is_label)
+        for s in SEXES
+        for g in AGE_GROUPS
+        for name, is_label in labels
+    ]
 
 
-def _per_cell(cfg: dict[str, Any], n_cells: int, default_size: int, dataset_key: str,
-              demographics: bool) -> tuple[dict[str, int], dict[str, int]]:
+def _per_cell(
+    cfg: dict[str, Any], n_cells: int, default_size: int, dataset_key: str, demographics: bool
+) -> tuple[dict[str, int], dict[str, int]]:
     """The val and test sizes, and each one's images per cell (the sizes must divide evenly)."""
     sizes = {part: _size(cfg, f"{part}_size", default_size) for part in ("val", "test")}
     for part, size in sizes.items():
@@ -68,8 +73,13 @@ def _per_cell(cfg: dict[str, Any], n_cells: int, default_size: int, dataset_key:
     return sizes, {part: size // n_cells for part, size in sizes.items()}
 
 
-def _draw_cells(pools: list[tuple[str, np.ndarray]], per: dict[str, int], sizes: dict[str, int],
-                rng: np.random.Generator, dataset_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _draw_cells(
+    pools: list[tuple[str, np.ndarray]],
+    per: dict[str, int],
+    sizes: dict[str, int],
+    rng: np.random.Generator,
+    dataset_key: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Val and test ids: ``per`` images of each cell, drawn in cell order."""
     need = per["val"] + per["test"]
     short = [f"({name}) has {len(pool)}" for name, pool in pools if len(pool) < need]
@@ -84,8 +94,15 @@ def _draw_cells(pools: list[tuple[str, np.ndarray]], per: dict[str, int], sizes:
 
 
 def balanced_split(
-    data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str,
-    *, demographics: bool, default_size: int, patient_disjoint: bool = False,
+    data: ImageDataset,
+    normal_class: int,
+    cfg: dict[str, Any],
+    seed: int,
+    dataset_key: str,
+    *,
+    demographics: bool,
+    default_size: int,
+    patient_disjoint: bool = False,
 ) -> Split:
     """Val and test with equally many images per cell; the remaining normal images train."""
     anomalous = data.meta["anomalous"].astype(bool)
@@ -103,14 +120,24 @@ def balanced_split(
     if max_train is not None and len(train) > int(max_train):
         train = rng.choice(train, size=int(max_train), replace=False)
     return build_split(
-        dataset=dataset_key, normal_class=normal_class, class_name=data.class_names[normal_class], seed=seed,
-        train=train, val_ids=val_ids, test_ids=test_ids, anomalous=anomalous,
-        candidates=cfg.get("candidates", 300), rng=rng,
+        dataset=dataset_key,
+        normal_class=normal_class,
+        class_name=data.class_names[normal_class],
+        seed=seed,
+        train=train,
+        val_ids=val_ids,
+        test_ids=test_ids,
+        anomalous=anomalous,
+        candidates=cfg.get("candidates", 300),
+        rng=rng,
         protocol={
             "kind": "balanced: " + ("sex x age group x label" if demographics else "label"),
-            "val_size": sizes["val"], "test_size": sizes["test"], "per_cell": per,
+            "val_size": sizes["val"],
+            "test_size": sizes["test"],
+            "per_cell": per,
             "cell_pool_sizes": {name: int(len(pool)) for name, pool in pools},
-            "max_train": max_train, "patient_disjoint": patient_disjoint,
+            "max_train": max_train,
+            "patient_disjoint": patient_disjoint,
             **({"young_below": YOUNG_BELOW, "old_above": OLD_ABOVE} if demographics else {}),
         },
         fix="lower split.val_size / split.test_size or add images",
@@ -124,5 +151,6 @@ def brats_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed
 
 def xray_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed: int, dataset_key: str) -> Split:
     """800 val / 800 test, balanced over sex x age group x label; remaining normals train."""
-    return balanced_split(data, normal_class, cfg, seed, dataset_key, demographics=True, default_size=800,
-                          patient_disjoint=True)
+    return balanced_split(
+        data, normal_class, cfg, seed, dataset_key, demographics=True, default_size=800, patient_disjoint=True
+    )

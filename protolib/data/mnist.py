@@ -67,7 +67,9 @@ def _download(root: Path) -> None:
         for train in (True, False):
             MNIST(str(root), train=train, download=True)
     except Exception as err:  # RuntimeError / URLError / OSError, depending on what failed
-        raise DatasetFilesError(f"mnist: download into {root} failed ({type(err).__name__}: {err}); {_layout(root)}") from None
+        raise DatasetFilesError(
+            f"mnist: download into {root} failed ({type(err).__name__}: {err}); {_layout(root)}"
+        ) from None
 
 
 def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +78,11 @@ def load_arrays(root: str | Path, download: bool = False) -> tuple[np.ndarray, n
     files = locate_or_download(root, download, find_files, _download)
     return read_labelled_idx(
         [(files[image_name], files[label_name]) for image_name, label_name in FILES.values()],
-        dataset="mnist", image_shape=IMAGE_SHAPE, class_names=CLASS_NAMES, error=DatasetFilesError, hint=_layout(root),
+        dataset="mnist",
+        image_shape=IMAGE_SHAPE,
+        class_names=CLASS_NAMES,
+        error=DatasetFilesError,
+        hint=_layout(root),
     )
 
 

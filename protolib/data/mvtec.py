@@ -36,8 +36,7 @@ CATEGORIES = [
 DEFAULT_IMAGE_SIZE = 256
 LAYOUT = (
     "root/<category>/train/good/*.png, root/<category>/test/<good or defect type>/*.png and "
-    "root/<category>/ground_truth/<defect type>/<name>_mask.png for the categories "
-    + ", ".join(CATEGORIES)
+    "root/<category>/ground_truth/<defect type>/<name>_mask.png for the categories " + ", ".join(CATEGORIES)
 )
 
 
@@ -68,8 +67,11 @@ def _category_files(root: Path, category: str) -> list[tuple[Path, str, str]]:
         raise DatasetFilesError(f"mvtec: {folder / 'train' / 'good'} holds no images; expected {LAYOUT}")
     test_root = folder / "test"
     # hidden folders (.ipynb_checkpoints, ...) are skipped, as everywhere (images.py): not a defect type
-    defects = sorted(p.name for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if test_root.is_dir() else []
+    defects = (
+        sorted(p.name for p in test_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if test_root.is_dir()
+        else []
+    )
     test = [(p, "test", d) for d in defects for p in list_images(test_root / d)]
     if not any(d == "good" for _, _, d in test) or not any(d != "good" for _, _, d in test):
         raise DatasetFilesError(
@@ -135,10 +137,21 @@ def mvtec_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed
     frac = val_fraction(cfg)
     val_ids, test_ids = carve(test_pool, defect[test_pool], frac, rng)
     return build_split(
-        dataset=dataset_key, normal_class=normal_class, class_name=name, seed=seed, train=train,
-        val_ids=val_ids, test_ids=test_ids, anomalous=anomalous, candidates=cfg.get("candidates", 300), rng=rng,
-        protocol={"kind": "mvtec: official train; val carved from the official test per defect type",
-                  "val_fraction": frac, "defect_types": sorted(set(defect[test_pool].tolist()))},
+        dataset=dataset_key,
+        normal_class=normal_class,
+        class_name=name,
+        seed=seed,
+        train=train,
+        val_ids=val_ids,
+        test_ids=test_ids,
+        anomalous=anomalous,
+        candidates=cfg.get("candidates", 300),
+        rng=rng,
+        protocol={
+            "kind": "mvtec: official train; val carved from the official test per defect type",
+            "val_fraction": frac,
+            "defect_types": sorted(set(defect[test_pool].tolist())),
+        },
         fix=f"the category's test/ folder needs good and defective images ({LAYOUT})",
     )
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from protolib import integrity
 
-
 #: fewest normal val (and test) images a one-vs-rest split may leave
 MIN_NORMAL_EVAL = 5
 #: share of the held-out images that forms val (folder, MVTec; config split.val_fraction)
@@ -59,7 +58,7 @@ class Split:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Split":
+    def from_dict(cls, d: dict[str, Any]) -> Split:
         return cls(
             dataset=d["dataset"],
             normal_class=int(d["class"]),
@@ -87,8 +86,9 @@ class Split:
             raise ValueError(f"{source}: candidates must be training ids")
 
 
-def save_split(split: Split, path: str | Path, config: dict[str, Any] | None = None,
-               made_from: dict[str, str] | None = None) -> None:
+def save_split(
+    split: Split, path: str | Path, config: dict[str, Any] | None = None, made_from: dict[str, str] | None = None
+) -> None:
     """The split file, with its digest (and its prepared data's: ``made_from``)."""
     payload = split.to_dict()
     payload["config"] = config or {}
@@ -148,12 +148,24 @@ def one_vs_rest_split(
     val_ids, val_y = _joined(normal[n_train : n_train + n_val], val_anom)
     test_ids, test_y = _joined(normal[n_train + n_val : n_train + 2 * n_val], test_anom)
     split = Split(
-        dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed),
-        train=np.sort(train_ids).astype(np.int64), candidates=cand.astype(np.int64),
-        val_ids=val_ids, val_labels=val_y, test_ids=test_ids, test_labels=test_y,
+        dataset=dataset,
+        normal_class=int(normal_class),
+        class_name=class_name,
+        seed=int(seed),
+        train=np.sort(train_ids).astype(np.int64),
+        candidates=cand.astype(np.int64),
+        val_ids=val_ids,
+        val_labels=val_y,
+        test_ids=test_ids,
+        test_labels=test_y,
         protocol={
-            "kind": "one_vs_rest", "train": train, "anomalies_per_other_class": anomalies_per_other_class,
-            "candidates": int(k), "n_class": int(n_class), "n_train": int(n_train), "n_val_normal": int(n_val),
+            "kind": "one_vs_rest",
+            "train": train,
+            "anomalies_per_other_class": anomalies_per_other_class,
+            "candidates": int(k),
+            "n_class": int(n_class),
+            "n_train": int(n_train),
+            "n_val_normal": int(n_val),
             "n_anomalies_per_other_class": int(n_anom),
         },
     )
@@ -161,8 +173,9 @@ def one_vs_rest_split(
     return split
 
 
-def _other_class_anomalies(labels: np.ndarray, normal_class: int, n_anom: int, rng: np.random.Generator,
-                           dataset: str, per_other_class: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _other_class_anomalies(
+    labels: np.ndarray, normal_class: int, n_anom: int, rng: np.random.Generator, dataset: str, per_other_class: float
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``n_anom`` val and ``n_anom`` test anomalies from every other class (disjoint), drawn in
     class order from ``rng``."""
     val_anom, test_anom = [], []
@@ -202,7 +215,9 @@ def val_fraction(cfg: dict[str, Any], default: float = DEFAULT_VAL_FRACTION) -> 
     return float(frac)
 
 
-def carve(ids: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def carve(
+    ids: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``ids`` into (val, test), each stratum by ``fraction`` (at least one each when it has two).
 
     Stratifying (by label, or by MVTec defect type) keeps every kind of anomaly in both sets,
@@ -218,13 +233,25 @@ def carve(ids: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.G
         val.append(members[:k])
         test.append(members[k:])
     empty = np.empty(0, dtype=np.int64)
-    return (np.concatenate(val) if val else empty).astype(np.int64), (np.concatenate(test) if test else empty).astype(np.int64)
+    return (np.concatenate(val) if val else empty).astype(np.int64), (np.concatenate(test) if test else empty).astype(
+        np.int64
+    )
 
 
 def build_split(
-    *, dataset: str, normal_class: int, class_name: str, seed: int, train: np.ndarray,
-    val_ids: np.ndarray, test_ids: np.ndarray, anomalous: np.ndarray, candidates: int,
-    rng: np.random.Generator, protocol: dict[str, Any], fix: str,
+    *,
+    dataset: str,
+    normal_class: int,
+    class_name: str,
+    seed: int,
+    train: np.ndarray,
+    val_ids: np.ndarray,
+    test_ids: np.ndarray,
+    anomalous: np.ndarray,
+    candidates: int,
+    rng: np.random.Generator,
+    protocol: dict[str, Any],
+    fix: str,
 ) -> Split:
     """Sorted parts, labels from ``anomalous`` (indexed by id), K candidates; fails when a part lacks a label.
 
@@ -249,15 +276,32 @@ def build_split(
     if k < int(candidates):  # documented: K = every training image when candidates asks for more
         logging.getLogger(__name__).warning(
             "datasets.%s.candidates: %d is more than the %d training images of class %r; K = %d (all of them), as "
-            "recorded in the split file (protocol.candidates)", dataset, int(candidates), len(train), class_name, k)
+            "recorded in the split file (protocol.candidates)",
+            dataset,
+            int(candidates),
+            len(train),
+            class_name,
+            k,
+        )
     cand = np.sort(rng.choice(train, size=k, replace=False)).astype(np.int64)
     split = Split(
-        dataset=dataset, normal_class=int(normal_class), class_name=class_name, seed=int(seed), train=train,
-        candidates=cand, val_ids=parts["val"][0], val_labels=parts["val"][1],
-        test_ids=parts["test"][0], test_labels=parts["test"][1],
-        protocol={**protocol, "candidates": k, "n_train": len(train),
-                  "n_val": [int((parts["val"][1] == 0).sum()), int(parts["val"][1].sum())],
-                  "n_test": [int((parts["test"][1] == 0).sum()), int(parts["test"][1].sum())]},
+        dataset=dataset,
+        normal_class=int(normal_class),
+        class_name=class_name,
+        seed=int(seed),
+        train=train,
+        candidates=cand,
+        val_ids=parts["val"][0],
+        val_labels=parts["val"][1],
+        test_ids=parts["test"][0],
+        test_labels=parts["test"][1],
+        protocol={
+            **protocol,
+            "candidates": k,
+            "n_train": len(train),
+            "n_val": [int((parts["val"][1] == 0).sum()), int(parts["val"][1].sum())],
+            "n_test": [int((parts["test"][1] == 0).sum()), int(parts["test"][1].sum())],
+        },
     )
     split.check(f"{dataset}/{class_name}")
     return split

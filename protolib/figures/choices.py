@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from protolib.errors import ConfigError
 from protolib.data.base import CLASS_NAMES, class_list
+from protolib.errors import ConfigError
 from protolib.figures.registry import FIGURES
 
 #: the figures that choose a run: each registered figure's ``chooses_run``, ``paper`` (its loaders,
@@ -71,7 +71,9 @@ def resolve_class(config: dict[str, Any], dataset: str, value: Any, key: str) ->
     names = _names(config, dataset)
     running = class_list(config["datasets"][dataset])
     idx = None
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit() and not any(_matches(n, value) for n in names)):
+    if isinstance(value, int) or (
+        isinstance(value, str) and value.isdigit() and not any(_matches(n, value) for n in names)
+    ):
         idx = int(value)
     else:
         hits = [i for i, n in enumerate(names) if _matches(n, value)]
@@ -138,10 +140,15 @@ def figure_choice(config: dict[str, Any], figure: str) -> Choice:
     else:
         classes = [running[0]]
     return Choice(
-        figure=figure, dataset=dataset, model=model, classes=classes,
+        figure=figure,
+        dataset=dataset,
+        model=model,
+        classes=classes,
         class_names=[_class_name(config, dataset, c) for c in classes],
-        methods=user.get("methods"), n_images=int(user.get("n_images", spec.n_images)),
-        paper_default=paper_default, note=note,
+        methods=user.get("methods"),
+        n_images=int(user.get("n_images", spec.n_images)),
+        paper_default=paper_default,
+        note=note,
     )
 
 
@@ -157,7 +164,9 @@ def fig2_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     if not hits:
         shown = ", ".join(f"{d}/{m}" for d, m in runs)
         wanted = " and ".join(f"{k} {v!r}" for k, v in (("dataset", dataset), ("model", model)) if v is not None)
-        raise ConfigError(f"report.fig2: no run has {wanted}; Fig. 2 shows study results, so name one of runs ({shown})")
+        raise ConfigError(
+            f"report.fig2: no run has {wanted}; Fig. 2 shows study results, so name one of runs ({shown})"
+        )
     return hits[:1]
 
 

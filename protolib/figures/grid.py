@@ -42,8 +42,15 @@ def _show(ax: Any, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def grid_figure(sections: list[Tiles], n_rows: int, n_cols: int, title: str = "", header: Any = None,
-                header_height: float = 0.0, caption_size: float = 7.5) -> Any:
+def grid_figure(
+    sections: list[Tiles],
+    n_rows: int,
+    n_cols: int,
+    title: str = "",
+    header: Any = None,
+    header_height: float = 0.0,
+    caption_size: float = 7.5,
+) -> Any:
     """The matplotlib figure of tiles on a grid; ``header(ax)`` draws an optional plot above the
     images; a title may have several lines (``\\n``), the captions two."""
     plots._style()
@@ -54,8 +61,17 @@ def grid_figure(sections: list[Tiles], n_rows: int, n_cols: int, title: str = ""
     height = n_rows * TILE_H + header_height + top + bottom
     fig = plt.figure(figsize=(max(n_cols * TILE_W + 0.6, 5.0), height))
     ratios = ([header_height] if header else []) + [TILE_H] * n_rows
-    grid = fig.add_gridspec(len(ratios), n_cols, height_ratios=ratios, left=0.6 / fig.get_figwidth(), right=0.99,
-                            bottom=bottom / height, top=1 - top / height, hspace=0.55 if header else 0.45, wspace=0.12)
+    grid = fig.add_gridspec(
+        len(ratios),
+        n_cols,
+        height_ratios=ratios,
+        left=0.6 / fig.get_figwidth(),
+        right=0.99,
+        bottom=bottom / height,
+        top=1 - top / height,
+        hspace=0.55 if header else 0.45,
+        wspace=0.12,
+    )
     offset = 1 if header else 0
     if header:
         header(fig.add_subplot(grid[0, :]))
@@ -76,8 +92,15 @@ def grid_figure(sections: list[Tiles], n_rows: int, n_cols: int, title: str = ""
     return fig
 
 
-def draw_grid(sections: list[Tiles], n_rows: int, n_cols: int, out_stem: str | Path, title: str = "",
-              header: Any = None, header_height: float = 0.0) -> None:
+def draw_grid(
+    sections: list[Tiles],
+    n_rows: int,
+    n_cols: int,
+    out_stem: str | Path,
+    title: str = "",
+    header: Any = None,
+    header_height: float = 0.0,
+) -> None:
     """Tiles on a grid, saved as PNG + PDF (:func:`grid_figure`)."""
     fig = grid_figure(sections, n_rows, n_cols, title, header, header_height)
     plots.save(fig, out_stem, dpi=150)

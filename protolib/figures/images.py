@@ -78,11 +78,19 @@ def pick_evolutionary(matrix: dict[str, Any], subsets: list[dict[str, Any]], n: 
     best, worst = order[:n], order[::-1][:n]
 
     def part(rows: np.ndarray) -> dict[str, Any]:
-        return {"ids": cands[rows].tolist(), "count": counts[rows].tolist(), "fitness": fitness[rows].tolist(),
-                "sample_auroc": np.asarray(matrix["sample_auroc"], dtype=float)[rows].tolist()}
+        return {
+            "ids": cands[rows].tolist(),
+            "count": counts[rows].tolist(),
+            "fitness": fitness[rows].tolist(),
+            "sample_auroc": np.asarray(matrix["sample_auroc"], dtype=float)[rows].tolist(),
+        }
 
-    return {"best": part(best), "worst": part(worst), "n_subsets": len(subsets),
-            "subsets": [{"M": s["M"], "seed": s["seed"], "ids": s["ids"]} for s in subsets]}
+    return {
+        "best": part(best),
+        "worst": part(worst),
+        "n_subsets": len(subsets),
+        "subsets": [{"M": s["M"], "seed": s["seed"], "ids": s["ids"]} for s in subsets],
+    }
 
 
 def pick_long_tail(features: np.ndarray, train_ids: np.ndarray, n: int) -> dict[str, Any]:
@@ -94,7 +102,8 @@ def pick_long_tail(features: np.ndarray, train_ids: np.ndarray, n: int) -> dict[
     order = np.argsort(dist, kind="stable")
     n = max(1, min(n, len(order) // 2)) if len(order) > 1 else len(order)
     return {
-        "distances": dist.tolist(), "train_ids": train_ids.tolist(),
+        "distances": dist.tolist(),
+        "train_ids": train_ids.tolist(),
         "centre": {"ids": train_ids[order[:n]].tolist(), "distance": dist[order[:n]].tolist()},
         "tail": {"ids": train_ids[order[::-1][:n]].tolist(), "distance": dist[order[::-1][:n]].tolist()},
     }
@@ -104,8 +113,16 @@ def _caption_id(i: int, extra: str = "") -> str:
     return f"#{i}" + (f"\n{extra}" if extra else "")
 
 
-def fig3(images: np.ndarray, subsets: dict[str, dict[str, Any]], test_ids: np.ndarray, test_labels: np.ndarray,
-         n: int, out_stem: str | Path, title: str, info: dict[str, Any]) -> dict[str, Any]:
+def fig3(
+    images: np.ndarray,
+    subsets: dict[str, dict[str, Any]],
+    test_ids: np.ndarray,
+    test_labels: np.ndarray,
+    n: int,
+    out_stem: str | Path,
+    title: str,
+    info: dict[str, Any],
+) -> dict[str, Any]:
     """The first ``n`` images of each method's subset side by side; below, a row of normal and a
     row of anomalous test images (evenly spaced through the test split)."""
     methods = list(subsets)
@@ -117,53 +134,110 @@ def fig3(images: np.ndarray, subsets: dict[str, dict[str, Any]], test_ids: np.nd
     anomalous = spaced(test_ids[test_labels == 1], n_cols)
     sections = []
     for k, method in enumerate(methods):
-        sections.append(Tiles(0, k * (width + 1), [images[i] for i in shown[method]], [_caption_id(i) for i in shown[method]],
-                              title=f"{method} (M = {subsets[method]['M']})", colour=plots.PALETTE.get(method, "#000000")))
-    sections.append(Tiles(1, 0, [images[i] for i in normal], [_caption_id(i) for i in normal],
-                          title="test: normal", colour=plots.NORMAL_COLOUR))
-    sections.append(Tiles(2, 0, [images[i] for i in anomalous], [_caption_id(i) for i in anomalous],
-                          title="test: anomalous", colour=plots.ANOMALY_COLOUR))
+        sections.append(
+            Tiles(
+                0,
+                k * (width + 1),
+                [images[i] for i in shown[method]],
+                [_caption_id(i) for i in shown[method]],
+                title=f"{method} (M = {subsets[method]['M']})",
+                colour=plots.PALETTE.get(method, "#000000"),
+            )
+        )
+    sections.append(
+        Tiles(
+            1,
+            0,
+            [images[i] for i in normal],
+            [_caption_id(i) for i in normal],
+            title="test: normal",
+            colour=plots.NORMAL_COLOUR,
+        )
+    )
+    sections.append(
+        Tiles(
+            2,
+            0,
+            [images[i] for i in anomalous],
+            [_caption_id(i) for i in anomalous],
+            title="test: anomalous",
+            colour=plots.ANOMALY_COLOUR,
+        )
+    )
     draw_grid(sections, 3, n_cols, out_stem, title)
-    sidecar = {**info, "n_images": n, "subsets": {m: {**subsets[m], "shown": shown[m]} for m in methods},
-               "test_normal": normal, "test_anomalous": anomalous}
+    sidecar = {
+        **info,
+        "n_images": n,
+        "subsets": {m: {**subsets[m], "shown": shown[m]} for m in methods},
+        "test_normal": normal,
+        "test_anomalous": anomalous,
+    }
     io.write_json(Path(out_stem).with_suffix(".json"), sidecar)
     return sidecar
 
 
-def fig4(images: np.ndarray, per_class: list[dict[str, Any]], out_stem: str | Path, title: str,
-         info: dict[str, Any]) -> dict[str, Any]:
+def fig4(
+    images: np.ndarray, per_class: list[dict[str, Any]], out_stem: str | Path, title: str, info: dict[str, Any]
+) -> dict[str, Any]:
     """One row per class: the best ``n`` single samples, then the worst ``n``."""
     n = max(len(c["best"]["ids"]) for c in per_class)
     sections = []
     for r, c in enumerate(per_class):
         best, worst = c["best"], c["worst"]
-        sections.append(Tiles(r, 0, [images[i] for i in best["ids"]],
-                              [_caption_id(i, f"{a * 100:.1f} %") for i, a in zip(best["ids"], best["sample_auroc"])],
-                              title="best (val AUROC)" if r == 0 else "", colour=plots.PALETTE["evolutionary"],
-                              row_label=str(c["class_name"])))
-        sections.append(Tiles(r, n + 1, [images[i] for i in worst["ids"]],
-                              [_caption_id(i, f"{a * 100:.1f} %") for i, a in zip(worst["ids"], worst["sample_auroc"])],
-                              title="worst (val AUROC)" if r == 0 else "", colour=plots.ANOMALY_COLOUR))
+        sections.append(
+            Tiles(
+                r,
+                0,
+                [images[i] for i in best["ids"]],
+                [_caption_id(i, f"{a * 100:.1f} %") for i, a in zip(best["ids"], best["sample_auroc"])],
+                title="best (val AUROC)" if r == 0 else "",
+                colour=plots.PALETTE["evolutionary"],
+                row_label=str(c["class_name"]),
+            )
+        )
+        sections.append(
+            Tiles(
+                r,
+                n + 1,
+                [images[i] for i in worst["ids"]],
+                [_caption_id(i, f"{a * 100:.1f} %") for i, a in zip(worst["ids"], worst["sample_auroc"])],
+                title="worst (val AUROC)" if r == 0 else "",
+                colour=plots.ANOMALY_COLOUR,
+            )
+        )
     draw_grid(sections, len(per_class), 2 * n + 1, out_stem, title)
     sidecar = {**info, "classes": per_class}
     io.write_json(Path(out_stem).with_suffix(".json"), sidecar)
     return sidecar
 
 
-def fig5(images: np.ndarray, ranking: dict[str, Any], out_stem: str | Path, title: str,
-         info: dict[str, Any]) -> dict[str, Any]:
+def fig5(
+    images: np.ndarray, ranking: dict[str, Any], out_stem: str | Path, title: str, info: dict[str, Any]
+) -> dict[str, Any]:
     """Two rows: the best ``n`` candidates by the evolutionary ranking, then the worst ``n``."""
     best, worst = ranking["best"], ranking["worst"]
     total = ranking["n_subsets"]
     sections = [
-        Tiles(0, 0, [images[i] for i in best["ids"]],
-              [_caption_id(i, f"in {c}/{total} subsets") for i, c in zip(best["ids"], best["count"])],
-              title="best: chosen most often by the evolutionary algorithm", colour=plots.PALETTE["evolutionary"]),
-        Tiles(1, 0, [images[i] for i in worst["ids"]],
-              [_caption_id(i, f"in {c}/{total} subsets") for i, c in zip(worst["ids"], worst["count"])],
-              title=("worst: never chosen, lowest Eq. 3 fitness alone" if not any(worst["count"])
-                     else "worst: chosen least often, then lowest Eq. 3 fitness alone"),
-              colour=plots.ANOMALY_COLOUR),
+        Tiles(
+            0,
+            0,
+            [images[i] for i in best["ids"]],
+            [_caption_id(i, f"in {c}/{total} subsets") for i, c in zip(best["ids"], best["count"])],
+            title="best: chosen most often by the evolutionary algorithm",
+            colour=plots.PALETTE["evolutionary"],
+        ),
+        Tiles(
+            1,
+            0,
+            [images[i] for i in worst["ids"]],
+            [_caption_id(i, f"in {c}/{total} subsets") for i, c in zip(worst["ids"], worst["count"])],
+            title=(
+                "worst: never chosen, lowest Eq. 3 fitness alone"
+                if not any(worst["count"])
+                else "worst: chosen least often, then lowest Eq. 3 fitness alone"
+            ),
+            colour=plots.ANOMALY_COLOUR,
+        ),
     ]
     draw_grid(sections, 2, max(len(best["ids"]), len(worst["ids"]), 1), out_stem, title)
     sidecar = {**info, **ranking}
@@ -171,8 +245,9 @@ def fig5(images: np.ndarray, ranking: dict[str, Any], out_stem: str | Path, titl
     return sidecar
 
 
-def fig7(images: np.ndarray, tail: dict[str, Any], out_stem: str | Path, title: str, feature_label: str,
-         info: dict[str, Any]) -> dict[str, Any]:
+def fig7(
+    images: np.ndarray, tail: dict[str, Any], out_stem: str | Path, title: str, feature_label: str, info: dict[str, Any]
+) -> dict[str, Any]:
     """Histogram of the training images' distances to the class centre, with the closest
     (centre) and farthest (tail) images below."""
     centre, far = tail["centre"], tail["tail"]
@@ -190,10 +265,22 @@ def fig7(images: np.ndarray, tail: dict[str, Any], out_stem: str | Path, title: 
         ax.grid(alpha=0.3, axis="y")
 
     sections = [
-        Tiles(0, 0, [images[i] for i in centre["ids"]], [_caption_id(i, f"d = {d:.3g}") for i, d in zip(centre["ids"], centre["distance"])],
-              title="centre (closest)", colour=plots.NORMAL_COLOUR),
-        Tiles(0, n + 1, [images[i] for i in far["ids"]], [_caption_id(i, f"d = {d:.3g}") for i, d in zip(far["ids"], far["distance"])],
-              title="tail (farthest)", colour=plots.ANOMALY_COLOUR),
+        Tiles(
+            0,
+            0,
+            [images[i] for i in centre["ids"]],
+            [_caption_id(i, f"d = {d:.3g}") for i, d in zip(centre["ids"], centre["distance"])],
+            title="centre (closest)",
+            colour=plots.NORMAL_COLOUR,
+        ),
+        Tiles(
+            0,
+            n + 1,
+            [images[i] for i in far["ids"]],
+            [_caption_id(i, f"d = {d:.3g}") for i, d in zip(far["ids"], far["distance"])],
+            title="tail (farthest)",
+            colour=plots.ANOMALY_COLOUR,
+        ),
     ]
     draw_grid(sections, 1, 2 * n + 1, out_stem, title, header=header, header_height=2.6)
     sidecar = {**info, **tail}

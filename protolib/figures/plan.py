@@ -28,8 +28,9 @@ class PlannedFigure:
         return self.figure.name
 
 
-def plan_figure(figure: Figure, config: dict[str, Any], transfer: dict[str, dict[str, Any]],
-                paths: Paths) -> PlannedFigure:
+def plan_figure(
+    figure: Figure, config: dict[str, Any], transfer: dict[str, dict[str, Any]], paths: Paths
+) -> PlannedFigure:
     choice = figure_choice(config, figure.name) if figure.chooses_run else None
     ctx = Context(config=config, transfer=transfer, choice=choice)
     return PlannedFigure(figure, ctx, figure.inputs(ctx, paths), figure.params(ctx), figure.output_sets(ctx))

@@ -1,8 +1,8 @@
 """Detectors (by registered name) and the frozen backbones that embed images for them."""
 
+from protolib.models import knn as _knn  # noqa: F401  (registers "knn")
 from protolib.models.backbones import BACKBONES, backbone_names, make_backbone
 from protolib.models.base import DETECTORS, Detector, FrozenFeatureDetector, make_detector
-from protolib.models import knn as _knn  # noqa: F401  (registers "knn")
 
 # The trained detectors import torch at module level: loaded when a config first names them.
 for _name in ("panda", "patchcore", "fae", "rd"):

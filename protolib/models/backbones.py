@@ -22,8 +22,13 @@ BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 
 #: the model-block keys that name the frozen backbone embedding every image once (the feature
 #: cache: gmm and typical select on it, frozen-feature detectors score on it), and their defaults
-FEATURE_DEFAULTS: dict[str, Any] = {"backbone": "pixels", "weights": "none", "image_size": 224, "batch_size": 64,
-                                    "precision": "fp32"}
+FEATURE_DEFAULTS: dict[str, Any] = {
+    "backbone": "pixels",
+    "weights": "none",
+    "image_size": 224,
+    "batch_size": 64,
+    "precision": "fp32",
+}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,15 +130,21 @@ def read_state_dict(path: str | Path, name: str | None = None) -> dict[str, Any]
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as err:
         text = str(err).strip() or type(err).__name__
         detail = (text.split("WeightsUnpickler error:", 1)[-1].strip() or text).splitlines()[0][:120]
-        reason = ("it holds Python objects besides tensors, which torch's safe loader refuses"
-                  if "Unsupported global" in detail else f"torch cannot read it: {detail}")
-        raise ValueError(f"{path}: not a PyTorch state_dict file ({reason}); save the network's state_dict() "
-                         "with torch.save") from None
+        reason = (
+            "it holds Python objects besides tensors, which torch's safe loader refuses"
+            if "Unsupported global" in detail
+            else f"torch cannot read it: {detail}"
+        )
+        raise ValueError(
+            f"{path}: not a PyTorch state_dict file ({reason}); save the network's state_dict() with torch.save"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state_dict (a mapping of parameter names to tensors); save the network's "
-                         "state_dict() with torch.save")
+        raise ValueError(
+            f"{path}: not a state_dict (a mapping of parameter names to tensors); save the network's "
+            "state_dict() with torch.save"
+        )
     if name in _TORCHVISION_RESNETS:
         problem = _state_dict_mismatch(state, name)
         if problem:
@@ -151,8 +162,11 @@ def _state_dict_mismatch(state: dict[str, Any], name: str) -> str | None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
-    parts = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
-             for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes for", shapes)) if keys]
+    parts = [
+        f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes for", shapes))
+        if keys
+    ]
     return "; ".join(parts) or None
 
 
@@ -194,8 +208,9 @@ def to_tensor_batch(images: np.ndarray, image_size: int, resize: int | None = No
 class ResNetPooled:
     """Global-average-pooled features of a frozen ResNet (2048-d for ResNet50/152)."""
 
-    def __init__(self, name: str, weights: str, image_size: int, batch_size: int, device: str,
-                 precision: str = "fp32") -> None:
+    def __init__(
+        self, name: str, weights: str, image_size: int, batch_size: int, device: str, precision: str = "fp32"
+    ) -> None:
         import torch
 
         from protolib.models.precision import check_precision
@@ -233,7 +248,11 @@ def _resnet_factory(name: str) -> BackboneFactory:
     def factory(model_cfg: dict[str, Any] | None = None, device: str = "auto") -> ResNetPooled:
         cfg = {**FEATURE_DEFAULTS, **(model_cfg or {})}
         return ResNetPooled(
-            name, weights=cfg["weights"], image_size=cfg["image_size"], batch_size=cfg["batch_size"], device=device,
+            name,
+            weights=cfg["weights"],
+            image_size=cfg["image_size"],
+            batch_size=cfg["batch_size"],
+            device=device,
             precision=cfg["precision"],
         )
 

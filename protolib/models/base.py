@@ -30,7 +30,7 @@ class Detector(ABC):
     frozen_features: bool = False
 
     @abstractmethod
-    def fit(self, images: np.ndarray) -> "Detector":
+    def fit(self, images: np.ndarray) -> Detector:
         """Fit on normal images only."""
 
     @abstractmethod
@@ -59,13 +59,16 @@ class Detector(ABC):
         return {name: getattr(self, name) for name in hyper_parameters(type(self))}
 
     @classmethod
-    def from_saved(cls, params: dict[str, Any], device: str = "auto") -> "Detector":
+    def from_saved(cls, params: dict[str, Any], device: str = "auto") -> Detector:
         """An unfitted detector built from saved ``params`` without loading pretrained weights
         (the saved state replaces them); keys it does not take are dropped (files saved before
         keyword hyper-parameters held the whole model block)."""
         taken = hyper_parameters(cls)
-        det = build(cls, {k: v for k, v in params.items() if k in taken and k != "weights"},
-                    {"weights": "none", "device": device})
+        det = build(
+            cls,
+            {k: v for k, v in params.items() if k in taken and k != "weights"},
+            {"weights": "none", "device": device},
+        )
         if "weights" in taken:
             det.weights = params.get("weights", "none")  # what it was trained from, for a later save
         return det
@@ -86,7 +89,7 @@ class FrozenFeatureDetector(Detector):
     def embed(self, images: np.ndarray) -> np.ndarray:
         return self.embedder(images)
 
-    def fit(self, images: np.ndarray) -> "FrozenFeatureDetector":
+    def fit(self, images: np.ndarray) -> FrozenFeatureDetector:
         return self.fit_features(self.embed(images))
 
     def score(self, images: np.ndarray) -> np.ndarray:
@@ -96,7 +99,7 @@ class FrozenFeatureDetector(Detector):
         return self.score_matrix_features(self.embed(train_images), self.embed(val_images))
 
     @abstractmethod
-    def fit_features(self, features: np.ndarray) -> "FrozenFeatureDetector": ...
+    def fit_features(self, features: np.ndarray) -> FrozenFeatureDetector: ...
 
     @abstractmethod
     def score_features(self, features: np.ndarray) -> np.ndarray: ...
@@ -132,8 +135,13 @@ def make_detector(model_cfg: dict[str, Any], device: str = "auto") -> Detector:
     """Build the detector a ``models.<name>`` config block describes."""
     settings, feature_keys = _split_block(model_cfg)
     detector = model_cfg["detector"]
-    return build(DETECTORS.get(detector), settings, {**feature_keys, "device": device}, key="model",
-                 what=f"detector {detector!r}")
+    return build(
+        DETECTORS.get(detector),
+        settings,
+        {**feature_keys, "device": device},
+        key="model",
+        what=f"detector {detector!r}",
+    )
 
 
 def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:
@@ -144,8 +152,10 @@ def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:
     problems = settings_problems(f"models.{name}", f"detector {detector!r}", factory, settings, FEATURE_DEFAULTS)
     own = hyper_parameters(factory).get("backbone", FEATURE_DEFAULTS["backbone"])
     if "backbone" not in model_cfg and own != FEATURE_DEFAULTS["backbone"]:
-        problems.append(f"models.{name}.backbone: missing; detector {detector!r} would use {own!r} and the "
-                        f"feature cache (gmm, typical) {FEATURE_DEFAULTS['backbone']!r}: name it")
+        problems.append(
+            f"models.{name}.backbone: missing; detector {detector!r} would use {own!r} and the "
+            f"feature cache (gmm, typical) {FEATURE_DEFAULTS['backbone']!r}: name it"
+        )
     return problems
 
 

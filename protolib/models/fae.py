@@ -84,26 +84,39 @@ class FeatureAutoencoder(nn.Module):
     ``final_conv``: the encoder ends in a 5x5 stride-1 conv (no bias, no norm), as the released
     code's ``encoder_conv_final``."""
 
-    def __init__(self, in_channels: int, hidden_dims: list[int], norm: str = "batch", dropout: float = 0.1,
-                 final_conv: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_dims: list[int],
+        norm: str = "batch",
+        dropout: float = 0.1,
+        final_conv: bool = True,
+    ) -> None:
         super().__init__()
         self.dropout = float(dropout)
         self.enc = nn.ModuleList()
         c = in_channels
         for h in hidden_dims:
-            self.enc.append(nn.Sequential(
-                nn.Conv2d(c, h, 5, stride=2, padding=2, bias=False), make_norm(norm, h), nn.LeakyReLU(),
-            ))
+            self.enc.append(
+                nn.Sequential(
+                    nn.Conv2d(c, h, 5, stride=2, padding=2, bias=False),
+                    make_norm(norm, h),
+                    nn.LeakyReLU(),
+                )
+            )
             c = h
         # constructed in the reference's order (encoder, its final conv, decoder): the same draws
         self.enc_final = nn.Conv2d(c, c, 5, stride=1, padding=2, bias=False) if final_conv else None
         dims = [in_channels, *hidden_dims]
         self.dec = nn.ModuleList()
         for i in range(len(dims) - 1, 0, -1):
-            self.dec.append(nn.Sequential(
-                nn.ConvTranspose2d(dims[i], dims[i - 1], 6, stride=2, padding=2, bias=False),
-                make_norm(norm, dims[i - 1]), nn.LeakyReLU(),
-            ))
+            self.dec.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(dims[i], dims[i - 1], 6, stride=2, padding=2, bias=False),
+                    make_norm(norm, dims[i - 1]),
+                    nn.LeakyReLU(),
+                )
+            )
         self.final = nn.Conv2d(in_channels, in_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -129,8 +142,10 @@ def mask_channels(in_channels: int, hidden_dims: list[int]) -> list[int]:
 def sample_masks(channels: list[int], p: float, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Dropout2d masks (batch, C, 1, 1) on the generator's device: each channel zeroed with
     probability p, else 1 / (1 - p)."""
-    return [(torch.rand(batch, c, 1, 1, generator=generator, device=generator.device) >= p).float() / (1.0 - p)
-            for c in channels]
+    return [
+        (torch.rand(batch, c, 1, 1, generator=generator, device=generator.device) >= p).float() / (1.0 - p)
+        for c in channels
+    ]
 
 
 @DETECTORS.register("fae")
@@ -138,18 +153,47 @@ class FAEDetector(TrainedMapDetector):
     name = "fae"
     default_parallel_models = 64
 
-    def __init__(self, *, backbone: str = "resnet18", weights: str = "none",
-                 layers: tuple[str, ...] = ("layer0", "layer1", "layer2"), image_size: int = 128,
-                 imagenet_norm: bool = False, center_input: bool = True, extractor_bn: str = "batch",
-                 hidden_dims: tuple[int, ...] = (50, 100), encoder_final_conv: bool = True,
-                 dropout: float = 0.1, norm: str = "batch", lr: float = 2e-4, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), ssim_window: int = 5, ssim_sigma: float = 1.5,
-                 top_fraction: float = 0.1, steps: int = 500, train_batch_size: int = 32, batch_size: int = 64,
-                 seed: int = 0, parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
-                 precision: str = "fp32", device: str = "auto") -> None:
-        super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
-                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, precision=precision,
-                         device=device)
+    def __init__(
+        self,
+        *,
+        backbone: str = "resnet18",
+        weights: str = "none",
+        layers: tuple[str, ...] = ("layer0", "layer1", "layer2"),
+        image_size: int = 128,
+        imagenet_norm: bool = False,
+        center_input: bool = True,
+        extractor_bn: str = "batch",
+        hidden_dims: tuple[int, ...] = (50, 100),
+        encoder_final_conv: bool = True,
+        dropout: float = 0.1,
+        norm: str = "batch",
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        ssim_window: int = 5,
+        ssim_sigma: float = 1.5,
+        top_fraction: float = 0.1,
+        steps: int = 500,
+        train_batch_size: int = 32,
+        batch_size: int = 64,
+        seed: int = 0,
+        parallel_models: int | str = "auto",
+        score_batch: int = 256,
+        dtype: str = "float32",
+        precision: str = "fp32",
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            steps=steps,
+            seed=seed,
+            train_batch_size=train_batch_size,
+            batch_size=batch_size,
+            parallel_models=parallel_models,
+            score_batch=score_batch,
+            dtype=dtype,
+            precision=precision,
+            device=device,
+        )
         self.backbone, self.weights = backbone, weights
         self.layers = list(layers)
         self.image_size = int(image_size)
@@ -188,25 +232,47 @@ class FAEDetector(TrainedMapDetector):
 
     def features(self, images: np.ndarray, state: dict[str, torch.Tensor] | None = None) -> Features:
         """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
-        (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                                imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
-                                batch_size=self.batch_size, post=self._post, dtype=self.torch_dtype,
-                                precision=self.precision, state=state if state is not None else self.bn_state)
+        (feats,) = extract_maps(
+            self.extractor,
+            images,
+            image_size=self.image_size,
+            resize=self.image_size,
+            imagenet_norm=self.imagenet_norm,
+            center=self.center_input,
+            device=self.device,
+            batch_size=self.batch_size,
+            post=self._post,
+            dtype=self.torch_dtype,
+            precision=self.precision,
+            state=state if state is not None else self.bn_state,
+        )
         return (feats.contiguous(),)
 
-    def train_features(self, images: np.ndarray, state: dict[str, torch.Tensor],
-                       momentum: float | None = None) -> Features:
+    def train_features(
+        self, images: np.ndarray, state: dict[str, torch.Tensor], momentum: float | None = None
+    ) -> Features:
         """Features of one training minibatch with the extractor in train mode (the reference):
         normalised by the batch's statistics, which update ``state`` in place."""
         with batch_statistics(self.extractor, momentum):
-            (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                                    imagenet_norm=self.imagenet_norm, center=self.center_input, device=self.device,
-                                    batch_size=len(images), post=self._post, dtype=self.torch_dtype, state=state,
-                                    precision=self.precision, check=False)  # per training step: no host sync
+            (feats,) = extract_maps(
+                self.extractor,
+                images,
+                image_size=self.image_size,
+                resize=self.image_size,
+                imagenet_norm=self.imagenet_norm,
+                center=self.center_input,
+                device=self.device,
+                batch_size=len(images),
+                post=self._post,
+                dtype=self.torch_dtype,
+                state=state,
+                precision=self.precision,
+                check=False,
+            )  # per training step: no host sync
         return (feats.contiguous(),)
 
     # ------------------------------------------------------------------ reference BatchNorm
-    def fit(self, images: np.ndarray) -> "FAEDetector":
+    def fit(self, images: np.ndarray) -> FAEDetector:
         self.bn_state = None
         if self.extractor_bn == "imagenet":
             return super().fit(images)
@@ -216,8 +282,14 @@ class FAEDetector(TrainedMapDetector):
         images = self.prepared_images(images)  # resized once, not once per step
         stream = minibatch_stream(len(images), self.train_batch_size, torch.Generator().manual_seed(self.seed))
         net = self.new_net()
-        train_plain(net, self.training_loss, lambda step: self.train_features(images[next(stream).numpy()], state),
-                    self.steps, self.optimizer(list(net.parameters())), self.noise_fn())
+        train_plain(
+            net,
+            self.training_loss,
+            lambda step: self.train_features(images[next(stream).numpy()], state),
+            self.steps,
+            self.optimizer(list(net.parameters())),
+            self.noise_fn(),
+        )
         self.bn_state, self.net = state, net.eval()
         return self
 
@@ -227,8 +299,11 @@ class FAEDetector(TrainedMapDetector):
         r0 = bn_buffers(self.extractor)
         batch = {k: v.clone() for k, v in r0.items()}
         feats = self.train_features(image[None], batch, momentum=1.0)  # batch stats b, unbiased var
-        keep = {name: 1.0 - float(m.momentum) for name, m in self.extractor.named_modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        keep = {
+            name: 1.0 - float(m.momentum)
+            for name, m in self.extractor.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        }
         state = {}
         for k, v in r0.items():
             if k.endswith("num_batches_tracked"):
@@ -251,8 +326,9 @@ class FAEDetector(TrainedMapDetector):
             singles = [self.single_image_state(img) for img in train_images[start:stop]]
             group = (torch.stack([feats[0] for feats, _ in singles]),)  # (P, 1, C, h, w)
             params, buffers = stack_state(template, len(singles))
-            params, buffers, _ = train_stacked(template, params, buffers, self.training_loss, group, self.steps,
-                                               self.optimizer, self.noise_fn())
+            params, buffers, _ = train_stacked(
+                template, params, buffers, self.training_loss, group, self.steps, self.optimizer, self.noise_fn()
+            )
             rows = []
             for j, (_, state) in enumerate(singles):
                 one = ({k: v[j : j + 1] for k, v in params.items()}, {k: v[j : j + 1] for k, v in buffers.items()})
@@ -263,8 +339,9 @@ class FAEDetector(TrainedMapDetector):
 
     def new_net(self) -> FeatureAutoencoder:
         with seeded(self.seed):
-            net = FeatureAutoencoder(self.in_channels, self.hidden_dims, self.norm, self.dropout,
-                                     self.encoder_final_conv)
+            net = FeatureAutoencoder(
+                self.in_channels, self.hidden_dims, self.norm, self.dropout, self.encoder_final_conv
+            )
         return net.to(self.device, self.torch_dtype)
 
     def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:
@@ -304,6 +381,6 @@ class FAEDetector(TrainedMapDetector):
         return {**self.extractor.state_dict(), **fitted}
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
-        fitted = {k[len(FITTED_BN):]: v.to(self.device) for k, v in state.items() if k.startswith(FITTED_BN)}
+        fitted = {k[len(FITTED_BN) :]: v.to(self.device) for k, v in state.items() if k.startswith(FITTED_BN)}
         self.extractor.load_state_dict({k: v for k, v in state.items() if not k.startswith(FITTED_BN)})
         self.bn_state = fitted or None

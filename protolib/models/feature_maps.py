@@ -28,8 +28,13 @@ RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 FEATURE_LAYERS = ("layer0", *RESNET_LAYERS)
 
 
-def prepare_images(images: np.ndarray | PreparedImages, image_size: int, resize: int | None = None,
-                   imagenet_norm: bool = True, center: bool = False) -> torch.Tensor:
+def prepare_images(
+    images: np.ndarray | PreparedImages,
+    image_size: int,
+    resize: int | None = None,
+    imagenet_norm: bool = True,
+    center: bool = False,
+) -> torch.Tensor:
     """uint8 (N,H,W[,C]) -> float (N,3,S,S) on the CPU: grey to 3 channels, resize, centre crop,
     then ImageNet normalisation (``imagenet_norm``), or (``center``) ``(x - 0.5) * 2``, values in
     [-1, 1] as the FAE references feed their extractor, else values in [0, 1]. ``resize`` None:
@@ -82,8 +87,9 @@ class PreparedImages:
     Indexing gives a PreparedImages of the selected images; ``images`` keeps the uint8 originals
     (for a detector that prepares them at another size)."""
 
-    def __init__(self, images: np.ndarray, image_size: int, resize: int | None,
-                 pixels: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, images: np.ndarray, image_size: int, resize: int | None, pixels: torch.Tensor | None = None
+    ) -> None:
         self.images, self.image_size, self.resize = images, int(image_size), resize
         self.pixels = _resized(images, image_size, resize) if pixels is None else pixels
 
@@ -166,8 +172,11 @@ class ResNetFeatureMaps(nn.Module):
 
 def bn_buffers(extractor: nn.Module) -> dict[str, torch.Tensor]:
     """Copies of the BatchNorm running statistics of a module (its ``state`` for ``extract_maps``)."""
-    return {name: buf.detach().clone() for name, buf in extractor.named_buffers()
-            if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+    return {
+        name: buf.detach().clone()
+        for name, buf in extractor.named_buffers()
+        if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+    }
 
 
 @contextlib.contextmanager
@@ -187,11 +196,22 @@ def batch_statistics(module: nn.Module, momentum: float | None = None) -> Iterat
             m.training, m.momentum = training, mom
 
 
-def extract_maps(extractor: ResNetFeatureMaps, images: np.ndarray | PreparedImages, *, image_size: int,
-                 resize: int | None, imagenet_norm: bool, device: str, batch_size: int = 32, center: bool = False,
-                 post: Any = None, dtype: torch.dtype = torch.float32,
-                 state: dict[str, torch.Tensor] | None = None, precision: str = "fp32",
-                 check: bool = True) -> list[torch.Tensor]:
+def extract_maps(
+    extractor: ResNetFeatureMaps,
+    images: np.ndarray | PreparedImages,
+    *,
+    image_size: int,
+    resize: int | None,
+    imagenet_norm: bool,
+    device: str,
+    batch_size: int = 32,
+    center: bool = False,
+    post: Any = None,
+    dtype: torch.dtype = torch.float32,
+    state: dict[str, torch.Tensor] | None = None,
+    precision: str = "fp32",
+    check: bool = True,
+) -> list[torch.Tensor]:
     """Frozen feature maps of all images, ``dtype`` on ``device``: one tensor per layer, or what
     ``post(maps)`` returns per batch (a tensor or list of tensors), concatenated.
 
@@ -237,6 +257,7 @@ def seeded(seed: int) -> contextlib.AbstractContextManager:
 
 def save_detector(path: str | Path, name: str, cfg: dict[str, Any], state: dict[str, Any]) -> None:
     """Write {detector, config, state} with torch.save (tensors moved to the CPU), atomically."""
+
     def cpu(obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
             return obj.detach().cpu()

@@ -25,26 +25,38 @@ class KNNDetector(FrozenFeatureDetector):
 
     name = "knn"
 
-    def __init__(self, *, k: int = 2, backbone: str = FEATURE_DEFAULTS["backbone"],
-                 weights: str = FEATURE_DEFAULTS["weights"], image_size: int = FEATURE_DEFAULTS["image_size"],
-                 batch_size: int = FEATURE_DEFAULTS["batch_size"], precision: str = FEATURE_DEFAULTS["precision"],
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        k: int = 2,
+        backbone: str = FEATURE_DEFAULTS["backbone"],
+        weights: str = FEATURE_DEFAULTS["weights"],
+        image_size: int = FEATURE_DEFAULTS["image_size"],
+        batch_size: int = FEATURE_DEFAULTS["batch_size"],
+        precision: str = FEATURE_DEFAULTS["precision"],
+        device: str = "auto",
+    ) -> None:
         self.k = k
         self.backbone, self.weights, self.image_size, self.batch_size = backbone, weights, image_size, batch_size
         self.precision = precision
         self.device = resolve_device(device)
-        cache = {"backbone": backbone, "weights": weights, "image_size": image_size, "batch_size": batch_size,
-                 "precision": precision}
+        cache = {
+            "backbone": backbone,
+            "weights": weights,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "precision": precision,
+        }
         super().__init__(make_backbone(cache, device=self.device))
         self.bank: np.ndarray | None = None
 
-    def fit_features(self, features: np.ndarray) -> "KNNDetector":
+    def fit_features(self, features: np.ndarray) -> KNNDetector:
         if len(features) == 0:
             raise ValueError("knn: cannot fit on zero training images")
         self.bank = np.asarray(features, dtype=np.float64)
         return self
 
-    def score_features(self, features: "np.ndarray | Queries") -> np.ndarray:
+    def score_features(self, features: np.ndarray | Queries) -> np.ndarray:
         if self.bank is None:
             raise RuntimeError("knn: score called before fit")
         return knn_score(self.bank, features, self.k, device=self.device)

@@ -84,7 +84,7 @@ class Queries:
         return self._norms
 
 
-def uses_faiss(device: str, bank: np.ndarray, queries: "np.ndarray | Queries") -> bool:
+def uses_faiss(device: str, bank: np.ndarray, queries: np.ndarray | Queries) -> bool:
     """Whether ``nearest_squared`` searches with faiss (CPU, non-integer features)."""
     if str(device) != "cpu":
         return False
@@ -92,8 +92,9 @@ def uses_faiss(device: str, bank: np.ndarray, queries: "np.ndarray | Queries") -
     return not (_integral(bank) and integral)
 
 
-def nearest_squared(bank: Any, queries: Any, k: int, device: str = "cpu", dtype: Any = None,
-                    chunk: int = 2048, search: str = "auto") -> np.ndarray:
+def nearest_squared(
+    bank: Any, queries: Any, k: int, device: str = "cpu", dtype: Any = None, chunk: int = 2048, search: str = "auto"
+) -> np.ndarray:
     """(len(queries), k) squared L2 distances from each query to its k nearest bank rows,
     ascending, float64 (k capped at |bank|). ``bank``/``queries``: arrays or tensors; ``dtype``:
     the torch path's precision (default float64); ``search``: ``auto`` (see the module), or

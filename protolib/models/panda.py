@@ -48,7 +48,14 @@ import torch
 
 from protolib.models.backbones import load_resnet, resolve_device
 from protolib.models.base import DETECTORS, Detector
-from protolib.models.feature_maps import PREPARED_LIMIT_BYTES, PreparedImages, batches, prepare_images, read_saved, save_detector
+from protolib.models.feature_maps import (
+    PREPARED_LIMIT_BYTES,
+    PreparedImages,
+    batches,
+    prepare_images,
+    read_saved,
+    save_detector,
+)
 from protolib.models.neighbours import knn_score, squared_distances
 from protolib.models.precision import check_features, check_precision, compute_context
 from protolib.models.vmap_training import minibatch_stream
@@ -60,10 +67,25 @@ TRAINED_LAYERS = ("layer3", "layer4")
 class PandaDetector(Detector):
     name = "panda"
 
-    def __init__(self, *, backbone: str = "resnet152", weights: str = "none", image_size: int = 224,
-                 batch_size: int = 64, k: int = 2, steps: int = 2355, lr: float = 1e-2, momentum: float = 0.9,
-                 weight_decay: float = 5e-5, grad_clip: float = 1e-3, train_batch_size: int = 32,
-                 train_single: bool = False, seed: int = 0, precision: str = "fp32", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        backbone: str = "resnet152",
+        weights: str = "none",
+        image_size: int = 224,
+        batch_size: int = 64,
+        k: int = 2,
+        steps: int = 2355,
+        lr: float = 1e-2,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-5,
+        grad_clip: float = 1e-3,
+        train_batch_size: int = 32,
+        train_single: bool = False,
+        seed: int = 0,
+        precision: str = "fp32",
+        device: str = "auto",
+    ) -> None:
         self.device = resolve_device(device)
         self.backbone, self.weights = backbone, weights
         self.image_size = int(image_size)
@@ -179,7 +201,11 @@ class PandaDetector(Detector):
         if self.bank is None:
             raise RuntimeError("panda: save called before fit")
         pristine = {k: v for k, v in self.pretrained.items() if k.split(".")[0] in TRAINED_LAYERS}
-        state = {"net": self.net.state_dict(), "pretrained_trained_layers": pristine, "bank": torch.from_numpy(self.bank)}
+        state = {
+            "net": self.net.state_dict(),
+            "pretrained_trained_layers": pristine,
+            "bank": torch.from_numpy(self.bank),
+        }
         save_detector(path, self.name, self.get_params(), state)
 
     @classmethod

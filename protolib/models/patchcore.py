@@ -56,8 +56,8 @@ import torch.nn.functional as F
 from protolib.models.backbones import resolve_device
 from protolib.models.base import DETECTORS, Detector
 from protolib.models.feature_maps import PreparedImages, ResNetFeatureMaps, extract_maps, read_saved, save_detector
-from protolib.models.precision import check_precision
 from protolib.models.neighbours import nearest_squared
+from protolib.models.precision import check_precision
 from protolib.models.ssim import gaussian_blur
 
 
@@ -78,8 +78,9 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return squared_pairwise_distances(a, b).sqrt_()
 
 
-def greedy_coreset(features: torch.Tensor, n_select: int, projection: torch.Tensor | None,
-                   starts: torch.Tensor) -> torch.Tensor:
+def greedy_coreset(
+    features: torch.Tensor, n_select: int, projection: torch.Tensor | None, starts: torch.Tensor
+) -> torch.Tensor:
     """Approximate greedy k-center core-set of each bank of a batch.
 
     features (B, N, D); projection (D, d) or None; starts: indices of the start points.
@@ -101,12 +102,26 @@ def greedy_coreset(features: torch.Tensor, n_select: int, projection: torch.Tens
 class PatchCoreDetector(Detector):
     name = "patchcore"
 
-    def __init__(self, *, backbone: str = "wide_resnet50_2", weights: str = "none",
-                 layers: tuple[str, ...] = ("layer2", "layer3"), image_size: int = 224, batch_size: int = 64,
-                 patch_size: int = 3, pretrain_embed_dim: int = 1024, target_embed_dim: int = 1024,
-                 coreset_ratio: float = 0.1, projection_dim: int = 128, coreset_starts: int = 10,
-                 map_sigma: float = 4.0, seed: int = 0, query_chunk: int = 8192, precision: str = "fp32",
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        backbone: str = "wide_resnet50_2",
+        weights: str = "none",
+        layers: tuple[str, ...] = ("layer2", "layer3"),
+        image_size: int = 224,
+        batch_size: int = 64,
+        patch_size: int = 3,
+        pretrain_embed_dim: int = 1024,
+        target_embed_dim: int = 1024,
+        coreset_ratio: float = 0.1,
+        projection_dim: int = 128,
+        coreset_starts: int = 10,
+        map_sigma: float = 4.0,
+        seed: int = 0,
+        query_chunk: int = 8192,
+        precision: str = "fp32",
+        device: str = "auto",
+    ) -> None:
         self.device = resolve_device(device)
         self.backbone, self.weights = backbone, weights
         self.layers = list(layers)
@@ -145,9 +160,17 @@ class PatchCoreDetector(Detector):
 
     def patch_features(self, images: np.ndarray) -> torch.Tensor:
         """(N, h, w, D) locally aware patch features of the images, float32 on the device."""
-        (feats,) = extract_maps(self.extractor, images, image_size=self.image_size, resize=None,
-                                imagenet_norm=True, device=self.device, batch_size=self.batch_size,
-                                post=self._aggregate, precision=self.precision)
+        (feats,) = extract_maps(
+            self.extractor,
+            images,
+            image_size=self.image_size,
+            resize=None,
+            imagenet_norm=True,
+            device=self.device,
+            batch_size=self.batch_size,
+            post=self._aggregate,
+            precision=self.precision,
+        )
         return feats
 
     def prepared_images(self, images: np.ndarray) -> np.ndarray | PreparedImages:
@@ -199,8 +222,9 @@ class PatchCoreDetector(Detector):
         with torch.inference_mode():
             feats = self.patch_features(images)
             n, h, w, d = feats.shape
-            nearest = nearest_squared(self.bank, feats.reshape(-1, d), 1, device=self.device,
-                                      dtype=self.bank.dtype, chunk=self.query_chunk)
+            nearest = nearest_squared(
+                self.bank, feats.reshape(-1, d), 1, device=self.device, dtype=self.bank.dtype, chunk=self.query_chunk
+            )
         return torch.from_numpy(nearest[:, 0]).reshape(n, h, w).to(feats.device)
 
     def score(self, images: np.ndarray) -> np.ndarray:
@@ -210,8 +234,9 @@ class PatchCoreDetector(Detector):
         """(N, image_size, image_size) patch scores upsampled to the network input, smoothed."""
         scores = self.patch_scores(images)
         with torch.inference_mode():
-            maps = F.interpolate(scores.unsqueeze(1), size=(self.image_size, self.image_size),
-                                 mode="bilinear", align_corners=False).squeeze(1)
+            maps = F.interpolate(
+                scores.unsqueeze(1), size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            ).squeeze(1)
             maps = gaussian_blur(maps, self.map_sigma)
         return maps.float().cpu().numpy()
 
@@ -241,8 +266,12 @@ class PatchCoreDetector(Detector):
     def save(self, path: str | Path) -> None:
         if self.bank is None:
             raise RuntimeError("patchcore: save called before fit")
-        save_detector(path, self.name, self.get_params(), {"frozen": self.extractor.state_dict(), "bank": self.bank,
-                                                   "grid": list(self.grid)})
+        save_detector(
+            path,
+            self.name,
+            self.get_params(),
+            {"frozen": self.extractor.state_dict(), "bank": self.bank, "grid": list(self.grid)},
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> PatchCoreDetector:

@@ -36,8 +36,9 @@ def compute_context(device: str, precision: str = "fp32", training: bool = False
         if not cuda:
             return contextlib.nullcontext()
         cudnn = torch.backends.cudnn
-        return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
-                           allow_tf32=False)
+        return cudnn.flags(
+            enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
+        )
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type="cuda" if cuda else "cpu", dtype=dtype)
 
@@ -63,8 +64,10 @@ class FiniteFlags:
 
         for (model, layer), ok in self.flags.items():
             if not bool(ok):
-                raise InputMismatchError(f"{model} {layer} features: some values are NaN or infinite (half "
-                                         "precision overflows past 65504: try precision: fp32)")
+                raise InputMismatchError(
+                    f"{model} {layer} features: some values are NaN or infinite (half "
+                    "precision overflows past 65504: try precision: fp32)"
+                )
 
 
 def check_features(values: Any, model: str, layer: str) -> None:

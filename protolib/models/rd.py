@@ -88,10 +88,16 @@ class ResBlock(nn.Module):
             self.body = nn.ModuleList([first, make_norm(norm, mid), _conv3x3(mid, cout), make_norm(norm, cout)])
         elif kind == "bottleneck":
             middle = _deconv2x2(mid, mid) if mode == "up" else _conv3x3(mid, mid, stride)
-            self.body = nn.ModuleList([
-                _conv1x1(cin, mid), make_norm(norm, mid), middle, make_norm(norm, mid),
-                _conv1x1(mid, cout), make_norm(norm, cout),
-            ])
+            self.body = nn.ModuleList(
+                [
+                    _conv1x1(cin, mid),
+                    make_norm(norm, mid),
+                    middle,
+                    make_norm(norm, mid),
+                    _conv1x1(mid, cout),
+                    make_norm(norm, cout),
+                ]
+            )
         else:
             raise ValueError(f"unknown block kind {kind!r}")
         self.shortcut: nn.Module | None = None
@@ -110,8 +116,9 @@ class ResBlock(nn.Module):
         return F.relu(out + identity)
 
 
-def _layer(kind: str, cin: int, cout: int, blocks: int, mode: str, base_width: int, norm: str,
-           width: float) -> nn.Sequential:
+def _layer(
+    kind: str, cin: int, cout: int, blocks: int, mode: str, base_width: int, norm: str, width: float
+) -> nn.Sequential:
     """A ResNet layer as the reference builds it: planes = cout / expansion; inner channels
     planes * base_width / 64 (bottleneck) or planes (basic), scaled by ``width``."""
     expansion = 4 if kind == "bottleneck" else 1
@@ -126,14 +133,26 @@ def _layer(kind: str, cin: int, cout: int, blocks: int, mode: str, base_width: i
 class RDStudent(nn.Module):
     """One-class bottleneck (multi-scale fusion + embedding layer) and the mirrored decoder."""
 
-    def __init__(self, channels: list[int], kind: str, base_width: int, bottleneck_blocks: int,
-                 decoder_blocks: list[int], norm: str = "batch", width: float = 1.0) -> None:
+    def __init__(
+        self,
+        channels: list[int],
+        kind: str,
+        base_width: int,
+        bottleneck_blocks: int,
+        decoder_blocks: list[int],
+        norm: str = "batch",
+        width: float = 1.0,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         emb = 2 * c3 if width == 1.0 else max(8, int(round(2 * c3 * width)))
         self.fuse1 = nn.Sequential(
-            _conv3x3(c1, c2, 2), make_norm(norm, c2), nn.ReLU(),
-            _conv3x3(c2, c3, 2), make_norm(norm, c3), nn.ReLU(),
+            _conv3x3(c1, c2, 2),
+            make_norm(norm, c2),
+            nn.ReLU(),
+            _conv3x3(c2, c3, 2),
+            make_norm(norm, c3),
+            nn.ReLU(),
         )
         self.fuse2 = nn.Sequential(_conv3x3(c2, c3, 2), make_norm(norm, c3), nn.ReLU())
         self.embed = _layer(kind, 3 * c3, emb, bottleneck_blocks, "down", base_width, norm, width)
@@ -158,19 +177,46 @@ class RDDetector(TrainedMapDetector):
     name = "rd"
     default_parallel_models = 16  # the reference-size WRN50 student has ~85M parameters
 
-    def __init__(self, *, backbone: str = "wide_resnet50_2", weights: str = "none", image_size: int = 128,
-                 imagenet_norm: bool = False, norm: str = "batch", lr: float = 0.005,
-                 betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 0.0, cosine: str = "flat",
-                 map_sigma: float = 0.0, score_reduce: str = "mean", bottleneck_blocks: int | None = None,
-                 decoder_blocks: tuple[int, int, int] | None = None, width: float = 1.0, steps: int = 500,
-                 train_batch_size: int = 4, batch_size: int = 64, seed: int = 0,
-                 parallel_models: int | str = "auto", score_batch: int = 256, dtype: str = "float32",
-                 precision: str = "fp32", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        backbone: str = "wide_resnet50_2",
+        weights: str = "none",
+        image_size: int = 128,
+        imagenet_norm: bool = False,
+        norm: str = "batch",
+        lr: float = 0.005,
+        betas: tuple[float, float] = (0.5, 0.999),
+        weight_decay: float = 0.0,
+        cosine: str = "flat",
+        map_sigma: float = 0.0,
+        score_reduce: str = "mean",
+        bottleneck_blocks: int | None = None,
+        decoder_blocks: tuple[int, int, int] | None = None,
+        width: float = 1.0,
+        steps: int = 500,
+        train_batch_size: int = 4,
+        batch_size: int = 64,
+        seed: int = 0,
+        parallel_models: int | str = "auto",
+        score_batch: int = 256,
+        dtype: str = "float32",
+        precision: str = "fp32",
+        device: str = "auto",
+    ) -> None:
         """``bottleneck_blocks`` / ``decoder_blocks``: None = the reference's counts for the
         backbone's block type (bottleneck 3 / [3, 4, 6]; basic 2 / [2, 2, 2])."""
-        super().__init__(steps=steps, seed=seed, train_batch_size=train_batch_size, batch_size=batch_size,
-                         parallel_models=parallel_models, score_batch=score_batch, dtype=dtype, precision=precision,
-                         device=device)
+        super().__init__(
+            steps=steps,
+            seed=seed,
+            train_batch_size=train_batch_size,
+            batch_size=batch_size,
+            parallel_models=parallel_models,
+            score_batch=score_batch,
+            dtype=dtype,
+            precision=precision,
+            device=device,
+        )
         self.backbone, self.weights = backbone, weights
         self.image_size = int(image_size)
         self.imagenet_norm = bool(imagenet_norm)
@@ -186,7 +232,8 @@ class RDDetector(TrainedMapDetector):
         if self.score_reduce not in ("max", "mean"):
             raise ValueError(f"rd: score_reduce must be 'max' or 'mean', got {self.score_reduce!r}")
         self.extractor = ResNetFeatureMaps(backbone, weights, ["layer1", "layer2", "layer3"]).to(
-            self.device, self.torch_dtype)
+            self.device, self.torch_dtype
+        )
         self.kind = "bottleneck" if self.extractor.block_type == "Bottleneck" else "basic"
         if bottleneck_blocks is None:
             bottleneck_blocks = 3 if self.kind == "bottleneck" else 2
@@ -196,7 +243,8 @@ class RDDetector(TrainedMapDetector):
         self.decoder_blocks = [int(b) for b in decoder_blocks]
         if len(self.decoder_blocks) != 3 or min(self.decoder_blocks) < 1:
             raise ValueError(
-                f"rd: decoder_blocks must be 3 positive counts (de_layer3, de_layer2, de_layer1), got {self.decoder_blocks}"
+                "rd: decoder_blocks must be 3 positive counts (de_layer3, de_layer2, de_layer1), "
+                f"got {self.decoder_blocks}"
             )
         self.width = float(width)
         if self.width <= 0:
@@ -205,15 +253,30 @@ class RDDetector(TrainedMapDetector):
             raise ValueError(f"rd: image_size must be a multiple of 32, got {self.image_size}")
 
     def features(self, images: np.ndarray) -> Features:
-        maps = extract_maps(self.extractor, images, image_size=self.image_size, resize=self.image_size,
-                            imagenet_norm=self.imagenet_norm, device=self.device,
-                            batch_size=self.batch_size, dtype=self.torch_dtype, precision=self.precision)
+        maps = extract_maps(
+            self.extractor,
+            images,
+            image_size=self.image_size,
+            resize=self.image_size,
+            imagenet_norm=self.imagenet_norm,
+            device=self.device,
+            batch_size=self.batch_size,
+            dtype=self.torch_dtype,
+            precision=self.precision,
+        )
         return tuple(m.contiguous() for m in maps)
 
     def new_net(self) -> RDStudent:
         with seeded(self.seed):
-            net = RDStudent(self.extractor.channels, self.kind, self.extractor.base_width,
-                            self.bottleneck_blocks, self.decoder_blocks, self.norm, self.width)
+            net = RDStudent(
+                self.extractor.channels,
+                self.kind,
+                self.extractor.base_width,
+                self.bottleneck_blocks,
+                self.decoder_blocks,
+                self.norm,
+                self.width,
+            )
         return net.to(self.device, self.torch_dtype)
 
     def loss(self, net: nn.Module, batch: Features, noise: Any) -> torch.Tensor:

@@ -4,7 +4,8 @@
 ``fae/utils/pytorch_ssim.py``) uses: a normalised Gaussian window (sigma 1.5; the FAE model builds
 it with size 5, ``pytorch_ssim``'s own default is 11) applied per channel with zero padding
 ("same" output size), C1 = 0.01**2, C2 = 0.03**2 (data range 1; the feature maps are not
-rescaled). Tested equal to the reference's code in tests/test_fae_reference.py. It works on any (N, C, H, W) tensor, under ``torch.func.vmap`` too.
+rescaled). Tested equal to the reference's code in tests/test_fae_reference.py. It works on any
+(N, C, H, W) tensor, under ``torch.func.vmap`` too.
 
 ``gaussian_blur`` reproduces ``scipy.ndimage.gaussian_filter`` on a 2-D map (mode ``reflect``,
 ``truncate=4``), which the PatchCore and Reverse Distillation references use to smooth their
@@ -21,8 +22,9 @@ C1 = 0.01**2
 C2 = 0.03**2
 
 
-def gaussian_window(size: int, sigma: float, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def gaussian_window(
+    size: int, sigma: float, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """1-D Gaussian of ``size`` taps centred at ``size // 2``, summing to one."""
     x = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(x**2) / (2.0 * sigma**2))
@@ -62,8 +64,9 @@ def _separable(x: torch.Tensor, g: torch.Tensor, reflect: bool) -> torch.Tensor:
     return mh @ x @ mw.T
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5,
-             c1: float = C1, c2: float = C2) -> torch.Tensor:
+def ssim_map(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5, c1: float = C1, c2: float = C2
+) -> torch.Tensor:
     """Per-position, per-channel SSIM of two (N, C, H, W) tensors; same shape as the inputs.
 
     The 2-D window is separable (the outer product of the 1-D window in the reference), so each

@@ -45,8 +45,19 @@ class TrainedMapDetector(Detector):
 
     default_parallel_models = 32  # models trained at once on CUDA (parallel_models: auto)
 
-    def __init__(self, *, steps: int, seed: int, train_batch_size: int, batch_size: int,
-                 parallel_models: int | str, score_batch: int, dtype: str, precision: str, device: str) -> None:
+    def __init__(
+        self,
+        *,
+        steps: int,
+        seed: int,
+        train_batch_size: int,
+        batch_size: int,
+        parallel_models: int | str,
+        score_batch: int,
+        dtype: str,
+        precision: str,
+        device: str,
+    ) -> None:
         self.device = resolve_device(device)
         self.steps = int(steps)
         self.seed = int(seed)
@@ -108,7 +119,7 @@ class TrainedMapDetector(Detector):
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
     # ------------------------------------------------------------------ fitting and scoring
-    def fit(self, images: np.ndarray) -> "TrainedMapDetector":
+    def fit(self, images: np.ndarray) -> TrainedMapDetector:
         if len(images) == 0:
             raise ValueError(f"{self.name}: cannot fit on zero training images")
         feats = self.features(images)
@@ -119,8 +130,9 @@ class TrainedMapDetector(Detector):
             idx = next(stream).to(feats[0].device)
             return tuple(f[idx] for f in feats)
 
-        train_plain(net, self.training_loss, batch_fn, self.steps, self.optimizer(list(net.parameters())),
-                    self.noise_fn())
+        train_plain(
+            net, self.training_loss, batch_fn, self.steps, self.optimizer(list(net.parameters())), self.noise_fn()
+        )
         self.net = net.eval()
         return self
 
@@ -156,8 +168,9 @@ class TrainedMapDetector(Detector):
         def group_rows(start: int, stop: int) -> list[np.ndarray]:
             group = tuple(f[start:stop].unsqueeze(1) for f in ft)
             params, buffers = stack_state(template, len(group[0]))
-            params, buffers, _ = train_stacked(template, params, buffers, self.training_loss, group, self.steps,
-                                               self.optimizer, self.noise_fn())
+            params, buffers, _ = train_stacked(
+                template, params, buffers, self.training_loss, group, self.steps, self.optimizer, self.noise_fn()
+            )
             return [self._stacked_scores(template, params, buffers, fv)]
 
         return np.concatenate(self.in_groups(len(ft[0]), group_rows)).astype(np.float64)
@@ -177,14 +190,19 @@ class TrainedMapDetector(Detector):
                     raise
                 self.parallel_models = max(1, self.parallel_models // 2)
                 torch.cuda.empty_cache()
-                log.warning("%s: CUDA out of memory training %d models at once; going on with parallel_models "
-                            "= %d", self.name, stop - start, self.parallel_models)
+                log.warning(
+                    "%s: CUDA out of memory training %d models at once; going on with parallel_models = %d",
+                    self.name,
+                    stop - start,
+                    self.parallel_models,
+                )
                 continue
             start = stop
         return rows
 
-    def _stacked_scores(self, template: nn.Module, params: dict[str, torch.Tensor],
-                        buffers: dict[str, torch.Tensor], fv: Features) -> np.ndarray:
+    def _stacked_scores(
+        self, template: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], fv: Features
+    ) -> np.ndarray:
         n_models = next(iter(params.values())).shape[0]
         per_chunk = max(1, self.score_batch // n_models)
         cols = []
@@ -206,7 +224,7 @@ class TrainedMapDetector(Detector):
         save_detector(path, self.name, self.get_params(), {"frozen": self.frozen_state(), "net": net.state_dict()})
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "TrainedMapDetector":
+    def load(cls, path: str | Path, device: str = "auto") -> TrainedMapDetector:
         """A fitted detector from ``save``; the frozen backbone comes from the file, not from
         ``weights`` (no download needed)."""
         from protolib.models.feature_maps import read_saved

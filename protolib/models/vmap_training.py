@@ -86,10 +86,15 @@ def _new_running(old: torch.Tensor, stat: torch.Tensor, momentum: float) -> torc
     return old * (1.0 - momentum) + stat * momentum
 
 
-def train_plain(module: nn.Module, loss_fn: Callable[[nn.Module, Any, Any], torch.Tensor],
-                batch_fn: Callable[[int], Any], steps: int, optimizer: torch.optim.Optimizer,
-                noise_fn: Callable[[int, int], Any] | None = None,
-                grad_clip: float | None = None) -> list[float]:
+def train_plain(
+    module: nn.Module,
+    loss_fn: Callable[[nn.Module, Any, Any], torch.Tensor],
+    batch_fn: Callable[[int], Any],
+    steps: int,
+    optimizer: torch.optim.Optimizer,
+    noise_fn: Callable[[int, int], Any] | None = None,
+    grad_clip: float | None = None,
+) -> list[float]:
     """Ordinary training loop of one model: ``loss_fn(module, batch, noise)`` per step. The losses
     stay on the device and are read once, after the loop (no host sync per step)."""
     module.train()
@@ -125,9 +130,11 @@ class _LossModule(nn.Module):
         return self.loss_fn(self.net, batch, noise)
 
 
-def stack_state(module: nn.Module, n_models: int, device: str | torch.device | None = None
-                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def stack_state(
+    module: nn.Module, n_models: int, device: str | torch.device | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """n_models copies of the module's parameters and buffers, stacked on a new leading axis."""
+
     def rep(t: torch.Tensor) -> torch.Tensor:
         t = t.detach().to(device) if device is not None else t.detach()
         return t.unsqueeze(0).repeat(n_models, *([1] * t.ndim)).contiguous()
@@ -137,11 +144,16 @@ def stack_state(module: nn.Module, n_models: int, device: str | torch.device | N
     return params, buffers
 
 
-def train_stacked(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                  loss_fn: Callable[[nn.Module, Any, Any], torch.Tensor], batch: Any, steps: int,
-                  optimizer_factory: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
-                  noise_fn: Callable[[int, int], Any] | None = None
-                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+def train_stacked(
+    module: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    loss_fn: Callable[[nn.Module, Any, Any], torch.Tensor],
+    batch: Any,
+    steps: int,
+    optimizer_factory: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    noise_fn: Callable[[int, int], Any] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Train B models at once; ``params``/``buffers`` are stacked (leading axis B), ``batch`` a
     tensor or tuple of tensors with leading axis B (each model's own training batch, the same
     batch every step). ``noise_fn(step, per_model_batch_len)`` gives dropout masks shared by all
@@ -186,8 +198,14 @@ def _first(batch: Any) -> torch.Tensor:
     return batch
 
 
-def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                 fn: Callable[..., Any], args: tuple, in_dims: tuple) -> Any:
+def stacked_call(
+    module: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    fn: Callable[..., Any],
+    args: tuple,
+    in_dims: tuple,
+) -> Any:
     """``fn(module, *args)`` for every stacked model (eval mode), vmapped over the model axis.
     ``in_dims`` gives, per arg, 0 (one slice per model) or None (shared)."""
     module.eval()
@@ -209,8 +227,9 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], buffers: di
     return vmap(per_model, in_dims=(0, 0, *in_dims))(params, buffers, *args)
 
 
-def adam(params: list[torch.Tensor], lr: float, betas: tuple[float, float], weight_decay: float = 0.0
-         ) -> torch.optim.Optimizer:
+def adam(
+    params: list[torch.Tensor], lr: float, betas: tuple[float, float], weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """torch's Adam, fused (one pass per tensor; much faster on the CPU) where this build supports it."""
     try:
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)

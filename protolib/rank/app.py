@@ -11,8 +11,14 @@ from typing import Any
 from protolib.checks import InputMismatchError
 from protolib.rank.contact_sheet import draw
 from protolib.rank.folders import ImageFolder, read_inputs
-from protolib.rank.model import (build_detector, checked_model_config, embedder, note_weights, pca_components,
-                                  resolve_device)
+from protolib.rank.model import (
+    build_detector,
+    checked_model_config,
+    embedder,
+    note_weights,
+    pca_components,
+    resolve_device,
+)
 from protolib.rank.options import RankError, RankOptions, check_options
 from protolib.rank.outputs import remove_stale, write_summary, write_tables
 from protolib.rank.ranking import Ranking, embed_folder, rank_images
@@ -26,8 +32,14 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def rank_folder(images_dir: str | Path, out_dir: str | Path, options: RankOptions | None = None, *,
-                log: Log | None = _stderr, **settings: Any) -> RankResult:
+def rank_folder(
+    images_dir: str | Path,
+    out_dir: str | Path,
+    options: RankOptions | None = None,
+    *,
+    log: Log | None = _stderr,
+    **settings: Any,
+) -> RankResult:
     """Rank the images of ``images_dir`` and write the outputs to ``out_dir``.
 
     The settings are a :class:`RankOptions` and/or its fields as keywords (``M=5, seed=0``, which
@@ -74,7 +86,7 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
 def _check_counts(train: ImageFolder, images_dir: Path, opts: RankOptions, log: Log) -> int:
     """M and the folder's size agree; the number of atypical images to list."""
     n = len(train)
-    if opts.M > n:
+    if n < opts.M:
         raise RankError(f"M = {opts.M} is larger than the {n} readable images in {str(images_dir)!r}")
     if n < 2:
         raise RankError(f"only {n} readable image in {str(images_dir)!r}: ranking needs at least 2")
@@ -84,22 +96,47 @@ def _check_counts(train: ImageFolder, images_dir: Path, opts: RankOptions, log: 
     return opts.n_atypical
 
 
-def _settings(images_dir: Path, opts: RankOptions, model_cfg: dict[str, Any], train: ImageFolder, device: str,
-              n_atypical: int, ranking: Ranking, feature_shape: tuple[int, ...]) -> dict[str, Any]:
+def _settings(
+    images_dir: Path,
+    opts: RankOptions,
+    model_cfg: dict[str, Any],
+    train: ImageFolder,
+    device: str,
+    n_atypical: int,
+    ranking: Ranking,
+    feature_shape: tuple[int, ...],
+) -> dict[str, Any]:
     """What the outputs were made from (in every JSON output)."""
     n = len(train)
     return {
-        "images_dir": str(images_dir), "model": opts.model, "backbone": model_cfg["backbone"],
-        "weights": model_cfg["weights"], "image_size": model_cfg["image_size"], "mode": train.mode, "device": device,
-        "M": opts.M, "n_atypical": n_atypical, "neighbours": min(opts.neighbours, max(n - 1, 0)),
-        "coreset_exclude": ranking.exclude, "pca": pca_components(opts.pca, feature_shape) if opts.pca else None, "seed": opts.seed, "on_error": opts.on_error,
-        "model_config": model_cfg, "n_images": n,
+        "images_dir": str(images_dir),
+        "model": opts.model,
+        "backbone": model_cfg["backbone"],
+        "weights": model_cfg["weights"],
+        "image_size": model_cfg["image_size"],
+        "mode": train.mode,
+        "device": device,
+        "M": opts.M,
+        "n_atypical": n_atypical,
+        "neighbours": min(opts.neighbours, max(n - 1, 0)),
+        "coreset_exclude": ranking.exclude,
+        "pca": pca_components(opts.pca, feature_shape) if opts.pca else None,
+        "seed": opts.seed,
+        "on_error": opts.on_error,
+        "model_config": model_cfg,
+        "n_images": n,
         **({"knn_index": opts.knn_index} if opts.knn_index != "flat" else {}),  # recorded when not the exact default
     }
 
 
-def _write(out_dir: Path, read: list[ImageFolder], ranking: Ranking, validation: Validation | None,
-           settings: dict[str, Any], opts: RankOptions) -> RankResult:
+def _write(
+    out_dir: Path,
+    read: list[ImageFolder],
+    ranking: Ranking,
+    validation: Validation | None,
+    settings: dict[str, Any],
+    opts: RankOptions,
+) -> RankResult:
     train, names = read[0], read[0].names
     table = ranking.table.sort_values("rank", kind="stable").reset_index(drop=True)
     outputs = write_tables(out_dir, table, names, ranking, validation, settings)

@@ -20,26 +20,48 @@ def shorten(name: str, width: int = 18) -> str:
     return name if len(name) <= width else name[: width - 9] + "…" + name[-8:]
 
 
-def sections(data: ImageFolder, ranking: Ranking, subsets: dict[str, list[int]],
-             val_auroc: dict[str, float]) -> list[tuple[str, str, list[int]]]:
+def sections(
+    data: ImageFolder, ranking: Ranking, subsets: dict[str, list[int]], val_auroc: dict[str, float]
+) -> list[tuple[str, str, list[int]]]:
     """(title, frame colour, image ids) of each block, top to bottom."""
 
     def note(method: str) -> str:
         return f", val AUROC {val_auroc[method]:.3f}" if method in val_auroc else ""
 
     core = [int(i) for i in ranking.core_ids]
-    blocks = [(f"Prototypical: core-set (typical), M = {len(core)}{note('typical')}",
-               plots.PALETTE.get("typical", "#000000"), core)]
+    blocks = [
+        (
+            f"Prototypical: core-set (typical), M = {len(core)}{note('typical')}",
+            plots.PALETTE.get("typical", "#000000"),
+            core,
+        )
+    ]
     for method, ids in subsets.items():
-        blocks.append((f"{method.capitalize()} selection, M = {len(ids)}{note(method)} (chosen on val)",
-                       plots.PALETTE.get(method, "#000000"), list(ids)))
-    blocks.append((f"Most atypical: long tail or corrupted, most atypical first ({len(ranking.atypical_ids)})",
-                   plots.ANOMALY_COLOUR, list(ranking.atypical_ids)))
+        blocks.append(
+            (
+                f"{method.capitalize()} selection, M = {len(ids)}{note(method)} (chosen on val)",
+                plots.PALETTE.get(method, "#000000"),
+                list(ids),
+            )
+        )
+    blocks.append(
+        (
+            f"Most atypical: long tail or corrupted, most atypical first ({len(ranking.atypical_ids)})",
+            plots.ANOMALY_COLOUR,
+            list(ranking.atypical_ids),
+        )
+    )
     return [block for block in blocks if block[2]]
 
 
-def draw(data: ImageFolder, ranking: Ranking, subsets: dict[str, list[int]], val_auroc: dict[str, float],
-         path: Path, settings: dict[str, Any]) -> Path:
+def draw(
+    data: ImageFolder,
+    ranking: Ranking,
+    subsets: dict[str, list[int]],
+    val_auroc: dict[str, float],
+    path: Path,
+    settings: dict[str, Any],
+) -> Path:
     """The blocks one above the other, each wrapped at 10 tiles a row; a PNG written atomically."""
     import matplotlib.pyplot as plt
 
@@ -53,10 +75,21 @@ def draw(data: ImageFolder, ranking: Ranking, subsets: dict[str, list[int]], val
         for start in range(0, len(ids), cols):
             row = ids[start : start + cols]
             captions = [f"{shorten(names[i])}\nrank {ranking.rank[i]}/{n}  kNN {ranking.knn[i]:.3g}" for i in row]
-            tiles.append(Tiles(len(tiles), 0, [data.images[i] for i in row], captions,
-                               title=title if start == 0 else "", colour=colour, ids=row))
-    title = (f"{settings['images_dir']}: {n} images, model {settings['model']}, features {settings['backbone']};\n"
-             "kNN = mean squared distance to the nearest neighbours")
+            tiles.append(
+                Tiles(
+                    len(tiles),
+                    0,
+                    [data.images[i] for i in row],
+                    captions,
+                    title=title if start == 0 else "",
+                    colour=colour,
+                    ids=row,
+                )
+            )
+    title = (
+        f"{settings['images_dir']}: {n} images, model {settings['model']}, features {settings['backbone']};\n"
+        "kNN = mean squared distance to the nearest neighbours"
+    )
     fig = grid_figure(tiles, len(tiles), cols, title=title, caption_size=6.5)
     io.save_figure(fig, path, dpi=120, metadata={"Software": None})
     plt.close(fig)

@@ -80,12 +80,23 @@ def read_folders(
     out = []
     for folder, listing in zip(folders, listings):
         kept = [p for p in listing.images if p in by_path]
-        images = np.stack([by_path[p] for p in kept]) if kept else np.empty(
-            (0, image_size, image_size, *((3,) if colour else ())), dtype=np.uint8)
+        images = (
+            np.stack([by_path[p] for p in kept])
+            if kept
+            else np.empty((0, image_size, image_size, *((3,) if colour else ())), dtype=np.uint8)
+        )
         mine = set(listing.images)
         skipped = [(p, r) for p, r in read.skipped if p in mine] + listing.broken
-        out.append(ImageFolder(root=Path(folder), paths=kept, images=images, mode="RGB" if colour else "L",
-                               skipped=skipped, ignored=listing.others))
+        out.append(
+            ImageFolder(
+                root=Path(folder),
+                paths=kept,
+                images=images,
+                mode="RGB" if colour else "L",
+                skipped=skipped,
+                ignored=listing.others,
+            )
+        )
     return out
 
 
@@ -95,8 +106,9 @@ def read_folder(
     return read_folders([folder], image_size, on_error=on_error, progress=progress)[0]
 
 
-def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
-                log: Callable[[str], None], backbone: str = "pixels") -> list[ImageFolder]:
+def read_inputs(
+    images_dir: Path, out_dir: Path, opts: RankOptions, size: int, log: Callable[[str], None], backbone: str = "pixels"
+) -> list[ImageFolder]:
     """The folder to rank and the val folders (normal, anomalous) if given, checked and read at
     ``size`` x ``size``; skipped and ignored files are reported through ``log``. A run whose
     estimated peak memory (:mod:`protolib.rank.memory`) exceeds the available memory is refused
@@ -111,8 +123,15 @@ def read_inputs(images_dir: Path, out_dir: Path, opts: RankOptions, size: int,
     check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
     listings = [scan_folder(folder) for folder in folders]
     channels, largest = _peek([p for listing in listings for p in listing.images])
-    parts = estimate_peak(sum(len(listing.images) for listing in listings), len(listings[0].images), size, channels,
-                          backbone, opts.batch_size, largest)
+    parts = estimate_peak(
+        sum(len(listing.images) for listing in listings),
+        len(listings[0].images),
+        size,
+        channels,
+        backbone,
+        opts.batch_size,
+        largest,
+    )
     check_memory(parts, f"ranking {len(listings[0].images)} images at {size}x{size} ({backbone} features)")
     try:
         read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress, listings=listings)
@@ -159,11 +178,16 @@ def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None
     for path, reason in data.skipped:
         log(f"warning: skipped {str(path)!r}: {reason}")
     if data.ignored:
-        log(f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
-            f"{some_names(data.ignored)}")
+        log(
+            f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
+            f"{some_names(data.ignored)}"
+        )
     if len(data) == 0:
-        what = (f"none of its {len(data.skipped)} image files could be read" if data.skipped
-                else "it has no PNG, JPEG, TIFF or BMP files")
+        what = (
+            f"none of its {len(data.skipped)} image files could be read"
+            if data.skipped
+            else "it has no PNG, JPEG, TIFF or BMP files"
+        )
         raise RankError(f"no images to rank in folder {str(folder)!r}: {what}")
 
 
@@ -176,9 +200,11 @@ def check_out_dir(out_dir: Path, folders: list[Path]) -> None:
     for folder in folders:
         folder = folder.resolve()
         if out == folder or folder in out.parents:
-            raise RankError(f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
-                            "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
-                            "next time; choose an output folder outside it")
+            raise RankError(
+                f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
+                "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
+                "next time; choose an output folder outside it"
+            )
 
 
 def check_separate(folders: dict[str, Path]) -> None:
@@ -191,9 +217,11 @@ def check_separate(folders: dict[str, Path]) -> None:
         for other, inner in resolved.items():
             if other != name and (inner == folder or folder in inner.parents):
                 where = "is the same folder as" if inner == folder else "is inside"
-                raise RankError(f"{other} {str(folders[other])!r} {where} {name} {str(folders[name])!r}: folders are "
-                                "read with their subfolders, so its images would be read as both; give folders "
-                                "that do not contain each other")
+                raise RankError(
+                    f"{other} {str(folders[other])!r} {where} {name} {str(folders[name])!r}: folders are "
+                    "read with their subfolders, so its images would be read as both; give folders "
+                    "that do not contain each other"
+                )
 
 
 def check_names(read: list[ImageFolder]) -> None:
@@ -203,5 +231,7 @@ def check_names(read: list[ImageFolder]) -> None:
             try:
                 str(path).encode("utf-8")
             except UnicodeEncodeError:
-                raise RankError(f"file name {path!r} is not valid UTF-8; rename it (the outputs name every "
-                                "file in UTF-8 CSV and JSON)") from None
+                raise RankError(
+                    f"file name {path!r} is not valid UTF-8; rename it (the outputs name every "
+                    "file in UTF-8 CSV and JSON)"
+                ) from None

@@ -25,12 +25,15 @@ ACTIVATION_BYTES_PER_PIXEL = 200
 
 def check_image_size(size: int) -> None:
     if size > MAX_IMAGE_SIZE:
-        raise RankError(f"--image-size {size} is larger than the largest allowed, {MAX_IMAGE_SIZE} (images are "
-                        "squashed to size x size before embedding: the paper uses 64 for pixels, 224 for ResNets)")
+        raise RankError(
+            f"--image-size {size} is larger than the largest allowed, {MAX_IMAGE_SIZE} (images are "
+            "squashed to size x size before embedding: the paper uses 64 for pixels, 224 for ResNets)"
+        )
 
 
-def estimate_peak(n_images: int, n_train: int, size: int, channels: int, backbone: str, batch_size: int,
-                  largest_pixels: int = 0) -> dict[str, int]:
+def estimate_peak(
+    n_images: int, n_train: int, size: int, channels: int, backbone: str, batch_size: int, largest_pixels: int = 0
+) -> dict[str, int]:
     """Bytes held at the peak, by part: ``n_images`` read in all (train + val), ``n_train``
     ranked; ``largest_pixels``: the largest file's pixel count (one decoded at a time)."""
     from protolib.selection.typicality_scaled import neighbour_stage_bytes
@@ -60,9 +63,11 @@ def check_memory(parts: dict[str, int], what: str) -> int:
     total, free = sum(parts.values()), available_memory()
     if total > free:
         biggest = max(parts, key=parts.__getitem__)
-        raise RankError(f"{what} would need about {_gb(total)} of memory at its peak ({biggest}: {_gb(parts[biggest])}), "
-                        f"but {_gb(free)} is available; use a smaller --image-size, fewer images, or a machine "
-                        "with more memory")
+        raise RankError(
+            f"{what} would need about {_gb(total)} of memory at its peak ({biggest}: {_gb(parts[biggest])}), "
+            f"but {_gb(free)} is available; use a smaller --image-size, fewer images, or a machine "
+            "with more memory"
+        )
     return total
 
 

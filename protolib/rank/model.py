@@ -80,8 +80,10 @@ def note_weights(model_cfg: dict[str, Any], weights: str | None, log: Callable[[
     if model_cfg["backbone"] == "pixels" and weights is not None:
         log(f"note: --weights {weights} is ignored: the pixels backbone has no weights")
     elif model_cfg["backbone"] != "pixels" and model_cfg["weights"] == "none":
-        log(f"note: {model_cfg['backbone']} has random weights (--weights none): its features are not "
-            "ImageNet features; pass --weights imagenet or a state_dict file for meaningful rankings")
+        log(
+            f"note: {model_cfg['backbone']} has random weights (--weights none): its features are not "
+            "ImageNet features; pass --weights imagenet or a state_dict file for meaningful rankings"
+        )
 
 
 def _user_error(what: str, err: Exception) -> RankError:

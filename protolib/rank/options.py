@@ -55,11 +55,12 @@ def check_options(opts: RankOptions) -> None:
     if (opts.val_normal is None) != (opts.val_anomalous is None):
         raise RankError("give both --val-normal and --val-anomalous, or neither")
     if opts.with_val and (opts.population < 2 or opts.generations < 0):
-        raise RankError(f"--population must be at least 2 and --generations 0 or more, got {opts.population}, "
-                        f"{opts.generations}")
+        raise RankError(
+            f"--population must be at least 2 and --generations 0 or more, got {opts.population}, {opts.generations}"
+        )
     if opts.candidates is not None and opts.candidates < 1:
         raise RankError(f"--candidates must be at least 1, got {opts.candidates}")
-    if opts.with_val and opts.candidates is not None and opts.M > opts.candidates:
+    if opts.with_val and opts.candidates is not None and opts.candidates < opts.M:
         raise RankError(f"M = {opts.M} is larger than --candidates {opts.candidates}")
     if opts.coreset_exclude is not None and opts.coreset_exclude < 0:
         raise RankError(f"--coreset-exclude must be 0 or more, got {opts.coreset_exclude}")

@@ -14,13 +14,25 @@ from protolib.rank.result import RankResult
 from protolib.rank.validation import Validation
 
 #: outputs that only some runs write (val folders, contact sheet): removed when a rerun does not write them
-STALE_OUTPUTS = ("val_auroc.csv", "contact_sheet.png", "subsets/greedy.csv", "subsets/greedy.json",
-                 "subsets/evolutionary.csv", "subsets/evolutionary.json")
+STALE_OUTPUTS = (
+    "val_auroc.csv",
+    "contact_sheet.png",
+    "subsets/greedy.csv",
+    "subsets/greedy.json",
+    "subsets/evolutionary.csv",
+    "subsets/evolutionary.json",
+)
 CORESET_FITNESS = "summed squared distance of the typical images to their nearest prototype"
 
 
-def write_tables(out_dir: Path, table: pd.DataFrame, names: list[str], ranking: Ranking,
-                 validation: Validation | None, settings: dict[str, Any]) -> dict[str, Path]:
+def write_tables(
+    out_dir: Path,
+    table: pd.DataFrame,
+    names: list[str],
+    ranking: Ranking,
+    validation: Validation | None,
+    settings: dict[str, Any],
+) -> dict[str, Path]:
     """ranking.csv, coreset.csv/.json, atypical.csv and, with val folders, subsets/ and val_auroc.csv."""
     M, val_auroc = settings["M"], validation.val_auroc if validation else {}
     outputs = {"ranking": out_dir / "ranking.csv"}
@@ -31,11 +43,17 @@ def write_tables(out_dir: Path, table: pd.DataFrame, names: list[str], ranking: 
     outputs["coreset_csv"] = out_dir / "coreset.csv"
     outputs["coreset_json"] = out_dir / "coreset.json"
     io.write_text(outputs["coreset_csv"], core_frame.to_csv(index=False))
-    io.write_json(outputs["coreset_json"], {
-        "method": "typical", "M": M, "files": [names[i] for i in ranking.core_ids],
-        "val_auroc": val_auroc.get("typical"), "info": {"fitness": CORESET_FITNESS, "value": ranking.coreset_fitness},
-        "settings": settings,
-    })
+    io.write_json(
+        outputs["coreset_json"],
+        {
+            "method": "typical",
+            "M": M,
+            "files": [names[i] for i in ranking.core_ids],
+            "val_auroc": val_auroc.get("typical"),
+            "info": {"fitness": CORESET_FITNESS, "value": ranking.coreset_fitness},
+            "settings": settings,
+        },
+    )
     outputs["atypical"] = out_dir / "atypical.csv"
     atypical = by_id.loc[[names[i] for i in ranking.atypical_ids]].reset_index()
     io.write_text(outputs["atypical"], atypical.to_csv(index=False))
@@ -44,21 +62,33 @@ def write_tables(out_dir: Path, table: pd.DataFrame, names: list[str], ranking: 
     return outputs
 
 
-def _write_validation(out_dir: Path, by_id: pd.DataFrame, names: list[str], ranking: Ranking,
-                      validation: Validation, settings: dict[str, Any]) -> dict[str, Path]:
+def _write_validation(
+    out_dir: Path,
+    by_id: pd.DataFrame,
+    names: list[str],
+    ranking: Ranking,
+    validation: Validation,
+    settings: dict[str, Any],
+) -> dict[str, Path]:
     """subsets/<method>.csv/.json and val_auroc.csv."""
     outputs = {}
     for method, ids in validation.subsets.items():
         outputs[method + "_csv"] = out_dir / "subsets" / f"{method}.csv"
         outputs[method + "_json"] = out_dir / "subsets" / f"{method}.json"
         io.write_text(outputs[method + "_csv"], by_id.loc[[names[i] for i in ids]].reset_index().to_csv(index=False))
-        io.write_json(outputs[method + "_json"], {
-            "method": method, "M": settings["M"], "files": [names[i] for i in ids],
-            "val_auroc": validation.val_auroc[method], "info": validation.info[method], "settings": settings,
-        })
+        io.write_json(
+            outputs[method + "_json"],
+            {
+                "method": method,
+                "M": settings["M"],
+                "files": [names[i] for i in ids],
+                "val_auroc": validation.val_auroc[method],
+                "info": validation.info[method],
+                "settings": settings,
+            },
+        )
     outputs["val_auroc"] = out_dir / "val_auroc.csv"
-    sizes = {**{m: len(v) for m, v in validation.subsets.items()}, "typical": len(ranking.core_ids),
-             "all": len(names)}
+    sizes = {**{m: len(v) for m, v in validation.subsets.items()}, "typical": len(ranking.core_ids), "all": len(names)}
     frame = pd.DataFrame([{"method": m, "images": sizes[m], "val_auroc": v} for m, v in validation.val_auroc.items()])
     io.write_text(outputs["val_auroc"], frame.to_csv(index=False))
     return outputs
@@ -75,12 +105,17 @@ def remove_stale(out_dir: Path, outputs: dict[str, Path]) -> None:
 def write_summary(result: RankResult, ignored: list[Path]) -> None:
     """summary.json: settings, every output, skipped and ignored files, the chosen files, val AUROCs."""
     notes = {"notes": result.notes} if result.notes else {}  # ties the distances do not separate
-    io.write_json(result.outputs["summary"], {
-        **notes,
-        "settings": result.settings,
-        "outputs": {k: str(v) for k, v in result.outputs.items()},
-        "skipped": [{"file": f, "reason": r} for f, r in result.skipped],
-        "ignored_non_image_files": [str(p) for p in ignored],
-        "coreset": result.coreset, "atypical": result.atypical,
-        "subsets": result.subsets, "val_auroc": result.val_auroc,
-    })
+    io.write_json(
+        result.outputs["summary"],
+        {
+            **notes,
+            "settings": result.settings,
+            "outputs": {k: str(v) for k, v in result.outputs.items()},
+            "skipped": [{"file": f, "reason": r} for f, r in result.skipped],
+            "ignored_non_image_files": [str(p) for p in ignored],
+            "coreset": result.coreset,
+            "atypical": result.atypical,
+            "subsets": result.subsets,
+            "val_auroc": result.val_auroc,
+        },
+    )

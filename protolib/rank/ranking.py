@@ -31,17 +31,25 @@ class Ranking:
     notes: list[str] = field(default_factory=list)  # what summary.json says about ties
 
 
-def embed_folder(embed: Callable[[np.ndarray], np.ndarray], data: ImageFolder, backbone: str, size: int,
-                 device: str, log: Callable[[str], None], batch: int = 1024,
-                 progress: bool | None = None) -> np.ndarray:
+def embed_folder(
+    embed: Callable[[np.ndarray], np.ndarray],
+    data: ImageFolder,
+    backbone: str,
+    size: int,
+    device: str,
+    log: Callable[[str], None],
+    batch: int = 1024,
+    progress: bool | None = None,
+) -> np.ndarray:
     """The frozen features of every image of the folder (checked finite), ``batch`` images at a
     time into one float32 array (the embedding's float copy of the images is one batch's)."""
     from tqdm.auto import tqdm
 
     log(f"embedding {len(data)} images ({data.mode}, {size}x{size}) with {backbone} on {device}")
     features: np.ndarray | None = None
-    with tqdm(total=len(data), desc="embedding", unit="img", leave=False,
-              disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=len(data), desc="embedding", unit="img", leave=False, disable=None if progress is None else not progress
+    ) as bar:
         for start in range(0, len(data), batch):
             part = np.asarray(embed(data.images[start : start + batch]))
             if features is None:
@@ -53,15 +61,18 @@ def embed_folder(embed: Callable[[np.ndarray], np.ndarray], data: ImageFolder, b
     return features
 
 
-def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_atypical: int, device: str,
-                log: Callable[[str], None]) -> Ranking:
+def rank_images(
+    data: ImageFolder, features: np.ndarray, opts: RankOptions, n_atypical: int, device: str, log: Callable[[str], None]
+) -> Ranking:
     """Typicality, core-set and rank of every image; the ``n_atypical`` last ranks are listed."""
     n, M = len(data), opts.M
     exclude = min(n_atypical, n // 10) if opts.coreset_exclude is None else opts.coreset_exclude
     exclude = min(exclude, n - M)
     if opts.pca and pca_components(opts.pca, features.shape) < opts.pca:
-        log(f"note: --pca {opts.pca} is more than min(images, feature dimensions) = {min(features.shape)}; "
-            f"using {min(features.shape)} components")
+        log(
+            f"note: --pca {opts.pca} is more than min(images, feature dimensions) = {min(features.shape)}; "
+            f"using {min(features.shape)} components"
+        )
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
     from protolib.selection.typicality import make_pass
 
@@ -76,29 +87,47 @@ def rank_images(data: ImageFolder, features: np.ndarray, opts: RankOptions, n_at
     atypical_ids = [int(i) for i in order[:listed]]
     notes = []
     if getattr(found_pass, "recall", None) is not None:
-        notes.append(f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
-                     f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images")
+        notes.append(
+            f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
+            f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images"
+        )
     if listed < n_atypical:
-        notes.append(f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
-                     "kNN and core-set distances equal those of images ranked above them, so the distances do not "
-                     "separate them from the rest" + (" (all images are equally typical)" if listed == 0 and
-                                                      np.ptp(found.knn) == 0 and np.ptp(found.core_dist) == 0 else ""))
+        notes.append(
+            f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
+            "kNN and core-set distances equal those of images ranked above them, so the distances do not "
+            "separate them from the rest"
+            + (
+                " (all images are equally typical)"
+                if listed == 0 and np.ptp(found.knn) == 0 and np.ptp(found.core_dist) == 0
+                else ""
+            )
+        )
     names = data.names
-    table = pd.DataFrame({
-        "rank": rank,
-        "file": names,
-        "knn_sqdist": found.knn,
-        "knn_rank": found.knn_rank(),
-        "core_sqdist": found.core_dist,
-        "core_rank": found.core_rank(),
-        "nearest_core": [names[j] for j in found.nearest_core],
-        "coreset": np.isin(np.arange(n), found.core),
-        "coreset_fit": found.typical,
-        "atypical": np.isin(np.arange(n), atypical_ids),
-    })
-    return Ranking(table=table, core_ids=found.core, atypical_ids=atypical_ids, knn=found.knn,
-                   core_dist=found.core_dist, rank=rank, exclude=int(exclude),
-                   coreset_fitness=float(found.core_dist[found.typical].sum()), notes=notes)
+    table = pd.DataFrame(
+        {
+            "rank": rank,
+            "file": names,
+            "knn_sqdist": found.knn,
+            "knn_rank": found.knn_rank(),
+            "core_sqdist": found.core_dist,
+            "core_rank": found.core_rank(),
+            "nearest_core": [names[j] for j in found.nearest_core],
+            "coreset": np.isin(np.arange(n), found.core),
+            "coreset_fit": found.typical,
+            "atypical": np.isin(np.arange(n), atypical_ids),
+        }
+    )
+    return Ranking(
+        table=table,
+        core_ids=found.core,
+        atypical_ids=atypical_ids,
+        knn=found.knn,
+        core_dist=found.core_dist,
+        rank=rank,
+        exclude=int(exclude),
+        coreset_fitness=float(found.core_dist[found.typical].sum()),
+        notes=notes,
+    )
 
 
 def separated(knn: np.ndarray, exclude: int) -> int:

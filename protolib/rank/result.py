@@ -26,7 +26,8 @@ class RankResult:
         lines = [
             f"ranked {len(self.table)} images of {s['images_dir']} ({s['mode']}, {s['image_size']}x{s['image_size']}, "
             f"model {s['model']}, features {s['backbone']}"
-            + (f" [weights: {s['weights']}]" if s["backbone"] != "pixels" else "") + ")",
+            + (f" [weights: {s['weights']}]" if s["backbone"] != "pixels" else "")
+            + ")",
         ]
         for name, reason in self.skipped:
             lines.append(f"  skipped unreadable {name}: {reason}")
@@ -42,17 +43,27 @@ class RankResult:
         out = self.outputs
         rows = [
             ("every image, most prototypical first", f"{out['ranking']}"),
-            (f"core-set (typical), M = {len(self.coreset)}"
-             + (f" (val AUROC {self.val_auroc['typical']:.4f})" if "typical" in self.val_auroc else ""),
-             f"{out['coreset_csv']} (+ .json)"),
+            (
+                f"core-set (typical), M = {len(self.coreset)}"
+                + (f" (val AUROC {self.val_auroc['typical']:.4f})" if "typical" in self.val_auroc else ""),
+                f"{out['coreset_csv']} (+ .json)",
+            ),
             (f"most atypical (long tail, corrupted), {len(self.atypical)}", f"{out['atypical']}"),
         ]
         for method, files in self.subsets.items():
-            rows.append((f"{method}, M = {len(files)} (val AUROC {self.val_auroc[method]:.4f})",
-                         f"{out[method + '_csv']} (+ .json)"))
+            rows.append(
+                (
+                    f"{method}, M = {len(files)} (val AUROC {self.val_auroc[method]:.4f})",
+                    f"{out[method + '_csv']} (+ .json)",
+                )
+            )
         if self.val_auroc:
-            rows.append((f"val AUROC per subset; all {len(self.table)} images: {self.val_auroc['all']:.4f}",
-                         f"{out['val_auroc']}"))
+            rows.append(
+                (
+                    f"val AUROC per subset; all {len(self.table)} images: {self.val_auroc['all']:.4f}",
+                    f"{out['val_auroc']}",
+                )
+            )
         if "contact_sheet" in out:
             rows.append(("contact sheet", f"{out['contact_sheet']}"))
         rows.append(("settings, counts, skipped files", f"{out['summary']}"))

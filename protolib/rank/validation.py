@@ -34,8 +34,16 @@ class Validation:
     settings: dict[str, Any]  # the val folders and counts, for the outputs' settings
 
 
-def validate(detector: Any, frozen: bool, embed: Callable[[np.ndarray], np.ndarray], read: list[ImageFolder],
-             features: np.ndarray, ranking: Ranking, opts: RankOptions, log: Callable[[str], None]) -> Validation:
+def validate(
+    detector: Any,
+    frozen: bool,
+    embed: Callable[[np.ndarray], np.ndarray],
+    read: list[ImageFolder],
+    features: np.ndarray,
+    ranking: Ranking,
+    opts: RankOptions,
+    log: Callable[[str], None],
+) -> Validation:
     """Scores, subsets and val AUROCs; adds ``val_auroc`` and one column per method to the table."""
     train, val_normal, val_anomalous = read
     n = len(train)
@@ -53,20 +61,32 @@ def validate(detector: Any, frozen: bool, embed: Callable[[np.ndarray], np.ndarr
     subsets, info = _select(matrix, cand, val_labels, features, ranking, opts, log)
     evaluate = {**subsets, "typical": list(ranking.core_ids), "all": list(range(n))}
     val_auroc = {}
-    for method, ids in tqdm(evaluate.items(), desc="val AUROC per subset", disable=_disabled(opts.progress),
-                            leave=False):
+    for method, ids in tqdm(
+        evaluate.items(), desc="val AUROC per subset", disable=_disabled(opts.progress), leave=False
+    ):
         fitted = copy.copy(detector) if frozen else copy.deepcopy(detector)  # the detector itself stays unfitted
         val_auroc[method] = auroc(val_labels, fit_and_score_across(fitted, train_in, ids, val_in, val_ids))
     settings = {
-        "val_normal": str(opts.val_normal), "val_anomalous": str(opts.val_anomalous),
-        "n_val_normal": len(val_normal), "n_val_anomalous": len(val_anomalous),
-        "population": opts.population, "generations": opts.generations, "n_candidates": len(cand),
+        "val_normal": str(opts.val_normal),
+        "val_anomalous": str(opts.val_anomalous),
+        "n_val_normal": len(val_normal),
+        "n_val_anomalous": len(val_anomalous),
+        "population": opts.population,
+        "generations": opts.generations,
+        "n_candidates": len(cand),
     }
     return Validation(subsets=subsets, info=info, val_auroc=val_auroc, settings=settings)
 
 
-def _select(matrix: np.ndarray, cand: np.ndarray, val_labels: np.ndarray, features: np.ndarray, ranking: Ranking,
-            opts: RankOptions, log: Callable[[str], None]) -> tuple[dict[str, list[int]], dict[str, dict[str, Any]]]:
+def _select(
+    matrix: np.ndarray,
+    cand: np.ndarray,
+    val_labels: np.ndarray,
+    features: np.ndarray,
+    ranking: Ranking,
+    opts: RankOptions,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[int]], dict[str, dict[str, Any]]]:
     """The greedy and evolutionary M-subsets (selectors from the registry), marked in the table."""
     from protolib.selection import SelectionContext, make_selector
 
@@ -75,8 +95,14 @@ def _select(matrix: np.ndarray, cand: np.ndarray, val_labels: np.ndarray, featur
     column = np.full(n, np.nan)
     column[cand] = sample_auroc
     table["val_auroc"] = column
-    context = SelectionContext(candidates=cand, score_matrix=matrix, val_labels=val_labels,
-                               sample_auroc=sample_auroc, pool_ids=np.arange(n), pool_features=features)
+    context = SelectionContext(
+        candidates=cand,
+        score_matrix=matrix,
+        val_labels=val_labels,
+        sample_auroc=sample_auroc,
+        pool_ids=np.arange(n),
+        pool_features=features,
+    )
     sel_cfg = {"evolutionary": {"population": opts.population, "generations": opts.generations, "fitness": "paper"}}
     subsets, info = {}, {}
     for i, method in enumerate(METHODS):

@@ -45,6 +45,7 @@ class Selection:
 
 class Selector(ABC):
     name: str = "selector"
+
     #: how many seeded repeats the study runs (random: config's ``repeats``; others: 1)
     def repeats(self) -> int:
         return 1
@@ -55,7 +56,7 @@ class Selector(ABC):
     @staticmethod
     def _check_size(context: SelectionContext, M: int, pool: int | None = None) -> None:
         pool = len(context.candidates) if pool is None else pool
-        if M > pool:
+        if pool < M:
             raise ValueError(f"M = {M} is larger than the {pool} samples to choose from")
 
 
@@ -70,8 +71,12 @@ def method_settings(selection_cfg: dict[str, Any] | None, name: str) -> dict[str
 
 def make_selector(name: str, selection_cfg: dict[str, Any] | None = None) -> Selector:
     """Build a selector from the ``selection`` config block (its own sub-block holds settings)."""
-    return build(SELECTORS.get(name), method_settings(selection_cfg, name), key=f"selection.{name}",
-                 what=f"selection method {name!r}")
+    return build(
+        SELECTORS.get(name),
+        method_settings(selection_cfg, name),
+        key=f"selection.{name}",
+        what=f"selection method {name!r}",
+    )
 
 
 def selection_problems(selection_cfg: dict[str, Any]) -> list[str]:
@@ -81,9 +86,12 @@ def selection_problems(selection_cfg: dict[str, Any]) -> list[str]:
         if name in NOT_SETTINGS:
             continue
         if name not in SELECTORS:
-            problems.append(f"selection.{name}: not a setting of selection and not a selection method; "
-                            f"allowed: {', '.join([*NOT_SETTINGS[:2], *SELECTORS.names()])}")
+            problems.append(
+                f"selection.{name}: not a setting of selection and not a selection method; "
+                f"allowed: {', '.join([*NOT_SETTINGS[:2], *SELECTORS.names()])}"
+            )
             continue
-        problems += settings_problems(f"selection.{name}", f"selection method {name!r}", SELECTORS.get(name),
-                                      method_settings(selection_cfg, name))
+        problems += settings_problems(
+            f"selection.{name}", f"selection method {name!r}", SELECTORS.get(name), method_settings(selection_cfg, name)
+        )
     return problems

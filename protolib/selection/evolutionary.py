@@ -45,7 +45,7 @@ class RankTable:
         values = np.asarray(values, dtype=np.float64)
         check_finite(values, "the single-sample score matrix")
         K, V = values.shape
-        if K > np.iinfo(np.uint16).max:
+        if np.iinfo(np.uint16).max < K:
             raise ValueError(f"at most {np.iinfo(np.uint16).max} candidates are supported, got {K}")
         order = np.argsort(values, axis=0, kind="stable")
         ranks = np.empty((K, V), dtype=np.uint16)
@@ -88,7 +88,7 @@ class PaperFitness:
     def __call__(self, population: np.ndarray) -> np.ndarray:
         return self.to_value(self.tracker(population).keys)
 
-    def tracker(self, population: np.ndarray) -> "PaperTracker":
+    def tracker(self, population: np.ndarray) -> PaperTracker:
         return PaperTracker(self, population)
 
 
@@ -164,8 +164,10 @@ def column_blocks(ranks: np.ndarray, by_rank: np.ndarray, block: int) -> tuple[n
     padded_ranks[:, :V] = ranks
     padded_table = np.zeros((n_blocks * block, K), dtype=by_rank.dtype)
     padded_table[:V] = by_rank
-    return (np.ascontiguousarray(padded_ranks.reshape(K, n_blocks, block).transpose(1, 0, 2)),
-            padded_table.reshape(n_blocks, block, K))
+    return (
+        np.ascontiguousarray(padded_ranks.reshape(K, n_blocks, block).transpose(1, 0, 2)),
+        padded_table.reshape(n_blocks, block, K),
+    )
 
 
 FITNESS = {"paper": PaperFitness, "balanced": BalancedFitness, "auroc": AurocFitness}
@@ -339,6 +341,10 @@ class EvolutionarySelector(Selector):
         blocks take ~1.5 s at K = 300, |val| = 15 000)."""
         key = (id(context.score_matrix), id(context.val_labels))
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, FITNESS[self.fitness_name](context.score_matrix, context.val_labels),
-                            context.score_matrix, context.val_labels)  # kept alive: ids stay unique
+            self._cached = (
+                key,
+                FITNESS[self.fitness_name](context.score_matrix, context.val_labels),
+                context.score_matrix,
+                context.val_labels,
+            )  # kept alive: ids stay unique
         return self._cached[1]

@@ -55,7 +55,8 @@ class GMMSelector(Selector):
             if self.pca_components > largest:
                 raise ValueError(
                     f"selection.gmm.pca_components: {self.pca_components} is more than the {largest} components "
-                    f"{len(ids)} pool images of {z.shape[1]} feature dimensions have; at most {largest}")
+                    f"{len(ids)} pool images of {z.shape[1]} feature dimensions have; at most {largest}"
+                )
             z = PCA(n_components=self.pca_components, random_state=seed).fit_transform(z)
         gmm = GaussianMixture(
             n_components=M,

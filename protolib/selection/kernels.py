@@ -117,8 +117,9 @@ def make_children(
 
 
 @njit(parallel=True, cache=True)
-def subset_max_sum(ranks: np.ndarray, qtable: np.ndarray, population: np.ndarray, slots: np.ndarray,
-                   fitness: np.ndarray) -> None:
+def subset_max_sum(
+    ranks: np.ndarray, qtable: np.ndarray, population: np.ndarray, slots: np.ndarray, fitness: np.ndarray
+) -> None:
     """Fixed-point Eq. 3 of the subsets in ``slots`` of ``population``, written to ``fitness``."""
     K, V = ranks.shape
     M = population.shape[1]
@@ -136,8 +137,9 @@ def subset_max_sum(ranks: np.ndarray, qtable: np.ndarray, population: np.ndarray
 
 
 @njit(parallel=True, cache=True)
-def subset_max_sum_blocked(rank_blocks: np.ndarray, value_blocks: np.ndarray, population: np.ndarray,
-                           slots: np.ndarray, fitness: np.ndarray) -> None:
+def subset_max_sum_blocked(
+    rank_blocks: np.ndarray, value_blocks: np.ndarray, population: np.ndarray, slots: np.ndarray, fitness: np.ndarray
+) -> None:
     """The same sums as ``subset_max_sum``, one block of B columns at a time for every child.
 
     ``rank_blocks`` (n_blocks, K, B) uint16 and ``value_blocks`` (n_blocks, B, K) int64 hold
@@ -177,8 +179,7 @@ def subset_max_sum_blocked(rank_blocks: np.ndarray, value_blocks: np.ndarray, po
 
 
 @njit(parallel=True, cache=True)
-def subset_min_codes_blocked(rank_blocks: np.ndarray, code_blocks: np.ndarray, population: np.ndarray
-                             ) -> np.ndarray:
+def subset_min_codes_blocked(rank_blocks: np.ndarray, code_blocks: np.ndarray, population: np.ndarray) -> np.ndarray:
     """(n, n_blocks * B): per column, the code of the min over each subset's rows (the codes' type).
 
     ``rank_blocks`` (n_blocks, K, B) uint16 as in ``subset_max_sum_blocked``; ``code_blocks``
@@ -223,7 +224,7 @@ def rows_auroc_of_codes(codes: np.ndarray, n_neg: int, n_pos: int, universe: int
     n_buckets = ((universe - 1) >> shift) + 1
     out = np.empty(n)
     for j in prange(n):
-        negatives, positives = codes[j, :n_neg], codes[j, n_neg:n_neg + n_pos]
+        negatives, positives = codes[j, :n_neg], codes[j, n_neg : n_neg + n_pos]
         small, large = (negatives, positives) if large_is_positive else (positives, negatives)
         start = np.zeros(n_buckets + 1, dtype=np.int32)  # bucket b holds s[start[b]:start[b + 1]]
         for v in small:

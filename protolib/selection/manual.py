@@ -21,7 +21,7 @@ class ManualSelector(Selector):
         if len(set(ids[:M])) != M:
             raise ValueError(f"manual selection: the first {M} ids contain duplicates: {ids[:M]}")
         pool = context.train_ids if context.train_ids is not None else context.candidates
-        unknown = sorted(set(ids[:M]) - set(int(i) for i in pool))
+        unknown = sorted(set(ids[:M]) - {int(i) for i in pool})
         if unknown:
             raise ValueError(f"manual selection: ids {unknown} are not training images of this class")
         return Selection(ids=[int(i) for i in ids[:M]])

@@ -98,8 +98,15 @@ def cover(distances: np.ndarray, M: int) -> list[int]:
     return GreedyCover(distances).first(M)
 
 
-def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, device: str = "cpu",
-               distances: np.ndarray | None = None, progress: bool | None = None) -> Typicality:
+def typicality(
+    features: np.ndarray,
+    M: int,
+    neighbours: int,
+    exclude: int = 0,
+    device: str = "cpu",
+    distances: np.ndarray | None = None,
+    progress: bool | None = None,
+) -> Typicality:
     """Typicality of every row, and M prototypes covering all but the ``exclude`` most atypical.
 
     ``distances``: the rows' (n, n) squared distances, when the caller has them. Otherwise
@@ -110,8 +117,9 @@ def typicality(features: np.ndarray, M: int, neighbours: int, exclude: int = 0, 
     return make_pass(features, neighbours, device, progress).find(M, exclude)
 
 
-def make_pass(features: np.ndarray, neighbours: int, device: str = "cpu", progress: bool | None = None,
-              index: str = "flat") -> TypicalityPass | ScaledPass:
+def make_pass(
+    features: np.ndarray, neighbours: int, device: str = "cpu", progress: bool | None = None, index: str = "flat"
+) -> TypicalityPass | ScaledPass:
     """Exact (:class:`TypicalityPass` on the full distance matrix) up to ``EXACT_MAX`` rows,
     :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
     whenever an approximate kNN ``index`` (``ivf``) is asked for."""
@@ -134,7 +142,7 @@ class TypicalityPass:
 
     def find(self, M: int, exclude: int = 0) -> Typicality:
         d, n = self.distances, len(self.distances)
-        if M > n - exclude:
+        if n - exclude < M:
             raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
         if exclude not in self._covers:
             typical = np.ones(n, dtype=bool)
@@ -187,16 +195,23 @@ class TypicalSelector(Selector):
             ids, z = ids[keep], z[keep]
         self._check_size(context, M, pool=len(ids))
         if self.neighbours > len(ids) - 1:
-            raise ValueError(f"selection.typical.neighbours: {self.neighbours} is more than the {len(ids) - 1} other "
-                             f"images of the pool; at most {len(ids) - 1}")
+            raise ValueError(
+                f"selection.typical.neighbours: {self.neighbours} is more than the {len(ids) - 1} other "
+                f"images of the pool; at most {len(ids) - 1}"
+            )
         exclude = min(int(self.tail * len(ids)), len(ids) - M)
         found = self._pool_pass(z).find(M, exclude)
         return Selection(
             ids=[int(ids[j]) for j in found.core],
             fitness=float(found.core_dist[found.typical].sum()),
-            info={"fitness": "summed squared distance of the typical images to their nearest prototype",
-                  "neighbours": self.neighbours, "tail": self.tail, "metric": self.metric, "excluded": exclude,
-                  "pool": self.pool},
+            info={
+                "fitness": "summed squared distance of the typical images to their nearest prototype",
+                "neighbours": self.neighbours,
+                "tail": self.tail,
+                "metric": self.metric,
+                "excluded": exclude,
+                "pool": self.pool,
+            },
         )
 
     def _pool_pass(self, z: np.ndarray) -> TypicalityPass | ScaledPass:

@@ -33,8 +33,11 @@ class Typicality:
         """1 = most prototypical: by the mean of the typicality and core-distance ranks (ties:
         smaller kNN distance, then ``names``)."""
         n = len(self.knn)
-        keys = [np.array(names) if names is not None else np.arange(n), self.knn,
-                (self.knn_rank() + self.core_rank()) / 2.0]
+        keys = [
+            np.array(names) if names is not None else np.arange(n),
+            self.knn,
+            (self.knn_rank() + self.core_rank()) / 2.0,
+        ]
         rank = np.empty(n, dtype=np.int64)
         rank[np.lexsort(keys)] = np.arange(1, n + 1)
         return rank

@@ -50,8 +50,9 @@ def _bar(total: int, desc: str, progress: bool | None, unit: str = "it") -> Any:
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else not progress)
 
 
-def knn_faiss(x: np.ndarray, k: int, progress: bool | None = None, chunk: int = CHUNK,
-              index: str = "flat") -> tuple[np.ndarray, float | None]:
+def knn_faiss(
+    x: np.ndarray, k: int, progress: bool | None = None, chunk: int = CHUNK, index: str = "flat"
+) -> tuple[np.ndarray, float | None]:
     """Mean squared distance of each row to its k nearest other rows (k capped at n - 1), and
     the search's recall (None for the exact search). ``flat``: an exact faiss search in float32,
     ``chunk`` queries at a time; ``ivf`` (only when asked): faiss's inverted-file index,
@@ -155,8 +156,9 @@ class SampledCover:
         """float32 squared distances of the query rows ``q`` to every covered image, in tiles."""
         d = np.empty((len(q), len(self.rows)), dtype=np.float32)
         for start in range(0, len(self.rows), CHUNK):
-            d[:, start : start + CHUNK] = _tile_squared(q, self.x[self.rows[start : start + CHUNK]],
-                                                        self.norms[start : start + CHUNK])
+            d[:, start : start + CHUNK] = _tile_squared(
+                q, self.x[self.rows[start : start + CHUNK]], self.norms[start : start + CHUNK]
+            )
         return d
 
     def _costs(self, d: np.ndarray) -> np.ndarray:
@@ -167,8 +169,9 @@ class SampledCover:
         cost = np.zeros(len(self.candidates))
         with _bar(len(self.rows), f"scoring {len(self.candidates)} candidate prototypes", self.progress, "img") as bar:
             for start in range(0, len(self.rows), CHUNK):
-                tile = _tile_squared(self.cand, self.x[self.rows[start : start + CHUNK]],
-                                     self.norms[start : start + CHUNK])
+                tile = _tile_squared(
+                    self.cand, self.x[self.rows[start : start + CHUNK]], self.norms[start : start + CHUNK]
+                )
                 cost += np.minimum(tile, self.nearest[start : start + CHUNK]).sum(axis=1, dtype=np.float64)
                 bar.update(tile.shape[1])
         return cost
@@ -253,8 +256,9 @@ class SampledCover:
 class ScaledPass:
     """:class:`~protolib.selection.typicality.TypicalityPass`'s interface without an n x n matrix."""
 
-    def __init__(self, features: np.ndarray, neighbours: int, progress: bool | None = None,
-                 index: str = "flat") -> None:
+    def __init__(
+        self, features: np.ndarray, neighbours: int, progress: bool | None = None, index: str = "flat"
+    ) -> None:
         self.x = np.ascontiguousarray(features, dtype=np.float32)
         self.progress = progress
         self.knn, self.recall = knn_faiss(self.x, neighbours, progress, index=index)
@@ -262,7 +266,7 @@ class ScaledPass:
 
     def find(self, M: int, exclude: int = 0) -> Any:
         n = len(self.x)
-        if M > n - exclude:
+        if n - exclude < M:
             raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
         if exclude not in self._covers:
             typical = np.ones(n, dtype=bool)
@@ -293,4 +297,10 @@ def neighbour_stage_bytes(n: int, dim: int) -> int:
     """Peak bytes of the neighbour and cover stage for n rows of ``dim`` features (beyond the features)."""
     if n <= EXACT_MAX:
         return 8 * n * n + 2 * 8 * 512 * n + 8 * n * dim
-    return 4 * MAX_CANDIDATES * dim + 3 * 4 * MAX_CANDIDATES * CHUNK + 4 * n * dim + 3 * 4 * 2 * REFINE * n + 16 * CHUNK * dim
+    return (
+        4 * MAX_CANDIDATES * dim
+        + 3 * 4 * MAX_CANDIDATES * CHUNK
+        + 4 * n * dim
+        + 3 * 4 * 2 * REFINE * n
+        + 16 * CHUNK * dim
+    )

@@ -41,8 +41,14 @@ def split_of(data: ImageDataset, cls: int | str, cfg: dict[str, Any], seed: int 
         split = protocol(data, idx, cfg, seed, key)
     else:
         split = one_vs_rest_split(
-            data.labels, idx, dataset=key, class_name=data.class_names[idx], train=cfg["split"]["train"],
-            anomalies_per_other_class=cfg["split"]["anomalies_per_other_class"], candidates=cfg["candidates"], seed=seed,
+            data.labels,
+            idx,
+            dataset=key,
+            class_name=data.class_names[idx],
+            train=cfg["split"]["train"],
+            anomalies_per_other_class=cfg["split"]["anomalies_per_other_class"],
+            candidates=cfg["candidates"],
+            seed=seed,
             min_normal_eval=1,  # tiny copies of the official files; the minimum itself: test_bad_input
         )
     split.check()

@@ -1,5 +1,4 @@
-"""Fixtures of the dataset tests (the real images the builders start from).
-"""
+"""Fixtures of the dataset tests (the real images the builders start from)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""BraTS from NIfTI volumes built from a real brain template.
-"""
+"""BraTS from NIfTI volumes built from a real brain template."""
 
 from __future__ import annotations
 
@@ -32,7 +31,12 @@ def test_brats_slices_labels_and_split(tmp_path: Path, brain: tuple[np.ndarray, 
     assert data.images.max() == 255 and (data.images == 0).mean() > 0.1  # equalised brain, black background
     split = split_of(data, 0, cfg)
     assert split.class_name == "normal"
-    assert len(split.val_ids) == 8 and split.val_labels.sum() == 4 and len(split.test_ids) == 8 and split.test_labels.sum() == 4
+    assert (
+        len(split.val_ids) == 8
+        and split.val_labels.sum() == 4
+        and len(split.test_ids) == 8
+        and split.test_labels.sum() == 4
+    )
     assert len(split.train) == 28 - 8 and not data.meta["anomalous"][split.train].any()
     assert np.array_equal(split.val_labels, data.meta["anomalous"][split.val_ids].astype(int))
     assert_disjoint(split)

@@ -1,5 +1,4 @@
-"""CheXpert from its CSV and images.
-"""
+"""CheXpert from its CSV and images."""
 
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ def make_chexpert(root: Path, per_cell: int = 2) -> list[str]:
         n = len(rows) + 1 + (500 if part == "valid" else 0)  # valid.csv's patients are others
         rel = f"CheXpert-v1.0-small/{part}/patient{n:05d}/study1/view1_{view.lower()}.png"
         _png(root.parent / rel, rng.integers(0, 256, size=(40, 30), dtype=np.uint8))
-        values = {c: "" for c in CHEXPERT_COLUMNS}
+        values = dict.fromkeys(CHEXPERT_COLUMNS, "")
         values.update({"Path": rel, "Sex": sex, "Age": str(age), "Frontal/Lateral": view, "AP/PA": "AP"})
         values.update({k: str(v) for k, v in labels.items()})
         rows.append(",".join(values[c] for c in CHEXPERT_COLUMNS))

@@ -1,5 +1,4 @@
-"""CIFAR-10 / CIFAR-100 (superclasses) from Python-2 pickles in the official layout.
-"""
+"""CIFAR-10 / CIFAR-100 (superclasses) from Python-2 pickles in the official layout."""
 
 from __future__ import annotations
 
@@ -12,13 +11,13 @@ import numpy as np
 import pytest
 
 from protolib.data import load_dataset
+from protolib.data.base import DatasetFilesError
 from protolib.data.cifar import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
     CIFAR100_FINE_CLASSES,
     FINE_TO_COARSE,
 )
-from protolib.data.base import DatasetFilesError
 from tests.datasets.builders import (
     assert_clear,
     assert_deterministic,
@@ -66,16 +65,25 @@ def make_cifar10(root: Path, per_class_per_batch: int = 2) -> tuple[np.ndarray, 
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         y = rng.permutation(np.repeat(np.arange(10), per_class_per_batch))
         x = rng.integers(0, 256, size=(len(y), 3072), dtype=np.uint8)
-        py2_dump(folder / name, {
-            S("batch_label"): S(f"{name} of 6"), S("labels"): [int(v) for v in y], S("data"): x,
-            S("filenames"): [S(f"img_{name}_{i}.png") for i in range(len(y))],
-        })
+        py2_dump(
+            folder / name,
+            {
+                S("batch_label"): S(f"{name} of 6"),
+                S("labels"): [int(v) for v in y],
+                S("data"): x,
+                S("filenames"): [S(f"img_{name}_{i}.png") for i in range(len(y))],
+            },
+        )
         xs.append(x)
         ys.append(y)
-    py2_dump(folder / "batches.meta", {
-        S("num_cases_per_batch"): 10 * per_class_per_batch, S("label_names"): [S(n) for n in CIFAR10_CLASSES],
-        S("num_vis"): 3072,
-    })
+    py2_dump(
+        folder / "batches.meta",
+        {
+            S("num_cases_per_batch"): 10 * per_class_per_batch,
+            S("label_names"): [S(n) for n in CIFAR10_CLASSES],
+            S("num_vis"): 3072,
+        },
+    )
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -87,16 +95,24 @@ def make_cifar100(root: Path, per_fine: tuple[int, int] = (1, 1)) -> np.ndarray:
     for name, per in zip(("train", "test"), per_fine, strict=True):
         fine = rng.permutation(np.repeat(np.arange(100), per))
         x = rng.integers(0, 256, size=(len(fine), 3072), dtype=np.uint8)
-        py2_dump(folder / name, {
-            S("filenames"): [S(f"{i}.png") for i in range(len(fine))], S("batch_label"): S(name),
-            S("fine_labels"): [int(v) for v in fine], S("coarse_labels"): [int(v) for v in FINE_TO_COARSE[fine]],
-            S("data"): x,
-        })
+        py2_dump(
+            folder / name,
+            {
+                S("filenames"): [S(f"{i}.png") for i in range(len(fine))],
+                S("batch_label"): S(name),
+                S("fine_labels"): [int(v) for v in fine],
+                S("coarse_labels"): [int(v) for v in FINE_TO_COARSE[fine]],
+                S("data"): x,
+            },
+        )
         fines.append(fine)
-    py2_dump(folder / "meta", {
-        S("fine_label_names"): [S(n) for n in CIFAR100_FINE_CLASSES],
-        S("coarse_label_names"): [S(n) for n in CIFAR100_COARSE_CLASSES],
-    })
+    py2_dump(
+        folder / "meta",
+        {
+            S("fine_label_names"): [S(n) for n in CIFAR100_FINE_CLASSES],
+            S("coarse_label_names"): [S(n) for n in CIFAR100_COARSE_CLASSES],
+        },
+    )
     return np.concatenate(fines)
 
 
@@ -144,8 +160,12 @@ def test_py2_pickles_load_like_the_official_files(tmp_path: Path) -> None:
 
 def test_cifar10_loads_and_splits_one_vs_rest(tmp_path: Path) -> None:
     x, y = make_cifar10(tmp_path)
-    cfg = {"loader": "cifar10", "root": str(tmp_path), "split": {"train": 6, "anomalies_per_other_class": 1.0},
-           "candidates": 4}
+    cfg = {
+        "loader": "cifar10",
+        "root": str(tmp_path),
+        "split": {"train": 6, "anomalies_per_other_class": 1.0},
+        "candidates": 4,
+    }
     data = load_dataset(cfg)
     assert data.images.shape == (120, 32, 32, 3) and data.images.dtype == np.uint8
     assert np.array_equal(data.labels, y)
@@ -188,8 +208,12 @@ def test_cifar_reader_matches_torchvision(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_cifar100_uses_the_20_superclasses(tmp_path: Path) -> None:
     fines = make_cifar100(tmp_path)
-    cfg = {"loader": "cifar100", "root": str(tmp_path), "split": {"train": 4, "anomalies_per_other_class": 1.0},
-           "candidates": 300}
+    cfg = {
+        "loader": "cifar100",
+        "root": str(tmp_path),
+        "split": {"train": 4, "anomalies_per_other_class": 1.0},
+        "candidates": 300,
+    }
     data = load_dataset(cfg)
     assert data.class_names == CIFAR100_COARSE_CLASSES
     assert np.array_equal(data.labels, FINE_TO_COARSE[fines])

@@ -1,5 +1,4 @@
-"""The user's own folder of images (fixed and pool layouts).
-"""
+"""The user's own folder of images (fixed and pool layouts)."""
 
 from __future__ import annotations
 
@@ -41,8 +40,12 @@ def test_folder_fixed_layout_val_carved_from_test(tmp_path: Path) -> None:
         _png(tmp_path / "val" / "anomalous" / f"w{i}.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
     data = load_dataset(cfg)
     split = split_of(data, 0, cfg)
-    assert sorted(data.meta["path"][split.val_ids].tolist()) == ["val/anomalous/w0.png", "val/anomalous/w1.png",
-                                                                 "val/normal/v0.png", "val/normal/v1.png"]
+    assert sorted(data.meta["path"][split.val_ids].tolist()) == [
+        "val/anomalous/w0.png",
+        "val/anomalous/w1.png",
+        "val/normal/v0.png",
+        "val/normal/v1.png",
+    ]
     assert len(split.test_ids) == 8
 
 
@@ -97,4 +100,6 @@ def test_folder_names_the_files_it_does_not_read(tmp_path: Path, caplog: pytest.
     with caplog.at_level("WARNING", logger="protolib"):
         data = load_dataset({"loader": "folder", "root": str(tmp_path), "candidates": 2})
     assert len(data) == 3
-    assert "2 file(s) under" in caplog.text and "n3.webp, n4.pgm" in caplog.text and str(tmp_path / "train") in caplog.text
+    assert (
+        "2 file(s) under" in caplog.text and "n3.webp, n4.pgm" in caplog.text and str(tmp_path / "train") in caplog.text
+    )

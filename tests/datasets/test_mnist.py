@@ -1,5 +1,4 @@
-"""MNIST from IDX files (torchvision's raw folder, or .gz files in the root).
-"""
+"""MNIST from IDX files (torchvision's raw folder, or .gz files in the root)."""
 
 from __future__ import annotations
 
@@ -48,8 +47,12 @@ def test_mnist_loads_torchvision_layout_and_splits(tmp_path: Path) -> None:
     from torchvision.datasets import MNIST
 
     x, y = make_mnist(tmp_path)
-    cfg = {"loader": "mnist", "root": str(tmp_path), "split": {"train": 3, "anomalies_per_other_class": 1.0},
-           "candidates": 2}
+    cfg = {
+        "loader": "mnist",
+        "root": str(tmp_path),
+        "split": {"train": 3, "anomalies_per_other_class": 1.0},
+        "candidates": 2,
+    }
     data = load_dataset(cfg)
     assert data.images.shape == (70, 28, 28) and np.array_equal(data.images, x) and np.array_equal(data.labels, y)
     tv = [MNIST(str(tmp_path), train=t) for t in (True, False)]  # torchvision reads the same files

@@ -1,5 +1,4 @@
-"""MVTec-AD from its official folders (PNG textures with drawn defects and masks).
-"""
+"""MVTec-AD from its official folders (PNG textures with drawn defects and masks)."""
 
 from __future__ import annotations
 
@@ -28,8 +27,14 @@ def test_mvtec_official_folders_and_split(tmp_path: Path, textures: dict[str, np
     good = sorted((tmp_path / "carpet" / "test" / "good").iterdir())[0]
     (tmp_path / "carpet" / "test" / ".ipynb_checkpoints").mkdir()
     shutil.copy(good, tmp_path / "carpet" / "test" / ".ipynb_checkpoints" / good.name)
-    cfg = {"loader": "mvtec", "root": str(tmp_path), "classes": ["carpet", "grid"], "image_size": 32,
-           "split": {"val_fraction": 0.5}, "candidates": 4}
+    cfg = {
+        "loader": "mvtec",
+        "root": str(tmp_path),
+        "classes": ["carpet", "grid"],
+        "image_size": 32,
+        "split": {"val_fraction": 0.5},
+        "candidates": 4,
+    }
     data = load_dataset(cfg)
     assert len(data.class_names) == 15 and data.images.shape == (32, 32, 32, 3) and data.images.dtype == np.uint8
     grid = data.class_index("grid")
@@ -58,8 +63,19 @@ def test_mvtec_official_folders_and_split(tmp_path: Path, textures: dict[str, np
 
 def test_mvtec_through_prepare_and_split_rules(tmp_path: Path, textures: dict[str, np.ndarray]) -> None:
     make_mvtec(tmp_path / "mvtec", textures)
-    config = {"seed": 1, "datasets": {"mv": {"loader": "mvtec", "root": str(tmp_path / "mvtec"), "classes": ["grid"],
-                                             "image_size": 24, "split": {}, "candidates": 300}}}
+    config = {
+        "seed": 1,
+        "datasets": {
+            "mv": {
+                "loader": "mvtec",
+                "root": str(tmp_path / "mvtec"),
+                "classes": ["grid"],
+                "image_size": 24,
+                "split": {},
+                "candidates": 300,
+            }
+        },
+    }
     prepare_dataset(config, "mv", tmp_path / "data.npz")
     data = ImageDataset.load(tmp_path / "data.npz")
     assert data.images.shape == (16, 24, 24, 3) and data.meta["defect"].dtype.kind == "U"

@@ -121,7 +121,10 @@ def test_paper_config_describes_the_whole_study() -> None:
 
 
 def test_validated_config_prepares_and_splits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, textures: dict[str, np.ndarray], brain: tuple[np.ndarray, np.ndarray]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    textures: dict[str, np.ndarray],
+    brain: tuple[np.ndarray, np.ndarray],
 ) -> None:
     """The path the workflow takes (schema defaults filled in, e.g. split.train = 4000 everywhere),
     with the new keys this module proposes added to the schema (a no-op once the schema has them)."""
@@ -134,8 +137,12 @@ def test_validated_config_prepares_and_splits(
         "seed": 0,
         "datasets": {
             "mvtec": {"root": str(tmp_path / "mvtec"), "classes": ["carpet"], "image_size": 32, "candidates": 5},
-            "brats": {"root": str(tmp_path / "brats"), "image_size": 64, "split": {"val_size": 6, "test_size": 6},
-                      "candidates": 5},
+            "brats": {
+                "root": str(tmp_path / "brats"),
+                "image_size": 64,
+                "split": {"val_size": 6, "test_size": 6},
+                "candidates": 5,
+            },
         },
         "models": {"knn": {"detector": "knn", "backbone": "pixels"}},
         "runs": [{"dataset": "mvtec", "model": "knn"}, {"dataset": "brats", "model": "knn"}],

@@ -1,5 +1,4 @@
-"""RSNA from its CSVs and DICOM files (or PNG images with a metadata CSV).
-"""
+"""RSNA from its CSVs and DICOM files (or PNG images with a metadata CSV)."""
 
 from __future__ import annotations
 
@@ -60,8 +59,15 @@ def make_rsna(root: Path, per_cell: int = 3) -> dict[str, dict[str, Any]]:
     patients: dict[str, dict[str, Any]] = {}
     anomaly_kinds = ["Lung Opacity", "No Lung Opacity / Not Normal"]
     specs = [(s, a, label) for s, a in CELLS for label in ("Normal", "anomalous") for _ in range(per_cell)]
-    specs += [("M", "45", "Normal"), ("F", "45", "Normal"), ("F", "50", "Normal"), ("M", "33", "Normal"),
-              ("F", "45", "anomalous"), ("M", "50", "anomalous"), ("O", "25", "Normal")]
+    specs += [
+        ("M", "45", "Normal"),
+        ("F", "45", "Normal"),
+        ("F", "50", "Normal"),
+        ("M", "33", "Normal"),
+        ("F", "45", "anomalous"),
+        ("M", "50", "anomalous"),
+        ("O", "25", "Normal"),
+    ]
     for i, (sex, age, label) in enumerate(specs):
         pid = f"{i:04d}abcd-{rng.integers(1e6):06d}"
         cls = anomaly_kinds[i % 2] if label == "anomalous" else "Normal"
@@ -80,8 +86,13 @@ def make_rsna(root: Path, per_cell: int = 3) -> dict[str, dict[str, Any]]:
 
 def test_rsna_dicoms_demographics_and_balanced_split(tmp_path: Path) -> None:
     patients = make_rsna(tmp_path)
-    cfg = {"loader": "rsna", "root": str(tmp_path), "image_size": 32,
-           "split": {"val_size": 8, "test_size": 8}, "candidates": 100000}
+    cfg = {
+        "loader": "rsna",
+        "root": str(tmp_path),
+        "image_size": 32,
+        "split": {"val_size": 8, "test_size": 8},
+        "candidates": 100000,
+    }
     data = load_dataset(cfg)
     assert data.images.shape == (31, 32, 32) and data.class_names == ["normal"]
     pids = data.meta["patient"].tolist()
@@ -105,8 +116,18 @@ def test_rsna_dicoms_demographics_and_balanced_split(tmp_path: Path) -> None:
 
 def test_rsna_through_prepare_and_split_rules(tmp_path: Path) -> None:
     make_rsna(tmp_path / "rsna")
-    config = {"seed": 0, "datasets": {"rsna": {"loader": "rsna", "root": str(tmp_path / "rsna"), "image_size": 16,
-                                               "split": {"val_size": 8, "test_size": 16, "seed": 9}, "candidates": 3}}}
+    config = {
+        "seed": 0,
+        "datasets": {
+            "rsna": {
+                "loader": "rsna",
+                "root": str(tmp_path / "rsna"),
+                "image_size": 16,
+                "split": {"val_size": 8, "test_size": 16, "seed": 9},
+                "candidates": 3,
+            }
+        },
+    }
     prepare_dataset(config, "rsna", tmp_path / "rsna.npz")
     split = make_split(config, "rsna", 0, tmp_path / "rsna.npz", tmp_path / "rsna.json")
     data = ImageDataset.load(tmp_path / "rsna.npz")
@@ -177,5 +198,13 @@ def test_age_and_sex_parsing() -> None:
 
     assert parse_age("051Y") == 51 and parse_age("51") == 51 and parse_age(" 6M") == 0.5
     assert np.isnan(parse_age("")) and np.isnan(parse_age(None)) and np.isnan(parse_age("abc"))
-    assert [parse_sex(s) for s in ("M", "f", "Male", "Female", "O", "Unknown", None)] == ["M", "F", "M", "F", "", "", ""]
+    assert [parse_sex(s) for s in ("M", "f", "Male", "Female", "O", "Unknown", None)] == [
+        "M",
+        "F",
+        "M",
+        "F",
+        "",
+        "",
+        "",
+    ]
     assert age_groups(np.array([31.9, 32, 60, 60.5, np.nan])).tolist() == ["young", "", "", "old", ""]
