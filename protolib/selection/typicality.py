@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
-from protolib.selection.typicality_result import Typicality
+from protolib.selection.typicality_result import Typicality, typical_rows
 
 if TYPE_CHECKING:
     from protolib.selection.typicality_scaled import ScaledPass
@@ -145,9 +145,7 @@ class TypicalityPass:
         if n - exclude < M:
             raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
         if exclude not in self._covers:
-            typical = np.ones(n, dtype=bool)
-            typical[np.argsort(-self.knn, kind="stable")[:exclude]] = False
-            rows = np.flatnonzero(typical)
+            typical, rows = typical_rows(self.knn, exclude)
             self._covers[exclude] = (typical, rows, GreedyCover(d, None if exclude == 0 else rows))
         typical, rows, covering = self._covers[exclude]
         core = [int(rows[j]) for j in covering.first(M)]

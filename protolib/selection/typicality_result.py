@@ -41,3 +41,11 @@ class Typicality:
         rank = np.empty(n, dtype=np.int64)
         rank[np.lexsort(keys)] = np.arange(1, n + 1)
         return rank
+
+
+def typical_rows(knn: np.ndarray, exclude: int) -> tuple[np.ndarray, np.ndarray]:
+    """The typical core a cover covers: all but the ``exclude`` largest kNN distances (ties kept
+    in file order), as a mask and as row indices."""
+    typical = np.ones(len(knn), dtype=bool)
+    typical[np.argsort(-knn, kind="stable")[:exclude]] = False
+    return typical, np.flatnonzero(typical)

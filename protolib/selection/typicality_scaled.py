@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from protolib.selection.typicality_result import Typicality
+from protolib.selection.typicality_result import Typicality, typical_rows
 
 #: up to this many images typicality and cover are exact (the full distance matrix); above, this module
 EXACT_MAX = 10_000
@@ -269,9 +269,7 @@ class ScaledPass:
         if n - exclude < M:
             raise ValueError(f"M = {M} is larger than the {n - exclude} typical samples to choose from")
         if exclude not in self._covers:
-            typical = np.ones(n, dtype=bool)
-            typical[np.argsort(-self.knn, kind="stable")[:exclude]] = False
-            rows = np.flatnonzero(typical)
+            typical, rows = typical_rows(self.knn, exclude)
             self._covers[exclude] = (typical, rows, SampledCover(self.x, rows, self.knn, self.progress))
         typical, rows, covering = self._covers[exclude]
         core = [int(rows[j]) for j in covering.first(M)]
