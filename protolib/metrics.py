@@ -14,12 +14,25 @@ import numpy as np
 
 from protolib.errors import InputMismatchError
 
+#: rows of a large array checked at a time (no float64 copy of a whole feature array)
+FINITE_CHECK_ROWS = 4096
+
 
 def check_finite(array: np.ndarray, source: str) -> None:
-    """Raise naming ``source`` (a file, or what the values are) if any value is NaN or infinite."""
-    bad = ~np.isfinite(np.asarray(array, dtype=np.float64))
-    if bad.any():
-        raise InputMismatchError(f"{source}: {int(bad.sum())} values are NaN or infinite")
+    """Raise naming ``source`` (a file, or what the values are) if any value is NaN or infinite.
+    Floats are checked in their own precision, a block of rows at a time (a float64 copy of
+    70 000 x 4 096 float32 features would be 2.3 GB); integers are always finite."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iub":
+        return
+    if array.dtype.kind not in "fc":
+        array = array.astype(np.float64)
+    blocks = (
+        (array[i : i + FINITE_CHECK_ROWS] for i in range(0, len(array), FINITE_CHECK_ROWS)) if array.ndim else [array]
+    )
+    bad = sum(int(np.count_nonzero(~np.isfinite(block))) for block in blocks)
+    if bad:
+        raise InputMismatchError(f"{source}: {bad} values are NaN or infinite")
 
 
 def average_ranks(scores: np.ndarray) -> np.ndarray:

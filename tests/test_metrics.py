@@ -58,3 +58,19 @@ def test_rowwise_auroc_refuses_nan_rather_than_rank_it():
 
     with pytest.raises(InputMismatchError, match="NaN or infinite"):
         rowwise_auroc(np.array([[0.1, np.nan, 0.3]]), np.array([0, 1, 1]))
+
+
+def test_check_finite_counts_in_blocks_and_in_the_arrays_own_precision():
+    """Features are checked a block of rows at a time in their own dtype (no float64 copy of
+    the whole array); every non-finite value is counted, wherever the block boundaries fall."""
+    from protolib.errors import InputMismatchError
+    from protolib.metrics import FINITE_CHECK_ROWS, check_finite
+
+    x = np.zeros((2 * FINITE_CHECK_ROWS + 3, 4), dtype=np.float32)
+    check_finite(x, "features")
+    check_finite(np.arange(10), "ids")  # integers are always finite
+    x[[0, FINITE_CHECK_ROWS - 1, FINITE_CHECK_ROWS, -1], [0, 1, 2, 3]] = [np.nan, np.inf, -np.inf, np.nan]
+    with pytest.raises(InputMismatchError, match=r"^features: 4 values are NaN or infinite$"):
+        check_finite(x, "features")
+    with pytest.raises(InputMismatchError, match="1 values"):
+        check_finite(np.float64("nan"), "a scalar")
