@@ -12,7 +12,9 @@ every subset evaluated on the test split as in the study. Returns mean test AURO
 
 from __future__ import annotations
 
+import argparse
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,13 @@ from protolib import io
 from protolib import pipeline as pl
 from protolib.checks import read_result
 from protolib.layout import Layout
+from protolib.models.backbones import feature_key
 
 FITNESSES = ("paper", "balanced", "auroc")
 
 
 def _study_inputs(cfg: dict[str, Any], dataset: str, model: str, cls: int) -> dict[str, Path]:
     """The study's data, feature, split and score files of one class (made when missing)."""
-    from protolib.models.backbones import feature_key
 
     layout = Layout(cfg["results"])
     fkey = feature_key(cfg["models"][model])
@@ -111,8 +113,6 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m protolib.ablation``: run the ablation, print the table, write it (.md, .csv)."""
-    import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m protolib.ablation", description=__doc__.splitlines()[0])
     parser.add_argument("--literal", default="config/fashion_mnist.yaml", help="study config, the paper's val set")

@@ -9,6 +9,7 @@ from protolib import __version__
 
 
 def _validate_config(args: argparse.Namespace) -> int:
+    # here: the config module and yaml load only for validate-config
     from protolib.config import ConfigError, load
 
     try:
@@ -39,6 +40,7 @@ exit status: 0 done, 2 bad input (missing or empty folder, M too large, unreadab
 
 
 def _model_option(text: str) -> tuple[str, object]:
+    # here: yaml only to parse a --model-option value
     import yaml
 
     key, sep, value = text.partition("=")
@@ -68,6 +70,7 @@ def _non_negative(text: str) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
+    # here: rank pulls pandas (~0.5 s); the other subcommands skip it
     from protolib.rank import RankError, RankOptions, rank_folder
 
     options = RankOptions(

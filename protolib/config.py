@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from protolib.errors import ConfigError
+from protolib.figures.registry import figures
+from protolib.plugins import import_plugins
 
 if TYPE_CHECKING:
     import jsonschema
@@ -37,6 +39,7 @@ def _extend_with_defaults(validator_class: type) -> type:
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema_)
 
+    # here: jobs never validate, so they skip importing jsonschema
     import jsonschema
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
@@ -45,6 +48,7 @@ def _extend_with_defaults(validator_class: type) -> type:
 @functools.cache
 def _defaulting_validator() -> type:
     """Built on first use: a job never validates, and importing jsonschema costs ~0.5 s."""
+    # here: jobs never validate, so they skip importing jsonschema
     import jsonschema
 
     return _extend_with_defaults(jsonschema.Draft202012Validator)
@@ -136,6 +140,7 @@ def _results_problems(config: dict[str, Any]) -> list[str]:
 
 
 def _dataset_problems(config: dict[str, Any]) -> list[str]:
+    # here: the registries (numpy, every dataset module) load on validation, not in every job
     from protolib.data import DATASETS
     from protolib.data.base import CLASS_NAMES, SPLIT_PROTOCOLS, class_list
 
@@ -183,6 +188,7 @@ def _dataset_problems(config: dict[str, Any]) -> list[str]:
 def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
     """Keys some loaders read, given to one that does not (``split.val_size`` for digits): it
     would change nothing, without a word."""
+    # here: protolib.data (numpy, every dataset module) loads on use, not with every job's config import
     from protolib.data.base import NO_FILES, OPTIONAL_KEYS, READS
 
     problems = [
@@ -206,6 +212,7 @@ def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
 
 
 def _model_problems(config: dict[str, Any]) -> list[str]:
+    # here: the registries (numpy, every model module) load on validation, not in every job
     from protolib.models import DETECTORS, backbone_names
     from protolib.models.backbones import FEATURE_DEFAULTS
     from protolib.models.base import model_problems
@@ -232,6 +239,7 @@ def _model_problems(config: dict[str, Any]) -> list[str]:
                 "state_dict file, or 'none'"
             )
         elif weights not in ("none", "imagenet") and model.get("backbone") in backbone_names():
+            # here: protolib.models (numpy, every model module) loads on validation, not in every job
             from protolib.models.backbones import weights_problem
 
             problem = weights_problem(model)
@@ -260,6 +268,7 @@ def _run_problems(config: dict[str, Any]) -> list[str]:
 
 
 def _selection_problems(config: dict[str, Any]) -> list[str]:
+    # here: the selector registry (numpy) loads on validation, not in every job
     from protolib.selection import SELECTORS
     from protolib.selection.base import selection_problems
 
@@ -273,6 +282,7 @@ def _selection_problems(config: dict[str, Any]) -> list[str]:
 def manual_lists(config: dict[str, Any], dataset: str) -> dict[int, list[int]]:
     """``selection.manual.<dataset>`` with its class keys (index, digit string or class name,
     as YAML gives them) turned into class indices; unknown keys are left out (validation names them)."""
+    # here: protolib.data (numpy, every dataset module) loads on use, not with every job's config import
     from protolib.data.base import CLASS_NAMES, class_index_of
 
     names = CLASS_NAMES.get(config["datasets"][dataset].get("loader", dataset), [])
@@ -285,6 +295,7 @@ def manual_lists(config: dict[str, Any], dataset: str) -> dict[int, list[int]]:
 
 
 def _manual_problems(config: dict[str, Any]) -> list[str]:
+    # here: protolib.data (numpy, every dataset module) loads on use, not with every job's config import
     from protolib.data.base import CLASS_NAMES, class_index_of, class_list
 
     manual = config["selection"].get("manual") or {}
@@ -346,6 +357,7 @@ def transfer_name(entry: dict[str, Any]) -> str:
 def transfer_class_pairs(config: dict[str, Any], source_dataset: str, target_dataset: str) -> list[tuple[int, int]]:
     """(source class, target class): class c with class c where both datasets run class c;
     otherwise (e.g. RSNA 'normal' -> CheXpert 'normal' under other indices) by position."""
+    # here: protolib.data (numpy, every dataset module) loads on use, not with every job's config import
     from protolib.data.base import class_list
 
     return _pair_classes(*(class_list(config["datasets"][d]) for d in (source_dataset, target_dataset)))
@@ -362,6 +374,7 @@ def _unpaired_classes(config: dict[str, Any], raw: dict[str, Any], key: str) -> 
     src, tgt = raw["source"]["dataset"], raw["target"]["dataset"]
     if src not in config["datasets"] or tgt not in config["datasets"]:
         return []  # reported as unknown datasets
+    # here: protolib.data (numpy, every dataset module) loads on use, not with every job's config import
     from protolib.data.base import class_list
 
     try:
@@ -428,7 +441,6 @@ def report_problems(config: dict[str, Any]) -> list[str]:
     """``report``: every key names a registered figure or table, and every figure resolves to a
     dataset, model and classes the study runs (and passes its own check)."""
     from protolib.figures.choices import figure_choice  # as above: the check's, not the jobs'
-    from protolib.figures.registry import figures
 
     problems = []
     for figure in figures():
@@ -518,7 +530,6 @@ def for_job(snakemake_config: dict[str, Any]) -> dict[str, Any]:
     filled in; on a cluster each job's Snakemake parses the Snakefile, so validates, again).
     Validating it once more would cost every job ~0.5 s of start-up for nothing; the plugins
     are imported, so that their detectors and selectors are registered in the job too."""
-    from protolib.plugins import import_plugins
 
     config = copy.deepcopy(dict(snakemake_config))
     problems = import_plugins(config)

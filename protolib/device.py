@@ -58,6 +58,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         if "torch" not in sys.modules and gpu_given() is None and not gpu_device_files():
             return _remember("cpu")
+        # here: torch (~2 s) only when a GPU may be there; CPU jobs skip it
         import torch
 
         if torch.cuda.is_available():
@@ -66,6 +67,7 @@ def resolve_device(device: str = "auto") -> str:
             raise DeviceError(diagnosis("auto"))
         return _remember("cpu")
     if device.startswith("cuda"):
+        # here: torch (~2 s) only when a GPU is named
         import torch
 
         index = int(device.split(":")[1]) if ":" in device else 0
@@ -114,6 +116,7 @@ def describe_build() -> str:
 
 def driver_error() -> str:
     """What torch says when it starts CUDA (e.g. "Found no NVIDIA driver on your system")."""
+    # here: torch (~2 s) only for this diagnosis
     import torch
 
     try:
@@ -178,6 +181,7 @@ def run_record() -> dict[str, Any]:
     named = []
     for device in devices:
         if device.startswith("cuda"):
+            # here: torch (~2 s) only when a GPU is named
             import torch
 
             index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
@@ -203,6 +207,7 @@ def main(argv: list[str]) -> int:
     print(describe_build())
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}")
     try:
+        # here: torch (~2 s) only in the diagnosis command
         import torch
 
         print(f"torch.cuda.is_available(): {torch.cuda.is_available()}; driver: {driver_error()}")

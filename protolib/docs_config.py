@@ -16,6 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from protolib.config import schema as shipped_schema
+from protolib.data.base import DATASETS, READS
+from protolib.figures.registry import figures
+from protolib.hyperparams import RUN_ARGUMENTS
+from protolib.models import DETECTORS
+from protolib.models.backbones import FEATURE_DEFAULTS
+from protolib.selection import SELECTORS
+
 #: where the generated page lives, relative to the checkout
 PAGE = Path("docs/configuration.md")
 
@@ -122,7 +130,6 @@ def _table(rows: list[str]) -> list[str]:
 def _keyword_rows(factory: Any, prefix: str, described: dict[str, Any]) -> list[str]:
     """Rows for a constructor's keyword-only arguments: its annotation and default, and the
     schema's range and meaning where the schema describes the key."""
-    from protolib.hyperparams import RUN_ARGUMENTS
 
     rows = []
     for p in inspect.signature(factory).parameters.values():
@@ -156,7 +163,6 @@ def _type_note(key: str) -> str:
 
 
 def _datasets(schema: dict[str, Any]) -> list[str]:
-    from protolib.data.base import DATASETS, READS
 
     spec = schema["$defs"]["dataset"]
     lines = [
@@ -175,8 +181,6 @@ def _datasets(schema: dict[str, Any]) -> list[str]:
 
 
 def _models(schema: dict[str, Any]) -> list[str]:
-    from protolib.models import DETECTORS
-    from protolib.models.backbones import FEATURE_DEFAULTS
 
     spec = schema["$defs"]["model"]
     described = spec["properties"]
@@ -206,7 +210,6 @@ def _models(schema: dict[str, Any]) -> list[str]:
 
 
 def _selection(schema: dict[str, Any]) -> list[str]:
-    from protolib.selection import SELECTORS
 
     spec = schema["properties"]["selection"]
     lines = ["## `selection`", "", _cell(spec["description"]), ""]
@@ -227,7 +230,6 @@ def _selection(schema: dict[str, Any]) -> list[str]:
 
 
 def _report(schema: dict[str, Any]) -> list[str]:
-    from protolib.figures.registry import figures
 
     spec = schema["properties"]["report"]
     lines = [
@@ -249,7 +251,6 @@ def _report(schema: dict[str, Any]) -> list[str]:
 
 def render(schema: dict[str, Any] | None = None) -> str:
     """The whole page, from ``schema`` (the shipped one by default) and the registries."""
-    from protolib.config import schema as shipped_schema
 
     schema = schema or shipped_schema()
     lines = [HEADER]

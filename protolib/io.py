@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from protolib.device import run_record
+
 
 def _umask() -> int:
     """The process umask: from /proc on Linux (no side effect on other threads), else by
@@ -85,8 +87,6 @@ def _json_default(obj: Any) -> Any:
 def with_run(obj: Any) -> Any:
     """``obj`` with a ``run`` entry (where it was computed) when it records its ``config``."""
     if isinstance(obj, dict) and "config" in obj and "run" not in obj:
-        from protolib.device import run_record
-
         return {**obj, "run": run_record()}
     return obj
 

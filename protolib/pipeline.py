@@ -22,8 +22,9 @@ from protolib.data.splits import Split, load_split, one_vs_rest_split, save_spli
 from protolib.device import resolve_device
 from protolib.metrics import auroc, rowwise_auroc
 from protolib.models import make_detector
-from protolib.models.backbones import feature_key, make_backbone
+from protolib.models.backbones import FEATURE_DEFAULTS, feature_key, make_backbone
 from protolib.models.base import detector_uses_features
+from protolib.models.precision import configure_run
 from protolib.scoring import Inputs, fit_and_score, fit_and_score_across, fit_and_score_each, single_sample_scores
 from protolib.selection import SelectionContext, make_selector
 
@@ -218,12 +219,10 @@ def make_features(
 def _configure_torch(config: dict[str, Any], model_cfg: dict[str, Any]) -> None:
     """The job's torch settings (``deterministic``, cuDNN autotuning); a job on raw pixels imports
     torch for them only under ``deterministic``."""
-    from protolib.models.backbones import FEATURE_DEFAULTS, resolve_device
 
     deterministic = bool(config.get("deterministic", False))
     if not deterministic and model_cfg.get("backbone", FEATURE_DEFAULTS["backbone"]) == "pixels":
         return
-    from protolib.models.precision import configure_run
 
     configure_run(deterministic, resolve_device(config.get("device", "auto")))
 

@@ -12,6 +12,7 @@ PYTHONPATH) or on the PYTHONPATH the jobs inherit.
 from __future__ import annotations
 
 import importlib
+import traceback
 from typing import Any
 
 
@@ -36,7 +37,6 @@ def import_plugins(config: dict[str, Any]) -> list[str]:
 
 def _where(err: BaseException) -> str:
     """file:line of the innermost frame of an error's traceback (where the module raised it)."""
-    import traceback
 
     frames = traceback.extract_tb(err.__traceback__)
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "no traceback"

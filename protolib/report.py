@@ -33,7 +33,10 @@ from protolib import io, plots, tables
 from protolib.checks import read_result, read_scores, read_subset_record
 from protolib.data import ImageDataset
 from protolib.data.splits import load_split
+from protolib.figures import images
+from protolib.figures.registry import FIGURES
 from protolib.integrity import read_features
+from protolib.plugins import import_plugins
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
 TRANSFER_COLUMNS = [
@@ -279,7 +282,6 @@ def write_fig3(
     choice: dict[str, Any],
     first_output: str | Path,
 ) -> None:
-    from protolib.figures import images
 
     data = ImageDataset.load(data_path)
     split = load_split(split_path)
@@ -312,7 +314,6 @@ def write_fig3(
 def write_fig4(
     data_path: str | Path, matrix_paths: list[str], choice: dict[str, Any], first_output: str | Path
 ) -> None:
-    from protolib.figures import images
 
     data = ImageDataset.load(data_path)
     per_class = []
@@ -330,7 +331,6 @@ def write_fig5(
     choice: dict[str, Any],
     first_output: str | Path,
 ) -> None:
-    from protolib.figures import images
 
     data = ImageDataset.load(data_path)
     subsets = [read_subset_record(p) for p in subset_paths]
@@ -361,7 +361,6 @@ def write_fig7(
     choice: dict[str, Any],
     first_output: str | Path,
 ) -> None:
-    from protolib.figures import images
 
     data = ImageDataset.load(data_path)
     split = load_split(split_path)
@@ -407,8 +406,6 @@ def run_job(smk: Any) -> None:
     if smk.rule in JOBS:
         JOBS[smk.rule](smk)
         return
-    from protolib.figures.registry import FIGURES
-    from protolib.plugins import import_plugins
 
     problems = import_plugins(dict(smk.config))
     if problems:

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from protolib.data import ImageDataset
+from protolib.integrity import read_features
+
 
 @dataclass
 class Inputs:
@@ -27,8 +30,6 @@ class Inputs:
     def load(cls, data_path: str | Path | None, features_path: str | Path | None) -> Inputs:
         """The cached features (memory-mapped) if their path is given, else the prepared images;
         either checked against its digest (:mod:`protolib.integrity`)."""
-        from protolib.data import ImageDataset
-        from protolib.integrity import read_features
 
         if features_path:
             return cls(images=None, features=read_features(features_path))

@@ -86,6 +86,7 @@ def unsatisfiable(requests: Iterable[Request], nodes: list[Node]) -> list[str]:
 
 def job_request(job: Any) -> Request:
     """What the slurm executor plugin will ask sbatch for, for one Snakemake job or group job."""
+    # here: the SLURM executor plugin only where a cluster run is checked
     from snakemake_executor_plugin_slurm.partitions import get_job_cpu_requirement, parse_gpu_requirements
 
     res = job.resources
@@ -104,6 +105,7 @@ def job_request(job: Any) -> Request:
 def stray_gpu_requests(jobs: Iterable[Any]) -> list[str]:
     """Jobs without a GPU (`gpu` resource 0 or absent: CPU rules, GPU rules under `device: cpu`)
     whose sbatch arguments, as the plugin builds them, would still ask for a GPU."""
+    # here: the SLURM executor plugin only where a cluster run is checked
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     problems = []

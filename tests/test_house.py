@@ -79,8 +79,19 @@ def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) == []
 
 
+def _explained(lines: list[str], lineno: int) -> bool:
+    """A comment on the import's line, or above it or above the run of imports it ends (one
+    comment may give the reason for adjacent imports)."""
+    if "#" in lines[lineno - 1]:
+        return True
+    above = lineno - 2
+    while above >= 0 and lines[above].lstrip().startswith(("import ", "from ")):
+        above -= 1
+    return above >= 0 and lines[above].lstrip().startswith("#")
+
+
 def _unexplained_function_level_imports() -> list[str]:
-    """``path:line`` of each import inside a function with no comment on its line or the one above."""
+    """``path:line`` of each import inside a function without a comment saying why (see :func:`_explained`)."""
     found = []
     for path in sorted((REPO / "protolib").rglob("*.py")):
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -95,17 +106,29 @@ def _unexplained_function_level_imports() -> list[str]:
         for node in ast.walk(tree):
             if id(node) not in inside:
                 continue
-            line, above = lines[node.lineno - 1], lines[node.lineno - 2]
-            if "#" not in line and not above.lstrip().startswith("#"):
+            if not _explained(lines, node.lineno):
                 found.append(f"{path.relative_to(REPO).as_posix()}:{node.lineno}")
     return found
 
 
-#: Function-level imports without a reason today; a new one states its reason (it saves job
-#: start-up, say) in a comment, and this number only goes down.
-UNEXPLAINED_IMPORTS = 123
+#: Function-level imports without a reason: none; a new one states its reason (it saves job
+#: start-up, say) in a comment.
+UNEXPLAINED_IMPORTS = 0
 
 
 def test_function_level_imports_say_why():
     found = _unexplained_function_level_imports()
     assert len(found) <= UNEXPLAINED_IMPORTS, f"{len(found)} > {UNEXPLAINED_IMPORTS}: give a reason comment: {found}"
+
+
+def test_a_reason_covers_the_imports_under_it_only():
+    lines = [
+        "def f():",
+        "    # here: torch only on a GPU",
+        "    import torch",
+        "    import torch.nn as nn",
+        "",
+        "    import faiss",
+    ]
+    assert [_explained(lines, n) for n in (3, 4, 6)] == [True, True, False]
+    assert _explained(["def f():", "    import faiss  # here: the CPU search only"], 2)

@@ -11,6 +11,7 @@ from protolib.data.base import ImageDataset, register_dataset
 
 @register_dataset("digits", [str(d) for d in range(10)], reads=(), files=False)
 def load_digits(cfg: dict[str, Any]) -> ImageDataset:
+    # here: scikit-learn only when the digits dataset is read
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()

@@ -178,6 +178,7 @@ def _alpha_rule(img: Any) -> np.ndarray:
 
 
 def _decode(img: Any) -> _Decoded:
+    # here: PIL only in jobs that decode image files
     from PIL import ImageOps
 
     img = ImageOps.exif_transpose(img)
@@ -200,6 +201,7 @@ def _decode(img: Any) -> _Decoded:
 
 
 def _open(path: Path, what: str) -> _Decoded:
+    # here: PIL only in jobs that decode image files
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -242,6 +244,7 @@ def _equal_channels(image: np.ndarray) -> bool:
 
 
 def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
+    # here: PIL only in jobs that decode image files
     from PIL import Image
 
     if array.shape == (size, size):
@@ -270,6 +273,7 @@ def read_images(
 ) -> ImageSet:
     """Decode files with the module's rules; deep images share one scale; ``size``: squash to
     size x size. ``on_error='skip'`` leaves unreadable files out and lists them in ``skipped``."""
+    # here: tqdm only while a folder is decoded
     from tqdm.auto import tqdm
 
     if mode not in ("auto", "grey", "rgb"):
@@ -344,6 +348,7 @@ def center_crop_square(image: np.ndarray) -> np.ndarray:
 
 def resize(image: np.ndarray, size: int | tuple[int, int], nearest: bool = False) -> np.ndarray:
     """uint8 image -> (size, size) with Pillow's antialiased bilinear filter (nearest for masks)."""
+    # here: PIL only in jobs that decode image files
     from PIL import Image
 
     target = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))  # (H, W)

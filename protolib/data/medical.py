@@ -152,6 +152,7 @@ def _read_volume(nib: Any, path: Path) -> np.ndarray:
 
 def _resize_float(image: np.ndarray, size: int) -> np.ndarray:
     """A float slice -> (size, size), Pillow's bilinear filter (antialiased when shrinking)."""
+    # here: PIL only in jobs that decode image files
     from PIL import Image
 
     if image.shape == (size, size):
@@ -221,6 +222,7 @@ RSNA_LAYOUT = (
 
 
 def _read_csv(path: Path, required: list[str], what: str, layout: str) -> Any:
+    # here: pandas (~0.35 s) only for the label tables of the medical sets
     import pandas as pd
 
     if not path.is_file():
@@ -391,6 +393,7 @@ def chexpert_rows(table: Any) -> tuple[Any, np.ndarray]:
 
 def chexpert_table(root: Path) -> Any:
     """train.csv, followed by valid.csv where there is one (the reference reads both)."""
+    # here: pandas (~0.35 s) only for the label tables of the medical sets
     import pandas as pd
 
     tables = [_read_csv(root / "train.csv", CHEXPERT_REQUIRED, "chexpert", CHEXPERT_LAYOUT)]

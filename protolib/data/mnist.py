@@ -60,6 +60,7 @@ def find_files(root: Path) -> dict[str, Path]:
 
 
 def _download(root: Path) -> None:
+    # here: torchvision (~1 s) only when MNIST is read from its download
     from torchvision.datasets import MNIST
 
     root.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ labelled as such). torch is imported lazily so that the pixel path stays light.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from protolib.device import GPU_DEVICE_FILES, resolve_device  # noqa: F401  (models import them from here)
+from protolib.models.precision import check_features, check_precision, compute_context
 from protolib.registry import Registry
 
 BackboneFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
@@ -82,6 +84,7 @@ def load_resnet(name: str, weights: str) -> Any:
     ``none`` is a random initialisation drawn with the CPU generator seeded to
     ``RANDOM_INIT_SEED`` (the network is built on the CPU) and restored afterwards: the same
     network in every process and run, and the caller's random streams left as they were."""
+    # here: torch (~2 s) only for network backbones; pixels jobs skip it
     import torch
     import torchvision
 
@@ -121,8 +124,8 @@ def read_state_dict(path: str | Path, name: str | None = None) -> dict[str, Any]
     ``state_dict`` entry of a checkpoint), checked against the ResNet ``name`` when given (names
     and shapes). A file that is not one is a ValueError naming it; never torch's advice to load
     it unsafely."""
-    import pickle
 
+    # here: torch (~2 s) only for network backbones; pixels jobs skip it
     import torch
 
     try:
@@ -154,6 +157,7 @@ def read_state_dict(path: str | Path, name: str | None = None) -> dict[str, Any]
 
 def _state_dict_mismatch(state: dict[str, Any], name: str) -> str | None:
     """How a state_dict differs from torchvision's ``name`` (built on the meta device: no memory)."""
+    # here: torch (~2 s) only for network backbones; pixels jobs skip it
     import torch
     import torchvision
 
@@ -189,6 +193,7 @@ def weights_problem(model_cfg: dict[str, Any]) -> str | None:
 
 def to_tensor_batch(images: np.ndarray, image_size: int, resize: int | None = None) -> Any:
     """uint8 (N,H,W[,C]) -> normalised float (N,3,S,S): grey to 3 channels, resize, centre crop."""
+    # here: torch (~2 s) only for network backbones; pixels jobs skip it
     import torch
     import torch.nn.functional as F
 
@@ -211,9 +216,8 @@ class ResNetPooled:
     def __init__(
         self, name: str, weights: str, image_size: int, batch_size: int, device: str, precision: str = "fp32"
     ) -> None:
+        # here: torch (~2 s) only for network backbones; pixels jobs skip it
         import torch
-
-        from protolib.models.precision import check_precision
 
         self.name = name
         self.precision = check_precision(precision, name)
@@ -225,9 +229,8 @@ class ResNetPooled:
         self.batch_size = batch_size
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        # here: torch (~2 s) only for network backbones; pixels jobs skip it
         import torch
-
-        from protolib.models.precision import check_features, compute_context
 
         out = []
         with torch.inference_mode():

@@ -28,6 +28,7 @@ def squared_distances(a: np.ndarray, b: np.ndarray, device: str = "cpu", chunk: 
     the CPU (no torch import in a CPU job), torch on a GPU."""
     if str(device) == "cpu":
         return _numpy_squared(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), chunk)
+    # here: torch (~2 s) only on a GPU; CPU jobs use numpy
     import torch
 
     tb = torch.as_tensor(np.asarray(b, dtype=np.float64), device=device)
@@ -104,6 +105,7 @@ def nearest_squared(
     if str(device) == "cpu" and search == "auto":
         bank = _as_numpy(bank)
         if uses_faiss(device, bank, queries):
+            # here: faiss only for this CPU search
             import faiss
 
             index = faiss.IndexFlatL2(bank.shape[1])
@@ -116,6 +118,7 @@ def nearest_squared(
             return _numpy_nearest(np.asarray(bank, dtype=np.float64), prepared, k, chunk)
     if isinstance(queries, Queries):
         queries = queries.x
+    # here: torch (~2 s) only off the numpy and faiss CPU paths above
     import torch
 
     dtype = dtype or torch.float64

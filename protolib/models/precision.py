@@ -18,6 +18,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from protolib.checks import InputMismatchError, check_finite
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -29,6 +33,7 @@ def check_precision(precision: str, who: str) -> str:
 
 def compute_context(device: str, precision: str = "fp32", training: bool = False) -> contextlib.AbstractContextManager:
     """The context of a forward pass at ``precision`` on ``device`` (see the module doc)."""
+    # here: torch (~2 s) only where a network runs; pixels jobs skip it
     import torch
 
     cuda = str(device).startswith("cuda")
@@ -51,6 +56,7 @@ class FiniteFlags:
         self.flags: dict[tuple[str, str], Any] = {}
 
     def add(self, model: str, layer: str, values: Any) -> None:
+        # here: torch (~2 s) only where a network runs; pixels jobs skip it
         import torch
 
         ok = torch.isfinite(values).all()
@@ -60,7 +66,6 @@ class FiniteFlags:
     def check(self) -> None:
         """Raise (``protolib.checks.check_finite``'s error) naming the first model and layer with a
         NaN or infinite value."""
-        from protolib.checks import InputMismatchError
 
         for (model, layer), ok in self.flags.items():
             if not bool(ok):
@@ -72,9 +77,6 @@ class FiniteFlags:
 
 def check_features(values: Any, model: str, layer: str) -> None:
     """Raise naming the model and layer if ``values`` (array or tensor) holds NaN or infinity."""
-    import numpy as np
-
-    from protolib.checks import check_finite
 
     array = values if isinstance(values, np.ndarray) else values.detach().float().cpu().numpy()
     check_finite(array, f"{model} {layer} features")
@@ -89,6 +91,7 @@ def configure_run(deterministic: bool = False, device: str = "cpu") -> None:
     algorithms (an error where an operation has none), cuDNN deterministic, no autotuning and a
     fixed cuBLAS workspace; otherwise cuDNN autotunes on CUDA (every batch of a stage has the same
     shape, so the first pass's choice serves all)."""
+    # here: torch (~2 s) only where a network runs; pixels jobs skip it
     import torch
 
     if deterministic:

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from protolib.models.backbones import resolve_device
 from protolib.models.base import Detector
+from protolib.models.feature_maps import PreparedImages, read_saved, save_detector
 from protolib.models.precision import check_precision, compute_context
 from protolib.models.vmap_training import minibatch_stream, stack_state, stacked_call, train_plain, train_stacked
 
@@ -108,7 +109,6 @@ class TrainedMapDetector(Detector):
 
     def prepared_images(self, images: np.ndarray) -> Any:
         """Images scored under many fits, decoded and resized once."""
-        from protolib.models.feature_maps import PreparedImages
 
         return PreparedImages.maybe(images, self.image_size, self.image_size)
 
@@ -218,7 +218,6 @@ class TrainedMapDetector(Detector):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        from protolib.models.feature_maps import save_detector
 
         net = self._check_fitted()
         save_detector(path, self.name, self.get_params(), {"frozen": self.frozen_state(), "net": net.state_dict()})
@@ -227,7 +226,6 @@ class TrainedMapDetector(Detector):
     def load(cls, path: str | Path, device: str = "auto") -> TrainedMapDetector:
         """A fitted detector from ``save``; the frozen backbone comes from the file, not from
         ``weights`` (no download needed)."""
-        from protolib.models.feature_maps import read_saved
 
         cfg, state = read_saved(path, cls.name)
         det = cls.from_saved(cfg, device=device)

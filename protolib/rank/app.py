@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from protolib.checks import InputMismatchError
+from protolib.models.base import detector_uses_features
 from protolib.rank.contact_sheet import draw
 from protolib.rank.folders import ImageFolder, read_inputs
 from protolib.rank.model import (
@@ -65,7 +66,6 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     device = resolve_device(opts.device)
     note_weights(model_cfg, opts.weights, log)
     detector = build_detector(model_cfg, device)
-    from protolib.models.base import detector_uses_features
 
     frozen = detector_uses_features(model_cfg)
     embed = embedder(detector, frozen, model_cfg, device)

@@ -63,6 +63,7 @@ def draw(
     settings: dict[str, Any],
 ) -> Path:
     """The blocks one above the other, each wrapped at 10 tiles a row; a PNG written atomically."""
+    # here: matplotlib (~0.5 s) only when the contact sheet is drawn
     import matplotlib.pyplot as plt
 
     blocks = sections(data, ranking, subsets, val_auroc)

@@ -13,11 +13,14 @@ run before any compute.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from protolib.data.base import DatasetFilesError
 from protolib.data.images import FolderListing, read_images, scan_folder, some_names
@@ -148,8 +151,6 @@ def release_free_heap() -> None:
     """Give the heap's free pages back to the system (glibc's ``malloc_trim``): decoding many
     small images one at a time leaves hundreds of MB free but held, which would add to the
     peak of the stages after reading. A no-op where there is no glibc."""
-    import ctypes
-    import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
@@ -161,7 +162,6 @@ def release_free_heap() -> None:
 def _peek(paths: list[Path], count: int = 64) -> tuple[int, int]:
     """(channels, largest pixel count) from the headers of the first ``count`` files (nothing
     decoded): 3 if any is colour, else 1."""
-    from PIL import Image
 
     channels, largest = 1, 0
     for path in paths[:count]:

@@ -11,7 +11,10 @@ per item so that what it passes fits.
 
 from __future__ import annotations
 
+import psutil
+
 from protolib.rank.options import RankError
+from protolib.selection.typicality_scaled import neighbour_stage_bytes
 
 #: largest ``--image-size``: 2048 x 2048 RGB is already 12 MB per image and 50 MB of pixel features
 MAX_IMAGE_SIZE = 2048
@@ -36,7 +39,6 @@ def estimate_peak(
 ) -> dict[str, int]:
     """Bytes held at the peak, by part: ``n_images`` read in all (train + val), ``n_train``
     ranked; ``largest_pixels``: the largest file's pixel count (one decoded at a time)."""
-    from protolib.selection.typicality_scaled import neighbour_stage_bytes
 
     dim = size * size * channels if backbone == "pixels" else NETWORK_DIM
     parts = {
@@ -53,7 +55,6 @@ def estimate_peak(
 
 def available_memory() -> int:
     """Bytes the kernel can give without swapping (psutil's ``available``)."""
-    import psutil
 
     return int(psutil.virtual_memory().available)
 

@@ -8,6 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from protolib.device import DeviceError
+from protolib.models import make_backbone, make_detector
+from protolib.models.backbones import resolve_device as resolve
+from protolib.models.backbones import weights_problem
 from protolib.rank.memory import check_image_size
 from protolib.rank.options import RankError, RankOptions
 
@@ -51,8 +55,6 @@ def checked_model_config(opts: RankOptions) -> dict[str, Any]:
         raise RankError(f"--image-size must be a positive integer, got {size!r}")
     check_image_size(size)
     if opts.weights is not None:  # read now: before any image is read or embedded
-        from protolib.models.backbones import weights_problem
-
         problem = weights_problem(cfg)
         if problem:
             raise RankError(f"--weights: {problem}")
@@ -61,10 +63,8 @@ def checked_model_config(opts: RankOptions) -> dict[str, Any]:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> cuda or cpu; a CUDA device that torch cannot see is the user's error."""
+    # here: torch (~2 s) after the inputs are checked: input errors report without it
     import torch
-
-    from protolib.device import DeviceError
-    from protolib.models.backbones import resolve_device as resolve
 
     try:
         device = resolve(device)
@@ -93,7 +93,6 @@ def _user_error(what: str, err: Exception) -> RankError:
 
 
 def build_detector(model_cfg: dict[str, Any], device: str) -> Any:
-    from protolib.models import make_detector
 
     try:
         return make_detector(model_cfg, device=device)
@@ -104,7 +103,6 @@ def build_detector(model_cfg: dict[str, Any], device: str) -> Any:
 def embedder(detector: Any, frozen: bool, model_cfg: dict[str, Any], device: str) -> Callable[[np.ndarray], np.ndarray]:
     """The frozen embedding for typicality: a frozen-feature detector's own, else the pooled
     features of the model's backbone (since the detector's own representation is trained or patch-wise)."""
-    from protolib.models import make_backbone
 
     if frozen:
         return detector.embed
@@ -121,6 +119,7 @@ def pca_components(requested: int, shape: tuple[int, ...]) -> int:
 
 
 def pca(features: np.ndarray, components: int, seed: int) -> np.ndarray:
+    # here: scikit-learn only under --pca
     from sklearn.decomposition import PCA
 
     return PCA(n_components=pca_components(components, features.shape), random_state=seed).fit_transform(features)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protolib.models import DETECTORS
+
 
 class RankError(Exception):
     """A problem with the user's input (folder, numbers, files); the CLI exits with status 2."""
@@ -76,7 +78,6 @@ def check_options(opts: RankOptions) -> None:
 
 
 def check_model_name(model: str) -> None:
-    from protolib.models import DETECTORS
 
     if model not in DETECTORS:
         raise RankError(f"--model: unknown model {model!r}; choose from {', '.join(DETECTORS.names())}")

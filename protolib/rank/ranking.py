@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from protolib.checks import check_finite
 from protolib.rank.folders import ImageFolder
 from protolib.rank.model import pca, pca_components
 from protolib.rank.options import RankOptions
+from protolib.selection.typicality import make_pass
 
 
 @dataclass
@@ -43,7 +45,6 @@ def embed_folder(
 ) -> np.ndarray:
     """The frozen features of every image of the folder (checked finite), ``batch`` images at a
     time into one float32 array (the embedding's float copy of the images is one batch's)."""
-    from tqdm.auto import tqdm
 
     log(f"embedding {len(data)} images ({data.mode}, {size}x{size}) with {backbone} on {device}")
     features: np.ndarray | None = None
@@ -74,7 +75,6 @@ def rank_images(
             f"using {min(features.shape)} components"
         )
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
-    from protolib.selection.typicality import make_pass
 
     found_pass = make_pass(space, opts.neighbours, device, opts.progress, opts.knn_index)
     exclude = separated(found_pass.knn, exclude)

@@ -22,6 +22,7 @@ from protolib.rank.folders import ImageFolder
 from protolib.rank.options import RankError, RankOptions
 from protolib.rank.ranking import Ranking
 from protolib.scoring import Inputs, fit_and_score_across, single_sample_scores
+from protolib.selection import SelectionContext, make_selector
 
 METHODS = ("greedy", "evolutionary")
 
@@ -88,7 +89,6 @@ def _select(
     log: Callable[[str], None],
 ) -> tuple[dict[str, list[int]], dict[str, dict[str, Any]]]:
     """The greedy and evolutionary M-subsets (selectors from the registry), marked in the table."""
-    from protolib.selection import SelectionContext, make_selector
 
     table, n = ranking.table, len(ranking.table)
     sample_auroc = rowwise_auroc(matrix, val_labels)

@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from protolib.models.neighbours import squared_distances
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 from protolib.selection.typicality_result import Typicality, typical_rows
+from protolib.selection.typicality_scaled import EXACT_MAX, ScaledPass
 
 if TYPE_CHECKING:
     from protolib.selection.typicality_scaled import ScaledPass
@@ -123,8 +125,6 @@ def make_pass(
     """Exact (:class:`TypicalityPass` on the full distance matrix) up to ``EXACT_MAX`` rows,
     :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
     whenever an approximate kNN ``index`` (``ivf``) is asked for."""
-    from protolib.models.neighbours import squared_distances
-    from protolib.selection.typicality_scaled import EXACT_MAX, ScaledPass
 
     if len(features) > EXACT_MAX or index != "flat":
         return ScaledPass(features, neighbours, progress, index)

@@ -20,11 +20,13 @@ class Typicality:
     nearest_core: np.ndarray  # index of that prototype
 
     def knn_rank(self) -> np.ndarray:
+        # here: scipy (~1 s) only when ranks are asked for
         from scipy.stats import rankdata
 
         return rankdata(self.knn, method="average")
 
     def core_rank(self) -> np.ndarray:
+        # here: scipy (~1 s) only when ranks are asked for
         from scipy.stats import rankdata
 
         return rankdata(self.core_dist, method="average")

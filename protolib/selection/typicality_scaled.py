@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from protolib.models.neighbours import squared_distances
 from protolib.selection.typicality_result import Typicality, typical_rows
 
 #: up to this many images typicality and cover are exact (the full distance matrix); above, this module
@@ -45,6 +46,7 @@ CHUNK = 2048
 
 
 def _bar(total: int, desc: str, progress: bool | None, unit: str = "it") -> Any:
+    # here: tqdm only for the scaled pass's progress bars
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else not progress)
@@ -59,6 +61,7 @@ def knn_faiss(
     ``4 sqrt(n)`` lists, ``IVF_NPROBE`` probed, its recall of the exact k neighbours measured on
     ``RECALL_SAMPLE`` images spread over the set. A row's own entry is dropped by index, so an
     identical copy still counts as a neighbour."""
+    # here: faiss only for the scaled pass
     import faiss
 
     n = len(x)
@@ -94,6 +97,7 @@ def _mean_of_others(found: np.ndarray, ids: np.ndarray, start: int, k: int) -> n
 
 
 def _ivf(x: np.ndarray) -> Any:
+    # here: faiss only for the scaled pass
     import faiss
 
     lists = max(1, min(int(4 * np.sqrt(len(x))), len(x) // 39))
@@ -223,6 +227,7 @@ class SampledCover:
         lowers the cost (at most ``REFINE_ROUNDS``). In squared L2 the summed distance of a set
         to a point is |set| x (its distance to the set's mean) + a constant, so the best
         replacement lies near that mean -- rarely among the candidates, usually found here."""
+        # here: faiss only for the scaled pass
         import faiss
 
         k = min(REFINE, len(self.x))
@@ -278,7 +283,6 @@ class ScaledPass:
 
     def to_nearest(self, core: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Each row's exact (float64) squared distance to its nearest prototype, and that prototype."""
-        from protolib.models.neighbours import squared_distances
 
         prototypes = self.x[core].astype(np.float64)
         core_dist = np.empty(len(self.x))
