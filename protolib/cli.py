@@ -125,6 +125,15 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder (created); must lie outside IMAGES_DIR and the val folders",
     )
+    _add_rank_model(rank)
+    _add_rank_selection(rank)
+    _add_rank_val(rank)
+    _add_rank_run(rank)
+    rank.set_defaults(func=_rank)
+
+
+def _add_rank_model(rank: argparse.ArgumentParser) -> None:
+    """The model and how images are embedded."""
     rank.add_argument("--model", default="knn", help="detector: knn (default), panda, patchcore, fae or rd")
     rank.add_argument(
         "--backbone",
@@ -144,6 +153,10 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="images are resized to this square size (default 64 for pixels, 224 for a ResNet)",
     )
+
+
+def _add_rank_selection(rank: argparse.ArgumentParser) -> None:
+    """The core-set, typicality and atypical list."""
     rank.add_argument("-M", type=_positive, default=10, dest="M", help="core-set / subset size (default 10)")
     rank.add_argument(
         "--n-atypical", type=_non_negative, default=10, help="how many atypical images to list (default 10)"
@@ -169,6 +182,10 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         help="kNN search: flat (exact, default) or ivf (faiss inverted file: faster on very large "
         "folders, approximate; its recall is printed and recorded)",
     )
+
+
+def _add_rank_val(rank: argparse.ArgumentParser) -> None:
+    """Labelled val folders: the paper's greedy and evolutionary subsets."""
     rank.add_argument("--val-normal", default=None, metavar="DIR", help="labelled normal val images")
     rank.add_argument("--val-anomalous", default=None, metavar="DIR", help="labelled anomalous val images")
     rank.add_argument("--population", type=_positive, default=1000, help="evolutionary population (default 1000)")
@@ -179,6 +196,10 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="score only this many random images one by one (default: all)",
     )
+
+
+def _add_rank_run(rank: argparse.ArgumentParser) -> None:
+    """Settings, device and output."""
     rank.add_argument(
         "--set",
         type=_model_option,
@@ -201,7 +222,6 @@ def _add_rank(commands: argparse._SubParsersAction) -> None:
     rank.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bars (they show only on a terminal anyway)"
     )
-    rank.set_defaults(func=_rank)
 
 
 def build_parser() -> argparse.ArgumentParser:

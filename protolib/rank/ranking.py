@@ -85,23 +85,7 @@ def rank_images(
     score = (found.knn_rank() + found.core_rank()) / 2.0
     listed = separated_tail(order, [score, found.knn], n_atypical)
     atypical_ids = [int(i) for i in order[:listed]]
-    notes = []
-    if getattr(found_pass, "recall", None) is not None:
-        notes.append(
-            f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
-            f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images"
-        )
-    if listed < n_atypical:
-        notes.append(
-            f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
-            "kNN and core-set distances equal those of images ranked above them, so the distances do not "
-            "separate them from the rest"
-            + (
-                " (all images are equally typical)"
-                if listed == 0 and np.ptp(found.knn) == 0 and np.ptp(found.core_dist) == 0
-                else ""
-            )
-        )
+    notes = _notes(found, found_pass, opts, n_atypical, listed)
     names = data.names
     table = pd.DataFrame(
         {
@@ -128,6 +112,30 @@ def rank_images(
         coreset_fitness=float(found.core_dist[found.typical].sum()),
         notes=notes,
     )
+
+
+def _notes(found: Any, found_pass: Any, opts: RankOptions, n_atypical: int, listed: int) -> list[str]:
+    """What summary.json says of the run beside its numbers: an approximate kNN's recall, and
+    last-ranked images that the distances do not separate from the rest."""
+    n = len(found.knn)
+    notes = []
+    if getattr(found_pass, "recall", None) is not None:
+        notes.append(
+            f"kNN by faiss's IVF index (--knn-index ivf): recall of the exact {min(opts.neighbours, n - 1)} "
+            f"nearest neighbours {found_pass.recall:.3f}, measured on up to 1000 images"
+        )
+    if listed < n_atypical:
+        notes.append(
+            f"{n_atypical - listed} of the {n_atypical} last-ranked images are not listed as atypical: their "
+            "kNN and core-set distances equal those of images ranked above them, so the distances do not "
+            "separate them from the rest"
+            + (
+                " (all images are equally typical)"
+                if listed == 0 and np.ptp(found.knn) == 0 and np.ptp(found.core_dist) == 0
+                else ""
+            )
+        )
+    return notes
 
 
 def separated(knn: np.ndarray, exclude: int) -> int:

@@ -30,17 +30,15 @@ images' norms: the densest images in squared L2 are the faint ones.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from protolib.models.neighbours import squared_distances
+from protolib.selection import typicality_scaled
 from protolib.selection.base import SELECTORS, Selection, SelectionContext, Selector
 from protolib.selection.typicality_result import Typicality, typical_rows
-from protolib.selection.typicality_scaled import EXACT_MAX, ScaledPass
-
-if TYPE_CHECKING:
-    from protolib.selection.typicality_scaled import ScaledPass
+from protolib.selection.typicality_scaled import ScaledPass
 
 METRICS = ("cosine", "sqeuclidean")
 
@@ -126,7 +124,7 @@ def make_pass(
     :class:`~protolib.selection.typicality_scaled.ScaledPass` (memory linear in n) above, and
     whenever an approximate kNN ``index`` (``ivf``) is asked for."""
 
-    if len(features) > EXACT_MAX or index != "flat":
+    if len(features) > typicality_scaled.EXACT_MAX or index != "flat":  # read at call time (tests lower it)
         return ScaledPass(features, neighbours, progress, index)
     return TypicalityPass(squared_distances(features, features, device=device), neighbours)
 
