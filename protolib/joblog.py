@@ -70,7 +70,7 @@ def job_device(smk: Any) -> str:
     any work, and describe it. A job given a GPU it cannot use stops here (DeviceError); a CPU
     rule's job does not import torch."""
     resources = getattr(smk, "resources", None)
-    if resources is not None and "gpu" in resources:
+    if resources is not None and "gpu" in resources.keys():  # noqa: SIM118 - Snakemake's Resources: `in` tests values
         resolve_device((getattr(smk, "config", None) or {}).get("device", "auto"))
     return describe_run()
 

@@ -753,8 +753,13 @@ def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
         assert f"(traceback: {layout.log('evaluation_table')})" in line
         assert "Traceback" in Path(layout.log("evaluation_table")).read_text()
         assert table_path.read_bytes() == table
-    finally:
+    finally:  # the shared study as it was: the failed job's evaluation.csv is rebuilt
         edited.write_bytes(original)
+        rebuilt = snakemake(
+            "table1", "--cores", "1", "--configfile", str(small_study.path), workdir=small_study.workdir
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+        assert table_path.read_bytes() == table
 
 
 def test_manual_ids_changed_after_prepare_are_refused_by_the_select_job_naming_the_key(scored, tmp_path):

@@ -10,6 +10,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from snakemake.iocontainers import ResourceList
 
 from protolib import device, io
 from tests.helpers import REPO, small_config, snakemake, write_config
@@ -88,7 +89,8 @@ def test_outputs_that_record_their_config_record_the_device(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("visible", ["0", None])
 def test_a_gpu_job_given_a_gpu_it_cannot_use_fails_at_its_start(tmp_path, visible):
-    """A job of a GPU rule (resources declare `gpu`; a dict stands in for Snakemake's resources),
+    """A job of a GPU rule (resources declare `gpu`, in Snakemake's own ResourceList, whose `in`
+    looks at the values: `"gpu" in resources` is False),
     run as SLURM runs it (CUDA_VISIBLE_DEVICES set), stops in its first line, before any work;
     the message is on the terminal and in the log.
     Without CUDA_VISIBLE_DEVICES the same job runs on the CPU and its log's first line says so."""
@@ -106,7 +108,10 @@ def test_a_gpu_job_given_a_gpu_it_cannot_use_fails_at_its_start(tmp_path, visibl
     (tmp_path / "smk.pkl").write_bytes(
         pickle.dumps(
             SimpleNamespace(
-                rule="score_chunk", resources={"gpu": 1, "mem_mb": 8000}, config={"device": "auto"}, log=[str(log)]
+                rule="score_chunk",
+                resources=ResourceList(fromdict={"gpu": 1, "mem_mb": 8000}),
+                config={"device": "auto"},
+                log=[str(log)],
             )
         )
     )
@@ -145,7 +150,12 @@ def test_a_cpu_rule_job_neither_resolves_a_device_nor_imports_torch(tmp_path):
     log = tmp_path / "job.log"
     (tmp_path / "smk.pkl").write_bytes(
         pickle.dumps(
-            SimpleNamespace(rule="split", resources={"mem_mb": 4000}, config={"device": "cuda"}, log=[str(log)])
+            SimpleNamespace(
+                rule="split",
+                resources=ResourceList(fromdict={"mem_mb": 4000}),
+                config={"device": "cuda"},
+                log=[str(log)],
+            )
         )
     )
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "0"}
