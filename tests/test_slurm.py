@@ -254,7 +254,10 @@ def resumed_study(slurm, slurm_study):
     assert not Path(Layout(work / "results").tables, "table1.csv").exists(), "killed too late: nothing left to resume"
 
     locked = run(slurm, cmd, timeout=300)
-    assert locked.returncode != 0 and "locked" in locked.stderr.lower(), locked.stderr[-2000:]
+    # the killed run's lock: protolib.run_lock says another run holds the folder, and how to release it
+    assert locked.returncode != 0, locked.stderr[-2000:]
+    assert "another snakemake run holds the results folder" in locked.stderr, locked.stderr[-2000:]
+    assert "snakemake --unlock" in locked.stderr, locked.stderr[-2000:]
     unlock = run(slurm, [*cmd, "--unlock"], timeout=300)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
 
