@@ -21,6 +21,7 @@ from protolib import device as device_check
 from protolib import pipeline as pl
 from protolib import run_lock
 from protolib import slurm as slurm_check
+from protolib.integrity import description_path
 from protolib.layout import Layout
 from protolib.models.backbones import feature_key
 from protolib.models.base import detector_uses_features

@@ -4,8 +4,9 @@ from; every reader recomputes the digest and refuses a file that no longer match
 A NaN typed into a feature cache, a cache cut to fewer columns, a subset's ids edited, a test
 AUROC changed by hand: each would otherwise flow into the tables without a word. The record is
 ``integrity = {"digest": ..., "made_from": {input name: its digest}}``: a top-level key of a
-JSON file, an array of an ``.npz`` (JSON text), and for a ``.npy`` feature cache (which has no
-room for it) the digest of the array sits in its ``.json`` description, itself a checked file.
+JSON file, an array of an ``.npz`` (JSON text), and for a ``.npy`` feature cache or a ``.csv``
+table (which have no room for it) the digest of the array or text sits in a ``.json``
+description beside it, itself a checked file.
 
 Readers name the file and the command that rebuilds it; the rule is the reader's to name (it
 knows what it reads), since a corrupted file may not even parse.
@@ -80,6 +81,12 @@ def json_digest(obj: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def text_digest(text: str) -> str:
+    h = _hasher()
+    h.update(text.encode("utf-8"))
+    return h.hexdigest()
+
+
 def npz_digest(arrays: dict[str, Any]) -> str:
     """Digest of an ``.npz``'s arrays (``meta`` as a dict, the record without its own digest)."""
     h = _hasher()
@@ -129,6 +136,15 @@ def write_npz(path: str | Path, made_from: dict[str, str] | None = None, **array
     return record["digest"]
 
 
+def write_table(path: str | Path, text: str, made_from: dict[str, Any] | None = None) -> str:
+    """Write a CSV table (``text``) and its ``.json`` description: the digest of the text, its
+    row count and what it was made from. Returns the text's digest."""
+    digest = text_digest(text)
+    io.write_text(path, text)
+    write_json(description_path(path), {"rows": max(text.count("\n") - 1, 0), "text_digest": digest}, made_from)
+    return digest
+
+
 def features_description(features: np.ndarray) -> dict[str, Any]:
     """What a feature cache's ``.json`` says of its array: shape, dtype and digest."""
     return {"shape": list(features.shape), "dtype": features.dtype.str, "array_digest": array_digest(features)}
@@ -176,9 +192,34 @@ def read_npz(path: str | Path, rule: str | None) -> dict[str, Any]:
     return data
 
 
-def description_path(features_path: str | Path) -> Path:
-    """The ``.json`` beside a feature cache (the workflow writes both in one job)."""
-    return Path(features_path).with_suffix(".json")
+def description_path(path: str | Path) -> Path:
+    """The ``.json`` beside a feature cache or a table (the job writes both)."""
+    return Path(path).with_suffix(".json")
+
+
+def read_table(path: str | Path, rule: str | None) -> str:
+    """A CSV table's text, checked against the digest in its ``.json`` description (a number
+    typed into the table would otherwise reach every table and figure made from it)."""
+    meta_path = description_path(path)
+    if not meta_path.is_file() and Path(path).is_file():
+        raise refuse(
+            path, f"has no description {meta_path.name} beside it (written by hand or by an older protolib)", rule
+        )
+    meta = read_json(meta_path, rule)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise refuse(path, "missing beside its description " + str(meta_path), rule) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise refuse(path, f"unreadable table ({err})", rule) from None
+    if text_digest(text) != meta.get("text_digest"):
+        raise refuse(
+            path,
+            f"its content does not match the digest recorded in {meta_path} (edited or corrupted since it was written)",
+            rule,
+            EditedFileError,
+        )
+    return text
 
 
 def read_features(path: str | Path, rule: str = "features") -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from protolib.data import ImageDataset
 from protolib.data.splits import load_split
 from protolib.figures import images
 from protolib.figures.registry import FIGURES
-from protolib.integrity import read_features
+from protolib.integrity import made_from, read_features, read_table, write_table
 from protolib.plugins import import_plugins
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
@@ -58,15 +59,17 @@ TRANSFER_COLUMNS = [
 
 
 def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFrame:
+    """``evaluation.csv`` and its description (``evaluation.json``: the digest every reader checks)."""
     frame = tables.collect(result_paths)
-    io.write_text(out, frame.to_csv(index=False, float_format="%.8f"))
+    write_table(out, frame.to_csv(index=False, float_format="%.8f"), made_from(results=list(result_paths)))
     return frame
 
 
 def read_evaluation(path: str | Path) -> pd.DataFrame:
+    text = read_table(path, "evaluation_table")
     try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as err:
+        frame = pd.read_csv(StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ValueError(f"{path}: unreadable evaluation table ({err})") from err
     tables.check_class_coverage(frame, ["dataset", "model"], str(path))
     return frame
@@ -111,7 +114,7 @@ def read_transfer(path: str | Path | None) -> pd.DataFrame:
     if not path:
         return pd.DataFrame(columns=TRANSFER_COLUMNS)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(StringIO(read_table(path, "transfer")))
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=TRANSFER_COLUMNS)
     tables.check_class_coverage(frame, ["name"], str(path))
@@ -197,22 +200,28 @@ def write_transfer_csv(result_paths: list[str], baselines: list[dict[str, Any]],
                 "test_auroc": r["test_auroc"],
             }
         )
-    frame = pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
-    if not frame.empty:
-        # the source class's name, as the split files spell it (from the transfer rows)
-        source_names = (
-            frame[frame.method != "target_full"]
-            .drop_duplicates(["name", "class"])
-            .set_index(["name", "class"])
-            .class_name
-        )
-        fill = frame.method == "target_full"
-        frame.loc[fill, "class_name"] = [
-            source_names.get((n, c), "") for n, c in zip(frame.loc[fill, "name"], frame.loc[fill, "class"])
-        ]
-        frame = frame.sort_values(["name", "class", "method", "M", "seed"], kind="stable").reset_index(drop=True)
-    io.write_text(out, frame.to_csv(index=False, float_format="%.8f"))
+    frame = _sorted_with_source_names(pd.DataFrame(rows, columns=TRANSFER_COLUMNS))
+    write_table(
+        out,
+        frame.to_csv(index=False, float_format="%.8f"),
+        made_from(results=list(result_paths), baselines=[b["path"] for b in baselines]),
+    )
     return frame
+
+
+def _sorted_with_source_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """The transfer table sorted, its ``target_full`` rows given the source class's name as the
+    split files spell it (from the transfer rows)."""
+    if frame.empty:
+        return frame
+    source_names = (
+        frame[frame.method != "target_full"].drop_duplicates(["name", "class"]).set_index(["name", "class"]).class_name
+    )
+    fill = frame.method == "target_full"
+    frame.loc[fill, "class_name"] = [
+        source_names.get((n, c), "") for n, c in zip(frame.loc[fill, "name"], frame.loc[fill, "class"])
+    ]
+    return frame.sort_values(["name", "class", "method", "M", "seed"], kind="stable").reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- line figures

@@ -727,10 +727,13 @@ def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(s
             integrity.read_features(path)
         elif path.suffix == ".json":
             integrity.read_json(path, None)
+        elif path.suffix == ".csv":
+            integrity.read_table(path, None)  # transfer/evaluation.csv, through its .json
         else:
-            continue  # transfer/evaluation.csv: a table
+            continue
         checked, kinds = checked + 1, kinds | {part}
     assert kinds == {"data", "splits", "features", "scores", "subsets", "eval", "transfer"} and checked > 50
+    integrity.read_table(results / "evaluation.csv", None)
 
 
 def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):

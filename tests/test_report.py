@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from protolib import io
+from protolib import integrity, io
 from protolib.config import ConfigError, validate
 from protolib.layout import Layout
 from protolib.models.backbones import feature_key
@@ -400,16 +400,43 @@ def test_a_mean_over_fewer_classes_is_refused(drop, tmp_path):
         for seed in seeds
     ]
     frame = pd.DataFrame(rows)
-    frame.to_csv(tmp_path / "whole.csv", index=False)
+    integrity.write_table(tmp_path / "whole.csv", frame.to_csv(index=False))
     report.read_evaluation(tmp_path / "whole.csv")  # complete: read as is
     gone = {
         "a class of one method": (frame.method == "greedy") & (frame["class"] == 2),
         "a class of one random seed": (frame.method == "random") & (frame.seed == 1) & (frame["class"] == 0),
         "a class of 100 %": (frame.method == "full") & (frame["class"] == 1),
     }[drop]
-    frame[~gone].to_csv(tmp_path / "evaluation.csv", index=False)
+    integrity.write_table(tmp_path / "evaluation.csv", frame[~gone].to_csv(index=False))
     with pytest.raises(ValueError, match=r"evaluation\.csv: d/m, .* has no result for class\(es\) [0-2] of the 3"):
         report.read_evaluation(tmp_path / "evaluation.csv")
+
+
+@pytest.mark.parametrize("edit", ["a number changed", "the description removed", "a row removed"])
+def test_an_edited_evaluation_table_is_refused_naming_the_rule_that_rebuilds_it(edit, tmp_path):
+    """evaluation.csv has no room for a digest: its .json description holds it, and every table
+    and figure reads the CSV through it (a number typed into it would reach Table 1)."""
+    from protolib import report
+
+    frame = pd.DataFrame(
+        [
+            {"dataset": "d", "model": "m", "class": 0, "class_name": "0", "method": "full", "M": 9, "seed": 0}
+            | {"n_train": 9, "test_auroc": 0.75}
+        ]
+    )
+    path = tmp_path / "evaluation.csv"
+    integrity.write_table(path, frame.to_csv(index=False, float_format="%.8f"))
+    assert report.read_evaluation(path)["test_auroc"].tolist() == [0.75]
+    text = path.read_text()
+    if edit == "a number changed":
+        path.write_text(text.replace("0.75000000", "0.99900000"))
+    elif edit == "a row removed":
+        path.write_text(text.splitlines()[0] + "\n")
+    else:
+        integrity.description_path(path).unlink()
+    problem = "has no description evaluation.json" if edit == "the description removed" else "does not match the digest"
+    with pytest.raises(ValueError, match=rf"evaluation\.csv: .*{problem}.*snakemake --forcerun evaluation_table"):
+        report.read_evaluation(path)
 
 
 def test_fig5_calls_its_second_row_never_chosen_only_when_it_was_not(monkeypatch, tmp_path):

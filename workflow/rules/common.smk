@@ -65,6 +65,12 @@ EVALUATION_CSV = LAYOUT.evaluation
 TRANSFER_CSV = LAYOUT.transfer_evaluation
 
 
+def with_description(table):
+    """output: of a job writing a CSV table: the table and its .json description (the digest
+    that every reader checks; protolib.integrity.write_table)."""
+    return [table, str(description_path(table))]
+
+
 # ----------------------------------------------------------------------------- logs, benchmarks
 def log_file(rule, *wildcards):
     """log: of one job, <results>/logs/<rule>/<wildcard values joined by />.log"""

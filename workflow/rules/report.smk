@@ -15,7 +15,7 @@ rule evaluation_table:
     input:
         [f for dataset, model in RUNS for f in all_eval_files(dataset, model)],
     output:
-        EVALUATION_CSV,
+        with_description(EVALUATION_CSV),
     log:
         log_file("evaluation_table"),
     benchmark:

@@ -52,7 +52,7 @@ rule transfer:
         results=[f for e in TRANSFER.values() for f in transfer_result_files(e)],
         baselines=[b["path"] for b in TRANSFER_BASELINES],
     output:
-        TRANSFER_CSV,
+        with_description(TRANSFER_CSV),
     log:
         log_file("transfer"),
     benchmark:
