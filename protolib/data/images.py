@@ -125,16 +125,17 @@ def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
         here = Path(current)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         links = [d for d in dirs if (here / d).is_symlink()]
+        is_file = set(files)  # a set: a list's `in` made listing 100 000 files take minutes
         for name in sorted(files + links):
             path = here / name
             if name.startswith("."):
                 continue
             problem = _link_problem(path) if path.is_symlink() else None
-            if problem is None and name in files:
+            if problem is None and name in is_file:
                 problem = _not_regular(path)
             if problem:
                 out.broken.append((path, problem))
-            elif name in files:
+            elif name in is_file:
                 (out.images if path.suffix.lower() in IMAGE_SUFFIXES else out.others).append(path)
         dirs[:] = [d for d in dirs if d not in links]
         if not recursive:

@@ -232,6 +232,20 @@ class FAEDetector(TrainedMapDetector):
 
     def features(self, images: np.ndarray, state: dict[str, torch.Tensor] | None = None) -> Features:
         """Extractor features in eval mode, with ``state`` (else the fitted) BatchNorm statistics."""
+        return self._extract(images, state if state is not None else self.bn_state, self.batch_size, check=True)
+
+    def train_features(
+        self, images: np.ndarray, state: dict[str, torch.Tensor], momentum: float | None = None
+    ) -> Features:
+        """Features of one training minibatch with the extractor in train mode (the reference):
+        normalised by the batch's statistics, which update ``state`` in place."""
+        with batch_statistics(self.extractor, momentum):
+            return self._extract(images, state, len(images), check=False)  # per training step: no host sync
+
+    def _extract(
+        self, images: np.ndarray, state: dict[str, torch.Tensor] | None, batch_size: int, check: bool
+    ) -> Features:
+        """The extractor's feature maps of ``images`` at this detector's size, normalisation and precision."""
         (feats,) = extract_maps(
             self.extractor,
             images,
@@ -240,35 +254,13 @@ class FAEDetector(TrainedMapDetector):
             imagenet_norm=self.imagenet_norm,
             center=self.center_input,
             device=self.device,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             post=self._post,
             dtype=self.torch_dtype,
             precision=self.precision,
-            state=state if state is not None else self.bn_state,
+            state=state,
+            check=check,
         )
-        return (feats.contiguous(),)
-
-    def train_features(
-        self, images: np.ndarray, state: dict[str, torch.Tensor], momentum: float | None = None
-    ) -> Features:
-        """Features of one training minibatch with the extractor in train mode (the reference):
-        normalised by the batch's statistics, which update ``state`` in place."""
-        with batch_statistics(self.extractor, momentum):
-            (feats,) = extract_maps(
-                self.extractor,
-                images,
-                image_size=self.image_size,
-                resize=self.image_size,
-                imagenet_norm=self.imagenet_norm,
-                center=self.center_input,
-                device=self.device,
-                batch_size=len(images),
-                post=self._post,
-                dtype=self.torch_dtype,
-                state=state,
-                precision=self.precision,
-                check=False,
-            )  # per training step: no host sync
         return (feats.contiguous(),)
 
     # ------------------------------------------------------------------ reference BatchNorm
