@@ -197,15 +197,20 @@ def description_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def read_table(path: str | Path, rule: str | None) -> str:
-    """A CSV table's text, checked against the digest in its ``.json`` description (a number
-    typed into the table would otherwise reach every table and figure made from it)."""
+def read_description(path: str | Path, rule: str | None) -> tuple[Path, dict[str, Any]]:
+    """The checked ``.json`` description beside a feature cache or table (and its path)."""
     meta_path = description_path(path)
     if not meta_path.is_file() and Path(path).is_file():
         raise refuse(
             path, f"has no description {meta_path.name} beside it (written by hand or by an older protolib)", rule
         )
-    meta = read_json(meta_path, rule)
+    return meta_path, read_json(meta_path, rule)
+
+
+def read_table(path: str | Path, rule: str | None) -> str:
+    """A CSV table's text, checked against the digest in its ``.json`` description (a number
+    typed into the table would otherwise reach every table and figure made from it)."""
+    meta_path, meta = read_description(path, rule)
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -225,12 +230,7 @@ def read_table(path: str | Path, rule: str | None) -> str:
 def read_features(path: str | Path, rule: str = "features") -> np.ndarray:
     """A feature cache (memory-mapped), checked against its ``.json``: the shape and dtype it
     records, the digest of the array, finite values (checked when written, kept by the digest)."""
-    meta_path = description_path(path)
-    if not meta_path.is_file() and Path(path).is_file():
-        raise refuse(
-            path, f"has no description {meta_path.name} beside it (written by hand or by an older protolib)", rule
-        )
-    meta = read_json(meta_path, rule)
+    meta_path, meta = read_description(path, rule)
     try:
         features = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
