@@ -38,7 +38,16 @@ def classes(config: dict[str, Any], dataset: str) -> list[int]:
 
 
 def n_chunks(config: dict[str, Any], dataset: str) -> int:
+    """Score jobs per class: fixed by the config when Snakemake builds the DAG, before K is known."""
     return math.ceil(config["datasets"][dataset]["candidates"] / config["scores"]["chunk_size"])
+
+
+def chunk_rows(config: dict[str, Any], dataset: str, candidates: np.ndarray, chunk: int) -> np.ndarray:
+    """The candidates score job ``chunk`` takes: the K candidates dealt evenly over the
+    ``n_chunks`` jobs (sizes differ by at most one, none above ``scores.chunk_size``), so a K
+    below ``datasets.<dataset>.candidates`` (a loader that takes every training image) leaves no
+    job empty."""
+    return np.array_split(candidates, n_chunks(config, dataset))[chunk]
 
 
 def seeds(config: dict[str, Any], method: str) -> list[int]:
@@ -118,6 +127,7 @@ def _class_split(config: dict[str, Any], dataset: str, data: ImageDataset, cls: 
     else:
         split = _one_vs_rest(data, idx, cfg, seed, dataset)
     split.check(f"{dataset}/{data.class_names[idx]}")
+    _check_chunks(config, dataset, split)
     largest_M = max(config.get("selection", {}).get("M") or [1])
     if len(split.candidates) < largest_M:
         raise ValueError(
@@ -126,6 +136,19 @@ def _class_split(config: dict[str, Any], dataset: str, data: ImageDataset, cls: 
             "raise split.train or lower M"
         )
     return split
+
+
+def _check_chunks(config: dict[str, Any], dataset: str, split: Split) -> None:
+    """Every score job gets at least one candidate: the job count comes from the config's
+    ``candidates``, K from the class (a loader that takes every training image when more are asked)."""
+    jobs, k, size = n_chunks(config, dataset), len(split.candidates), config["scores"]["chunk_size"]
+    if jobs > k:
+        raise ValueError(
+            f"datasets.{dataset}.candidates: {config['datasets'][dataset]['candidates']} makes {jobs} score jobs "
+            f"(scores.chunk_size = {size}), but class {split.class_name!r} has K = {k} candidates (all its training "
+            f"images), fewer than one per job; set candidates to at most {k * size} or scores.chunk_size to at "
+            f"least {math.ceil(config['datasets'][dataset]['candidates'] / k)}"
+        )
 
 
 def _check_manual_ids(config: dict[str, Any], dataset: str, split: Split, data: ImageDataset | None = None) -> None:
@@ -250,15 +273,12 @@ def score_chunk(
     *,
     settings: dict[str, Any] | None = None,
 ) -> None:
-    """Rows ``chunk * chunk_size ...`` of the single-sample score matrix of one class."""
+    """The rows ``chunk_rows`` deals to job ``chunk`` of the single-sample score matrix of one class."""
     split = load_split(split_path)
-    size = config["scores"]["chunk_size"]
-    rows = split.candidates[chunk * size : (chunk + 1) * size]
+    _check_chunks(config, dataset, split)
+    rows = chunk_rows(config, dataset, split.candidates, chunk)
     detector, inputs = _detector_and_inputs(config, model, data_path, features_path)
-    if len(rows) == 0:
-        matrix = np.empty((0, len(split.val_ids)))
-    else:
-        matrix = single_sample_scores(detector, inputs, rows, inputs, split.val_ids)
+    matrix = single_sample_scores(detector, inputs, rows, inputs, split.val_ids)
     check_finite(matrix, str(out))
     integrity.write_npz(
         out,

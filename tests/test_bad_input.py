@@ -19,7 +19,9 @@ from PIL import Image
 from protolib import integrity, io, pipeline
 from protolib.checks import InputMismatchError
 from protolib.config import ConfigError, load, validate
+from protolib.data.splits import load_split
 from protolib.layout import Layout
+from protolib.scoring import single_sample_scores
 from tests.helpers import REPO, small_config, snakemake, write_config
 
 
@@ -658,6 +660,68 @@ def test_what_the_class_sizes_decide_is_refused_by_the_prepare_job(case, tmp_pat
     data = tmp_path / "digits.npz"
     with pytest.raises(ValueError, match=pattern):
         pipeline.prepare_dataset(config, "digits", data)
+    assert not data.exists()
+
+
+def _pool_folder(root: Path, normal: int, anomalous: int) -> Path:
+    """A folder dataset (``normal/``, ``anomalous/``) of real digit scans, 3s normal, 8s anomalous."""
+    from sklearn.datasets import load_digits  # here: only these tests build a folder dataset
+
+    digits = load_digits()
+    for sub, label, n in (("normal", 3, normal), ("anomalous", 8, anomalous)):
+        (root / sub).mkdir(parents=True)
+        for i, image in enumerate(digits.images[digits.target == label][:n]):
+            Image.fromarray((image * 255 / 16).astype(np.uint8)).save(root / sub / f"{i:03d}.png")
+    return root
+
+
+def _folder_config(tmp_path: Path, candidates: int, chunk_size: int) -> dict:
+    """One folder dataset whose loader takes every training image when ``candidates`` asks for more."""
+    config = base(tmp_path)
+    config["datasets"] = {
+        "mine": {
+            "loader": "folder",
+            "root": str(_pool_folder(tmp_path / "mine", 40, 12)),
+            "split": {"train": 0.6},
+            "candidates": candidates,
+        }
+    }
+    config["runs"] = [{"dataset": "mine", "model": "knn"}]
+    config["scores"] = {"chunk_size": chunk_size}
+    config["selection"]["M"] = [1]
+    return validate(config)
+
+
+def test_score_jobs_share_a_capped_K_so_none_is_empty(tmp_path):
+    """candidates 100 with chunk_size 30 plans 4 score jobs; the folder's 24 training images
+    (60 % of 40) make K = 24, dealt 6 per job, and the merged matrix is the definition's."""
+    config = _folder_config(tmp_path, candidates=100, chunk_size=30)
+    data, split, features = tmp_path / "mine.npz", tmp_path / "split.json", tmp_path / "pixels.npy"
+    pipeline.prepare_dataset(config, "mine", data)
+    pipeline.make_split(config, "mine", 0, data, split)
+    pipeline.make_features(config, "mine", "knn", data, features, tmp_path / "pixels.json")
+    chunks = [str(tmp_path / f"chunk{c}.npz") for c in range(pipeline.n_chunks(config, "mine"))]
+    for c, path in enumerate(chunks):
+        pipeline.score_chunk(config, "mine", "knn", c, split, None, features, path)
+    assert [len(integrity.read_npz(p, "score_chunk")["candidates"]) for p in chunks] == [6, 6, 6, 6]
+    matrix = tmp_path / "matrix.npz"
+    pipeline.merge_scores(config, "mine", "knn", split, chunks, matrix)
+    loaded = load_split(split)
+    detector, inputs = pipeline._detector_and_inputs(config, "knn", None, features)
+    whole = single_sample_scores(detector, inputs, loaded.candidates, inputs, loaded.val_ids)
+    np.testing.assert_array_equal(integrity.read_npz(matrix, "merge_scores")["scores"], whole)
+
+
+def test_more_score_jobs_than_a_capped_K_is_refused_by_the_prepare_job(tmp_path):
+    config = _folder_config(tmp_path, candidates=100, chunk_size=4)  # 25 jobs for K = 24
+    data = tmp_path / "mine.npz"
+    with pytest.raises(ValueError) as err:
+        pipeline.prepare_dataset(config, "mine", data)
+    assert str(err.value) == (
+        "datasets.mine.candidates: 100 makes 25 score jobs (scores.chunk_size = 4), but class 'normal' has K = 24 "
+        "candidates (all its training images), fewer than one per job; set candidates to at most 96 or "
+        "scores.chunk_size to at least 5"
+    )
     assert not data.exists()
 
 

@@ -67,7 +67,7 @@ def test_score_chunk_of_the_wrong_shape_is_named_and_nothing_is_overwritten(prep
         candidates=part["candidates"],
         meta=part["meta"],
     )
-    with pytest.raises(ValueError, match=r"chunk0.npz: score chunk has shape \(16, \d+\), expected \(rows, \d+\)"):
+    with pytest.raises(ValueError, match=r"chunk0.npz: score chunk has shape \(15, \d+\), expected \(rows, \d+\)"):
         pipeline.merge_scores(config, "digits", "knn", split, chunks, merged)
     assert merged.read_bytes() == before
 

@@ -130,7 +130,7 @@ def folder_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], see
     anomalous = data.meta["anomalous"].astype(bool)
     frac = val_fraction(cfg)
     ids = np.arange(len(data), dtype=np.int64)
-    candidates = cfg.get("candidates", 300)
+    candidates = cfg["candidates"]
     if (part == "pool").any():
         normal = rng.permutation(ids[(part == "pool") & ~anomalous])
         n_train = n_train_of(split_cfg(cfg).get("train", 0.6), len(normal), f"{dataset_key} (root/normal/)")

@@ -128,7 +128,7 @@ def balanced_split(
         val_ids=val_ids,
         test_ids=test_ids,
         anomalous=anomalous,
-        candidates=cfg.get("candidates", 300),
+        candidates=cfg["candidates"],
         rng=rng,
         protocol={
             "kind": "balanced: " + ("sex x age group x label" if demographics else "label"),

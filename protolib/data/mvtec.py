@@ -145,7 +145,7 @@ def mvtec_split(data: ImageDataset, normal_class: int, cfg: dict[str, Any], seed
         val_ids=val_ids,
         test_ids=test_ids,
         anomalous=anomalous,
-        candidates=cfg.get("candidates", 300),
+        candidates=cfg["candidates"],
         rng=rng,
         protocol={
             "kind": "mvtec: official train; val carved from the official test per defect type",

@@ -35,6 +35,7 @@ def assert_clear(excinfo: pytest.ExceptionInfo, *needles: str) -> str:
 
 def split_of(data: ImageDataset, cls: int | str, cfg: dict[str, Any], seed: int = 0, key: str = "ds") -> Split:
     """The split the ``split`` rule builds: the dataset's own protocol, else one-vs-rest."""
+    cfg = {"candidates": 300, **cfg}  # the schema's default, which a validated config always has
     idx = data.class_index(cls)
     protocol = SPLIT_PROTOCOLS.get(cfg["loader"])
     if protocol is not None:

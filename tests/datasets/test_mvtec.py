@@ -75,6 +75,7 @@ def test_mvtec_through_prepare_and_split_rules(tmp_path: Path, textures: dict[st
                 "candidates": 300,
             }
         },
+        "scores": {"chunk_size": 300},
     }
     prepare_dataset(config, "mv", tmp_path / "data.npz")
     data = ImageDataset.load(tmp_path / "data.npz")

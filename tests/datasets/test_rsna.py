@@ -127,6 +127,7 @@ def test_rsna_through_prepare_and_split_rules(tmp_path: Path) -> None:
                 "candidates": 3,
             }
         },
+        "scores": {"chunk_size": 300},
     }
     prepare_dataset(config, "rsna", tmp_path / "rsna.npz")
     split = make_split(config, "rsna", 0, tmp_path / "rsna.npz", tmp_path / "rsna.json")
