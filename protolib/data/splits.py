@@ -313,8 +313,10 @@ def n_train_of(train: Any, n: int, what: str) -> int:
         raise ValueError(f"split.train must be a count or a fraction in (0, 1), got {train!r}")
     n_train = int(round(train * n)) if isinstance(train, float) and train < 1 else int(train)
     if n_train < 1 or n - n_train < 2:
+        left = "none" if n_train >= n else f"{n - n_train}"
+        left = f"leaves {left} for val and test (need at least 2)"
         raise ValueError(
-            f"{what}: {n} normal images; split.train = {train} leaves {n - n_train} for val and test "
-            "(need at least 2); set split.train to a smaller count or a fraction such as 0.6"
+            f"{what}: {n} normal images; split.train = {train} {left}; "
+            "set split.train to a smaller count or a fraction such as 0.6"
         )
     return n_train

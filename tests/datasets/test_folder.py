@@ -76,7 +76,7 @@ def test_folder_pool_layout_formats_and_errors(tmp_path: Path) -> None:
     assert_disjoint(split)
     with pytest.raises(ValueError) as e:
         split_of(data, 0, {**cfg, "split": {"train": 4000}})
-    assert_clear(e, "split.train = 4000", "fraction")
+    assert_clear(e, "12 normal images; split.train = 4000 leaves none for val and test (need at least 2)", "fraction")
     bad = tmp_path / "anomalous" / "a2.png"
     bad.write_bytes(bad.read_bytes()[:70])  # a truncated PNG
     with pytest.raises(DatasetFilesError) as e:
