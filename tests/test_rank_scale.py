@@ -191,9 +191,12 @@ def test_a_run_that_would_not_fit_is_refused_with_the_estimate(monkeypatch, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_identical_images_are_all_equally_typical(tmp_path):
-    folder = _save_folder(tmp_path / "black", [np.zeros((16, 16), dtype=np.uint8)] * 12)
-    result = rank_folder(folder, tmp_path / "out", image_size=16, progress=False, log=None, contact_sheet=False)
+@pytest.mark.parametrize("n", [12, 10, 2])  # more images than --n-atypical 10, as many, fewer
+def test_identical_images_are_all_equally_typical(n, tmp_path):
+    folder = _save_folder(tmp_path / "black", [np.zeros((16, 16), dtype=np.uint8)] * n)
+    result = rank_folder(
+        folder, tmp_path / "out", image_size=16, M=min(n, 3), progress=False, log=None, contact_sheet=False
+    )
     assert result.atypical == []
     assert not result.table["atypical"].any()
     assert result.table["coreset_fit"].all() and result.settings["coreset_exclude"] == 0
@@ -208,6 +211,17 @@ def test_one_outlier_among_identical_images_is_the_only_atypical(tmp_path):
         folder, tmp_path / "out", image_size=16, M=2, n_atypical=3, progress=False, log=None, contact_sheet=False
     )
     assert result.atypical == ["img_011.png"]
+
+
+def test_the_most_typical_image_is_never_atypical(tmp_path):
+    """--n-atypical at or above the image count lists all but the most typical image."""
+    images = [np.full((16, 16), v, dtype=np.uint8) for v in (0, 10, 30, 70)]
+    folder = _save_folder(tmp_path / "four", images)
+    notes = []
+    result = rank_folder(folder, tmp_path / "out", image_size=16, M=1, n_atypical=4, progress=False, log=notes.append)
+    assert len(result.atypical) == 3 and result.settings["n_atypical"] == 3
+    assert result.table.sort_values("rank").iloc[0]["file"] not in result.atypical
+    assert any("--n-atypical 4 is not less than the 4 images; listing at most 3" in note for note in notes)
 
 
 def test_ivf_only_on_request_with_its_recall(tmp_path):

@@ -90,9 +90,12 @@ def _check_counts(train: ImageFolder, images_dir: Path, opts: RankOptions, log: 
         raise RankError(f"M = {opts.M} is larger than the {n} readable images in {str(images_dir)!r}")
     if n < 2:
         raise RankError(f"only {n} readable image in {str(images_dir)!r}: ranking needs at least 2")
-    if opts.n_atypical > n:
-        log(f"note: --n-atypical {opts.n_atypical} is more than the {n} images; listing all of them")
-        return n
+    if opts.n_atypical >= n:
+        log(
+            f"note: --n-atypical {opts.n_atypical} is not less than the {n} images; listing at most {n - 1} "
+            "(the most typical image is what the others are compared with)"
+        )
+        return n - 1
     return opts.n_atypical
 
 

@@ -150,9 +150,11 @@ def separated(knn: np.ndarray, exclude: int) -> int:
 
 def separated_tail(order: np.ndarray, keys: list[np.ndarray], count: int) -> int:
     """How many of the first ``count`` of ``order`` (most atypical first) differ in ``keys`` from
-    every image after them: an image tied with one ranked above the cut is not called atypical."""
-    if count <= 0 or count >= len(order):
-        return max(min(count, len(order)), 0)
+    every image after them: an image tied with one ranked above the cut is not called atypical.
+    The most typical image is never listed: it is what the others are compared with."""
+    count = min(count, len(order) - 1)
+    if count <= 0:
+        return 0
     after = order[count]
     listed = count
     while listed > 0 and all(key[order[listed - 1]] == key[after] for key in keys):
