@@ -25,6 +25,10 @@ from protolib import io
 from protolib.errors import InputMismatchError
 
 FIELD = "integrity"
+#: the validated config of the study a Snakemake job belongs to (:func:`use_study`); None outside a job
+_STUDY: dict[str, Any] | None = None
+#: what a file's recorded ``config`` holds -> the study config's key it comes from
+RECORDED_SECTIONS = {"dataset": "datasets", "model": "models", "selection": "selection"}
 
 
 class EditedFileError(InputMismatchError):
@@ -136,18 +140,91 @@ def write_npz(path: str | Path, made_from: dict[str, str] | None = None, **array
     return record["digest"]
 
 
-def write_table(path: str | Path, text: str, made_from: dict[str, Any] | None = None) -> str:
+def write_table(
+    path: str | Path, text: str, made_from: dict[str, Any] | None = None, config: dict[str, Any] | None = None
+) -> str:
     """Write a CSV table (``text``) and its ``.json`` description: the digest of the text, its
-    row count and what it was made from. Returns the text's digest."""
+    row count, the settings (``config``) and the files it was made from. Returns the text's digest."""
     digest = text_digest(text)
     io.write_text(path, text)
-    write_json(description_path(path), {"rows": max(text.count("\n") - 1, 0), "text_digest": digest}, made_from)
+    description = {
+        "rows": max(text.count("\n") - 1, 0),
+        "text_digest": digest,
+        **({"config": config} if config else {}),
+    }
+    write_json(description_path(path), description, made_from)
     return digest
 
 
 def features_description(features: np.ndarray) -> dict[str, Any]:
     """What a feature cache's ``.json`` says of its array: shape, dtype and digest."""
     return {"shape": list(features.shape), "dtype": features.dtype.str, "array_digest": array_digest(features)}
+
+
+# ----------------------------------------------------------------------------- the study's settings
+def use_study(config: dict[str, Any] | None) -> None:
+    """Readers from now on refuse a file recorded under other settings than ``config``'s (set
+    by :func:`protolib.job.run`: a file copied in from another study, with its digest intact,
+    would otherwise be used as if this study had made it)."""
+    global _STUDY
+    _STUDY = config
+
+
+def _differences(recorded: Any, current: Any, key: str) -> list[str]:
+    """``key: recorded in the file, current in the config`` for each leaf that differs."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        return [
+            d
+            for k in sorted(set(recorded) | set(current))
+            for d in _differences(recorded.get(k), current.get(k), f"{key}.{k}")
+        ]
+    if _canonical([recorded]) == _canonical([current]):
+        return []
+    return [f"{key}: {json.dumps(recorded, default=str)} in the file, {json.dumps(current, default=str)} in the config"]
+
+
+def study_differences(recorded: dict[str, Any], study: dict[str, Any]) -> list[str]:
+    """Where a file's recorded ``config`` (a job's provenance: seed, its dataset's, model's and
+    selection method's blocks, the score settings; a transfer's per side) differs from ``study``."""
+    sides = [recorded[s] for s in ("source", "target") if isinstance(recorded.get(s), dict)] or [recorded]
+    found: list[str] = []
+    for side in sides:
+        if "seed" in side:
+            found += _differences(side["seed"], study.get("seed", 0), "seed")
+        if "scores" in side:
+            found += _differences(side["scores"], study.get("scores"), "scores")
+        for part, section in RECORDED_SECTIONS.items():
+            for name, block in (side.get(part) or {}).items():
+                default = {} if part == "selection" else None  # a method without settings: {} (selection_provenance)
+                found += _differences(block, (study.get(section) or {}).get(name, default), f"{section}.{name}")
+    return found
+
+
+def union_of(configs: list[Any]) -> dict[str, Any]:
+    """One recorded ``config`` for a file made from many (a table of evaluation files): the seed
+    and every dataset's and model's block they record, a transfer's sides included."""
+    out: dict[str, Any] = {}
+    for recorded in configs:
+        if not isinstance(recorded, dict):
+            continue
+        for side in [recorded[s] for s in ("source", "target") if isinstance(recorded.get(s), dict)] or [recorded]:
+            if "seed" in side:
+                out["seed"] = side["seed"]
+            for part in ("dataset", "model"):
+                out.setdefault(part, {}).update(side.get(part) or {})
+    return out
+
+
+def _check_study(path: str | Path, obj: dict[str, Any], rule: str | None) -> None:
+    recorded = obj.get("config")
+    if recorded is None and isinstance(obj.get("meta"), dict):
+        recorded = obj["meta"].get("config")
+    if _STUDY is None or not isinstance(recorded, dict):
+        return
+    found = study_differences(recorded, _STUDY)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise refuse(path, f"was made under other settings than this study's: {found[0]}{more}", rule)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -169,6 +246,7 @@ def read_json(path: str | Path, rule: str | None) -> dict[str, Any]:
             rule,
             EditedFileError,
         )
+    _check_study(path, obj, rule)
     return obj
 
 
@@ -189,6 +267,7 @@ def read_npz(path: str | Path, rule: str | None) -> dict[str, Any]:
             EditedFileError,
         )
     data[FIELD] = record
+    _check_study(path, data, rule)
     return data
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from protolib import integrity
 from protolib.config import for_job
 from protolib.joblog import to_rule_log, use_rule_threads
 
@@ -90,6 +91,8 @@ def run(smk: Job, stage: str) -> None:
     if stage in THREADED:
         use_rule_threads(smk)
     to_rule_log(smk)
+    config = for_job(smk.config)
+    integrity.use_study(config)  # every input is read against this study's settings
     if stage == "report":
         from protolib import report  # here: keeps matplotlib and pandas out of the stage jobs' start-up
 
@@ -97,4 +100,4 @@ def run(smk: Job, stage: str) -> None:
         return
     from protolib import pipeline  # here: numba reads NUMBA_NUM_THREADS (set above) when first imported
 
-    getattr(pipeline, stage)(for_job(smk.config), **KWARGS[stage](smk), settings=smk.params.settings)
+    getattr(pipeline, stage)(config, **KWARGS[stage](smk), settings=smk.params.settings)

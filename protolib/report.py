@@ -36,7 +36,7 @@ from protolib.data import ImageDataset
 from protolib.data.splits import load_split
 from protolib.figures import images
 from protolib.figures.registry import FIGURES
-from protolib.integrity import made_from, read_features, read_table, write_table
+from protolib.integrity import made_from, read_features, read_table, union_of, write_table
 from protolib.plugins import import_plugins
 
 NO_TRANSFER = "no transfer experiments configured (config key `transfer`)"
@@ -61,7 +61,12 @@ TRANSFER_COLUMNS = [
 def write_evaluation_csv(result_paths: list[str], out: str | Path) -> pd.DataFrame:
     """``evaluation.csv`` and its description (``evaluation.json``: the digest every reader checks)."""
     frame = tables.collect(result_paths)
-    write_table(out, frame.to_csv(index=False, float_format="%.8f"), made_from(results=list(result_paths)))
+    write_table(
+        out,
+        frame.to_csv(index=False, float_format="%.8f"),
+        made_from(results=list(result_paths)),
+        union_of([io.read_json(p).get("config") for p in result_paths]),  # read and checked by collect
+    )
     return frame
 
 
@@ -205,6 +210,7 @@ def write_transfer_csv(result_paths: list[str], baselines: list[dict[str, Any]],
         out,
         frame.to_csv(index=False, float_format="%.8f"),
         made_from(results=list(result_paths), baselines=[b["path"] for b in baselines]),
+        union_of([io.read_json(p).get("config") for p in [*result_paths, *(b["path"] for b in baselines)]]),
     )
     return frame
 

@@ -776,9 +776,16 @@ def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the shared study
-def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(small_study):
-    from protolib import integrity
+@pytest.fixture
+def study_in_use():
+    """integrity.use_study as a job sets it, reset afterwards."""
+    yield integrity.use_study
+    integrity.use_study(None)
 
+
+def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(small_study, study_in_use):
+    """...and every one was made under the study's settings (a job reads it against them)."""
+    study_in_use(load(small_study.path))
     results = small_study.results
     checked, kinds = 0, set()
     for path in sorted(results.rglob("*")):
@@ -827,6 +834,59 @@ def test_an_edited_evaluation_stops_the_table_job_with_one_line(small_study):
         )
         assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
         assert table_path.read_bytes() == table
+
+
+def test_an_evaluation_of_another_study_stops_the_table_job(small_study):
+    """An evaluation file as a study of seed 1 writes it (digest and all), copied in: refused."""
+    layout = Layout(small_study.results)
+    foreign = Path(layout.evaluation_file("greedy", 1, 0, "digits", "knn", 3))
+    table_path = Path(layout.tables, "table1.csv")
+    original, table = foreign.read_bytes(), table_path.read_bytes()
+    try:
+        record = json.loads(original)
+        record["config"]["seed"] = 1
+        integrity.write_json(foreign, record, record["integrity"]["made_from"])
+        run = snakemake("table1", "--cores", "1", "--configfile", str(small_study.path), workdir=small_study.workdir)
+        assert run.returncode != 0
+        line = next(line for line in run.stderr.splitlines() if line.startswith("error: "))
+        assert f"{foreign}: was made under other settings than this study's: seed: 1 in the file, 0 in" in line
+        assert table_path.read_bytes() == table
+    finally:
+        foreign.write_bytes(original)
+        rebuilt = snakemake(
+            "table1", "--cores", "1", "--configfile", str(small_study.path), workdir=small_study.workdir
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+        assert table_path.read_bytes() == table
+
+
+def test_a_split_of_another_study_is_refused_naming_the_setting(scored, study_in_use, tmp_path):
+    """A split copied in from a study of another seed, its digest intact (a job's own output)."""
+    config, split, features, matrix = scored
+    other = validate({**copy.deepcopy(config), "seed": 1})
+    foreign = tmp_path / "other_split.json"
+    pipeline.make_split(other, "digits", 3, tmp_path / "digits.npz", foreign)
+    study_in_use(config)
+    pipeline.score_chunk(config, "digits", "knn", 0, split, None, features, tmp_path / "ours.npz")  # its own: read
+    with pytest.raises(InputMismatchError) as err:
+        pipeline.score_chunk(config, "digits", "knn", 0, foreign, None, features, tmp_path / "c.npz")
+    assert str(err.value).startswith(
+        f"{foreign}: was made under other settings than this study's: seed: 1 in the file, 0 in the config; "
+        "rebuild it with `snakemake --forcerun split`"
+    )
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_a_subset_of_other_selection_settings_is_refused(scored, study_in_use, tmp_path):
+    config, split, features, matrix = scored
+    other = validate(
+        {**copy.deepcopy(config), "selection": {**config["selection"], "evolutionary": {"generations": 3}}}
+    )
+    pipeline.select_subsets(other, "digits", "knn", "evolutionary", split, matrix, features, tmp_path / "evo")
+    study_in_use(config)
+    subset = sorted((tmp_path / "evo").glob("M1_*.json"))[0]
+    with pytest.raises(InputMismatchError, match=r"selection\.evolutionary\.generations: 3 in the file, 15 in the"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(subset)], [str(tmp_path / "e")])
 
 
 def test_manual_ids_changed_after_prepare_are_refused_by_the_select_job_naming_the_key(scored, tmp_path):
