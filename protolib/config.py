@@ -42,7 +42,11 @@ def _extend_with_defaults(validator_class: type) -> type:
     # here: jobs never validate, so they skip importing jsonschema
     import jsonschema
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    # a whole number is an int in the config: 5.0 would name a subset M5.0 or slice with a float
+    types = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults}, type_checker=types)
 
 
 @functools.cache
@@ -106,6 +110,7 @@ def validate(config: dict[str, Any], source: str = "config", overrides: set[str]
     if problems:
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
     check_semantics(config, source)
+    config["results"] = str(Path(config["results"]).expanduser())  # Snakemake would make a folder named ~
     return config
 
 

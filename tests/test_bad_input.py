@@ -57,6 +57,14 @@ BAD_CONFIGS = {
         lambda c, t: _manual(c, {3: [1, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
         "selection.manual.digits.3: the first 5 ids contain duplicates",
     ),
+    "M a whole float": (
+        lambda c, t: c["selection"].update(M=[1, 5.0]),
+        "selection.M.1: 5.0 is not of type 'integer'",
+    ),
+    "chunk_size a whole float": (
+        lambda c, t: c["scores"].update(chunk_size=16.0),
+        "scores.chunk_size: 16.0 is not of type 'integer'",
+    ),
     "duplicate runs": (
         lambda c, t: c["runs"].append({"dataset": "digits", "model": "knn"}),
         "runs[1]: dataset 'digits' with model 'knn' is already runs[0]; list each pair once",
@@ -156,6 +164,23 @@ def test_bad_config_is_one_message_naming_the_key(case, tmp_path):
     with pytest.raises(ConfigError) as err:
         validate(config)
     assert fragment in str(err.value)
+
+
+def test_a_results_folder_under_home_is_expanded(tmp_path, monkeypatch):
+    """Snakemake writes paths as given: `~/r` would be a folder named `~` in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = validate({**base(tmp_path), "results": "~/study"})
+    assert config["results"] == str(tmp_path / "study")
+
+
+def test_a_transfer_entry_without_methods_is_refused(tmp_path):
+    config = base(tmp_path)
+    config["transfer"] = [
+        {"name": "t", "source": {"dataset": "digits", "model": "knn"}, "target": {"dataset": "digits", "model": "knn"}}
+    ]
+    config["transfer"][0]["methods"] = []
+    with pytest.raises(ConfigError, match=r"transfer\.0\.methods: \[\] should be non-empty"):
+        validate(config)
 
 
 def test_a_class_named_twice_is_one_class(tmp_path):
