@@ -9,6 +9,7 @@ error naming the file and how to rebuild it; the digests they check are
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,32 @@ def check_subset_ids(ids: Any, train_ids: np.ndarray, path: str | Path, split_pa
     return ids
 
 
+def _named(path: str | Path) -> dict[str, str]:
+    """What a subset or evaluation file's path names (:class:`protolib.layout.Layout`):
+    ``{subsets,eval}/<dataset>/<model>/<class>/<method>/M<M>_seed<s>.json``,
+    ``eval/<dataset>/<model>/<class>/full.json``, ``transfer/<name>/<class>/<method>/M<M>_seed<s>.json``."""
+    p = Path(path)
+    up = [q.name for q in p.parents[:5]]
+    sized = re.fullmatch(r"M(\d+)_seed(\d+)", p.stem)
+    if sized and len(up) == 5 and up[4] in ("subsets", "eval"):
+        return {"dataset": up[3], "model": up[2], "class": up[1], "method": up[0], "M": sized[1], "seed": sized[2]}
+    if sized and len(up) >= 4 and up[3] == "transfer":
+        return {"name": up[2], "method": up[0], "M": sized[1], "seed": sized[2]}
+    if p.stem == "full" and len(up) >= 4 and up[3] == "eval":
+        return {"dataset": up[2], "model": up[1], "class": up[0], "method": "full"}
+    return {}
+
+
+def check_named(path: str | Path, record: dict[str, Any], rule: str | None) -> None:
+    """A subset or evaluation file holds what its path names: one copied over another's name
+    (an M = 5 subset as M = 1, class 8's as class 3's) would be counted as that one."""
+    for key, named in _named(path).items():
+        if key in record and str(record[key]) != named:
+            raise integrity.refuse(
+                path, f"holds {key} {record[key]!r}, but its path says {named} (copied or renamed?)", rule
+            )
+
+
 def _rule_of_subset(path: str | Path) -> str:
     return f"select_{Path(path).parent.name}"  # <results>/subsets/.../<method>/M<M>_seed<s>.json
 
@@ -109,6 +136,7 @@ def _rule_of_subset(path: str | Path) -> str:
 def read_subset_record(path: str | Path) -> dict[str, Any]:
     """A subset JSON as written (its digest checked), M distinct ids; no split at hand."""
     subset = integrity.read_json(path, _rule_of_subset(path))
+    check_named(path, subset, _rule_of_subset(path))
     check_subset_size(subset, path, _rule_of_subset(path))
     return subset
 
@@ -121,6 +149,7 @@ def read_subset(
     made from this split."""
     rule = _rule_of_subset(path)
     subset = integrity.read_json(path, rule)
+    check_named(path, subset, rule)
     if "class" in subset and int(subset["class"]) != split.normal_class:
         raise integrity.refuse(
             path, f"a subset of class {subset['class']}, but {split_path} is class {split.normal_class}", rule
@@ -163,6 +192,7 @@ def read_result(path: str | Path) -> dict[str, Any]:
         raw = None
     rule = _rule_of_result(raw if isinstance(raw, dict) else None)
     result = integrity.read_json(path, rule)
+    check_named(path, result, rule)
     value = result.get("test_auroc")
     if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise integrity.refuse(path, f"test_auroc {value!r} is not a number in [0, 1]", rule)

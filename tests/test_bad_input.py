@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from protolib import integrity, io, pipeline
-from protolib.checks import InputMismatchError
+from protolib.checks import InputMismatchError, read_result, read_subset_record
 from protolib.config import ConfigError, load, validate
 from protolib.data.splits import load_split
 from protolib.layout import Layout
@@ -421,6 +421,23 @@ def test_a_subset_with_more_ids_than_its_M_is_refused(selected, tmp_path):
     assert not (tmp_path / "e.json").exists()
 
 
+def test_a_subset_or_evaluation_under_another_name_is_refused(selected, tmp_path):
+    """An M = 5 subset copied over the M = 1 one (rc 0, the greedy 1 row gone from Table 1)."""
+    config, split, features, subsets, evals = selected
+    layout = Layout(str(tmp_path / "results"))
+    m5 = next(p for p in subsets if p.name == "M5_seed0.json")
+    as_m1 = Path(layout.subset("greedy", 1, 0, "digits", "knn", 3))
+    as_m1.parent.mkdir(parents=True)
+    as_m1.write_bytes(m5.read_bytes())
+    with pytest.raises(InputMismatchError, match=r"M1_seed0\.json: holds M 5, but its path says 1 \(copied or renamed"):
+        pipeline.evaluate_subsets(config, "digits", "knn", split, None, features, [str(as_m1)], [str(tmp_path / "e")])
+    as_class_8 = Path(layout.evaluation_file("greedy", 5, 0, "digits", "knn", 8))
+    as_class_8.parent.mkdir(parents=True)
+    as_class_8.write_bytes(Path(next(e for e in evals if e.endswith("M5_seed0.json"))).read_bytes())
+    with pytest.raises(InputMismatchError, match=r"holds class 3, but its path says 8 .*forcerun evaluate_greedy"):
+        read_result(as_class_8)
+
+
 def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
     """test_auroc edited to 0.999 in one evaluation file showed as 99.95 in Table 1, underlined."""
     from protolib import report
@@ -821,6 +838,8 @@ def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(s
             integrity.read_npz(path, None)
         elif path.suffix == ".npy":
             integrity.read_features(path)
+        elif path.suffix == ".json" and part in ("subsets", "eval", "transfer") and "seed" in path.name:
+            (read_subset_record if part == "subsets" else read_result)(path)  # its content is what its path says
         elif path.suffix == ".json":
             integrity.read_json(path, None)
         elif path.suffix == ".csv":
