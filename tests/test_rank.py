@@ -347,6 +347,15 @@ with claimed(Path(sys.argv[1])):
     sys.stdin.read()
 """
 
+#: the command line, with a Ctrl-C (a real SIGINT) arriving while the contact sheet is drawn
+INTERRUPTED_CLI = """
+import signal, sys
+import protolib.rank.app as app
+app.draw = lambda *args, **kwargs: signal.raise_signal(signal.SIGINT)
+from protolib.cli import main
+sys.exit(main(["rank", *sys.argv[1:]]))
+"""
+
 
 def _consistent(out: Path) -> int:
     """The M of the result in ``out``, checked to be one run's: summary, coreset.json and coreset.csv agree."""
@@ -419,3 +428,29 @@ def test_a_rerun_cut_short_while_moving_its_outputs_in_has_no_summary(folders, t
         rank_folder(folders["with_broken"], out, M=5, **settings)
     assert not (out / "summary.json").exists()
     assert sorted(os.listdir(out)) == ["atypical.csv", "coreset.csv", "coreset.json", "ranking.csv"]
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, folders, tmp_path):
+    out = tmp_path / "out"
+    if earlier:
+        rank_folder(folders["with_broken"], out, M=3, image_size=SIZE, progress=False, log=None)
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CLI, str(folders["with_broken"]), "--out", str(out), "-M", "5", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert run.returncode == 130 and "Traceback" not in run.stderr
+    if earlier:
+        assert run.stderr.splitlines()[-1] == (
+            f"interrupted; {str(out)!r} holds a complete result, the one its summary.json describes "
+            "(a run moves its outputs in only at its end)"
+        )
+        assert _consistent(out) == 3
+    else:
+        assert (
+            run.stderr.splitlines()[-1] == f"interrupted; {str(out)!r} holds no complete result (summary.json absent)"
+        )
+        assert not out.exists()  # the folder the run made is removed again when it holds nothing
