@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from protolib import __version__
@@ -35,8 +36,10 @@ Features: --backbone pixels (the default without --weights: raw pixels, no netwo
 torchvision ResNet (resnet18, resnet50, resnet152, wide_resnet50_2) with --weights imagenet
 (torchvision download/cache), a local state_dict file, or none (random, for testing only).
 Models other than knn rank by their backbone's pooled features.
+--out is written only at the end of a run, summary.json last: without summary.json it holds no
+complete result. A second run into the same --out while one runs is refused.
 exit status: 0 done, 2 bad input (missing or empty folder, M too large, unreadable image with
---on-error fail, bad option)."""
+--on-error fail, bad option, --out unusable or in use by another run), 130 interrupted (Ctrl-C)."""
 
 
 def _model_option(text: str) -> tuple[str, object]:
@@ -70,6 +73,25 @@ def _non_negative(text: str) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
+    """Ctrl-C prints one line saying what --out holds (exit 130), not a traceback."""
+    try:
+        return _rank_run(args)
+    except KeyboardInterrupt:
+        print(_interrupted(args.out), file=sys.stderr, flush=True)
+        return 130
+
+
+def _interrupted(out: str) -> str:
+    """A run's outputs are moved into --out together at its end, summary.json last (protolib.rank.out_folder)."""
+    if out and os.path.isfile(os.path.join(out, "summary.json")):
+        return (
+            f"interrupted; {out!r} holds a complete result, the one its summary.json describes "
+            "(a run moves its outputs in only at its end)"
+        )
+    return f"interrupted; {out!r} holds no complete result (summary.json absent)"
+
+
+def _rank_run(args: argparse.Namespace) -> int:
     # here: rank pulls pandas (~0.5 s); the other subcommands skip it
     from protolib.rank import RankError, RankOptions, rank_folder
 

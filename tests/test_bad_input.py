@@ -5,6 +5,7 @@ wrong number without a word (issue #17)."""
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import subprocess
@@ -645,6 +646,61 @@ def test_rank_checks_its_input_before_any_compute(case, tmp_path):
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert RANK_CASES[case][1] in run.stderr
     assert "embedding" not in run.stderr and not (tmp_path / "o").exists()
+
+
+def _read_only(t: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A folder without write permission; as root (whom the kernel lets write anyway) creating a
+    file in it is refused the way the kernel refuses anyone else."""
+    folder = t / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.open
+
+        def refused(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT and Path(path).parent.resolve() == folder.resolve():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refused)
+    return "ro"
+
+
+OUT_CASES = {
+    "below a file": (
+        lambda t, mp: (t.joinpath("afile").write_text("x"), "afile/sub")[1],
+        "--out 'afile/sub': 'afile' is a file, not a folder",
+    ),
+    "a dangling link": (
+        lambda t, mp: (os.symlink("missing", t / "dangling"), "dangling")[1],
+        "--out 'dangling': 'dangling' is a symbolic link to 'missing', which does not exist",
+    ),
+    "in /proc": (lambda t, mp: "/proc/x", "--out '/proc/x': cannot create or write to it (No such file or directory)"),
+    "read-only": (_read_only, "--out 'ro': cannot create or write to it (Permission denied)"),
+    "empty": (lambda t, mp: "", "--out is empty; name an output folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_CASES))
+def test_rank_refuses_an_unusable_out_before_reading_any_image(case, tmp_path, monkeypatch, capsys):
+    """These came as tracebacks after every image was decoded (11 s on 150 large JPEGs), and an
+    empty --out filled the current folder."""
+    from protolib.cli import main
+
+    _images(tmp_path / "imgs", 6)
+    monkeypatch.chdir(tmp_path)
+    out = OUT_CASES[case][0](tmp_path, monkeypatch)
+    before = sorted(os.listdir(tmp_path))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an image folder was read before --out was checked")
+
+    monkeypatch.setattr("protolib.rank.folders.scan_folder", no_reading)
+    assert main(["rank", "-q", "imgs", "--out", out]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {OUT_CASES[case][1]}"), err
+    assert "choose" in err[0] or "name an output folder" in err[0]  # says what to do
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_rank_reports_dangling_links_and_loops_in_the_summary(tmp_path):

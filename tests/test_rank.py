@@ -11,6 +11,7 @@ Exit codes are checked through the real command line (``python -m protolib rank`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from PIL import Image
 
 from protolib.rank import RankError, RankOptions, rank_folder
 from protolib.rank.folders import read_folder
+from tests.helpers import REPO
 
 NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
 CORRUPTED = "zero_corrupted.png"
@@ -330,3 +332,125 @@ def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, faces, tmp_pa
     for text in args[1]:
         assert text in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- the --out folder
+OUTPUTS = ["atypical.csv", "contact_sheet.png", "coreset.csv", "coreset.json", "ranking.csv", "summary.json"]
+
+#: takes the lock of --out (argv[1]) the way a run does, says so, and holds it until killed
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from protolib.rank.out_folder import claimed
+with claimed(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+#: the command line, with a Ctrl-C (a real SIGINT) arriving while the contact sheet is drawn
+INTERRUPTED_CLI = """
+import signal, sys
+import protolib.rank.app as app
+app.draw = lambda *args, **kwargs: signal.raise_signal(signal.SIGINT)
+from protolib.cli import main
+sys.exit(main(["rank", *sys.argv[1:]]))
+"""
+
+
+def _consistent(out: Path) -> int:
+    """The M of the result in ``out``, checked to be one run's: summary, coreset.json and coreset.csv agree."""
+    M = json.loads((out / "summary.json").read_text())["settings"]["M"]
+    assert json.loads((out / "coreset.json").read_text())["M"] == M
+    assert len(pd.read_csv(out / "coreset.csv")) == M
+    return M
+
+
+def test_a_second_run_into_a_held_out_folder_is_refused_at_once(folders, tmp_path):
+    """Two runs into one --out mixed their files (summary.json of one, coreset of the other); the
+    lock is the kernel's, so a holder killed with SIGKILL leaves none behind."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        run = _cli(folders["with_broken"], "--out", out, "-M", "3", "--image-size", SIZE, "--quiet")
+        assert run.returncode == 2
+        assert run.stderr.splitlines() == [
+            f"error: another protolib rank run is writing to {str(out)!r} (pid {holder.pid}); "
+            "wait for it or choose another --out"
+        ]
+        assert not (out / "ranking.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run = _cli(folders["with_broken"], "--out", out, "-M", "3", "--image-size", SIZE, "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert sorted(os.listdir(out)) == OUTPUTS  # no lock file, no staging folder left
+    assert _consistent(out) == 3
+
+
+def test_an_interrupted_rerun_leaves_the_earlier_result_whole(folders, tmp_path, monkeypatch):
+    """An interrupted -M 7 rerun left coreset.csv with 7 rows beside the -M 3 run's summary.json."""
+    out = tmp_path / "out"
+    settings = {"image_size": SIZE, "progress": False, "log": None}
+    rank_folder(folders["with_broken"], out, M=3, **settings)
+    sheet = (out / "contact_sheet.png").read_bytes()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("protolib.rank.app.draw", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        rank_folder(folders["with_broken"], out, M=5, **settings)
+    assert sorted(os.listdir(out)) == OUTPUTS
+    assert _consistent(out) == 3 and (out / "contact_sheet.png").read_bytes() == sheet
+
+
+def test_a_rerun_cut_short_while_moving_its_outputs_in_has_no_summary(folders, tmp_path, monkeypatch):
+    """summary.json goes first and comes back last: a partial set of outputs is recognisable."""
+    out = tmp_path / "out"
+    settings = {"image_size": SIZE, "progress": False, "log": None, "contact_sheet": False}
+    rank_folder(folders["with_broken"], out, M=3, **settings)
+    replace = os.replace
+
+    def cut(src, dst):
+        if Path(dst) == out / "coreset.json":  # after ranking.csv and coreset.csv were moved in
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", cut)
+    with pytest.raises(KeyboardInterrupt):
+        rank_folder(folders["with_broken"], out, M=5, **settings)
+    assert not (out / "summary.json").exists()
+    assert sorted(os.listdir(out)) == ["atypical.csv", "coreset.csv", "coreset.json", "ranking.csv"]
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, folders, tmp_path):
+    out = tmp_path / "out"
+    if earlier:
+        rank_folder(folders["with_broken"], out, M=3, image_size=SIZE, progress=False, log=None)
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CLI, str(folders["with_broken"]), "--out", str(out), "-M", "5", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert run.returncode == 130 and "Traceback" not in run.stderr
+    if earlier:
+        assert run.stderr.splitlines()[-1] == (
+            f"interrupted; {str(out)!r} holds a complete result, the one its summary.json describes "
+            "(a run moves its outputs in only at its end)"
+        )
+        assert _consistent(out) == 3
+    else:
+        assert (
+            run.stderr.splitlines()[-1] == f"interrupted; {str(out)!r} holds no complete result (summary.json absent)"
+        )
+        assert not out.exists()  # the folder the run made is removed again when it holds nothing

@@ -11,7 +11,7 @@ from typing import Any
 from protolib.checks import InputMismatchError
 from protolib.models.base import detector_uses_features
 from protolib.rank.contact_sheet import draw
-from protolib.rank.folders import ImageFolder, read_inputs
+from protolib.rank.folders import ImageFolder, check_inputs, read_inputs
 from protolib.rank.model import (
     build_detector,
     checked_model_config,
@@ -21,7 +21,8 @@ from protolib.rank.model import (
     resolve_device,
 )
 from protolib.rank.options import RankError, RankOptions, check_options
-from protolib.rank.outputs import remove_stale, write_summary, write_tables
+from protolib.rank.out_folder import SUMMARY, claimed, out_path
+from protolib.rank.outputs import publish, write_summary, write_tables
 from protolib.rank.ranking import Ranking, embed_folder, rank_images
 from protolib.rank.result import RankResult
 from protolib.rank.validation import Validation, validate
@@ -50,7 +51,7 @@ def rank_folder(
         raise TypeError(f"options must be a RankOptions, got {type(options).__name__}; pass settings as keywords")
     opts = replace(options, **settings) if options is not None else RankOptions(**settings)
     try:
-        return _run(Path(images_dir), Path(out_dir), opts, log or (lambda message: None))
+        return _run(Path(images_dir), out_path(out_dir), opts, log or (lambda message: None))
     except InputMismatchError as err:  # non-finite features or scores
         raise RankError(str(err)) from err
 
@@ -59,28 +60,29 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     check_options(opts)
     model_cfg = checked_model_config(opts)
     size = model_cfg["image_size"]
-    read = read_inputs(images_dir, out_dir, opts, size, log, model_cfg["backbone"])
-    train = read[0]
-    n_atypical = _check_counts(train, images_dir, opts, log)
-    # torch is imported from here on, not for input errors
-    device = resolve_device(opts.device)
-    note_weights(model_cfg, opts.weights, log)
-    detector = build_detector(model_cfg, device)
+    folders = check_inputs(images_dir, out_dir, opts)
+    with claimed(out_dir) as staging:  # before any image is read: a bad or busy --out is refused at once
+        read = read_inputs(folders, opts, size, log, model_cfg["backbone"])
+        train = read[0]
+        n_atypical = _check_counts(train, images_dir, opts, log)
+        # torch is imported from here on, not for input errors
+        device = resolve_device(opts.device)
+        note_weights(model_cfg, opts.weights, log)
+        detector = build_detector(model_cfg, device)
 
-    frozen = detector_uses_features(model_cfg)
-    embed = embedder(detector, frozen, model_cfg, device)
-    step = model_cfg["batch_size"] * -(-1024 // model_cfg["batch_size"])  # whole network batches, as in one call
-    features = embed_folder(embed, train, model_cfg["backbone"], size, device, log, step, opts.progress)
-    ranking = rank_images(train, features, opts, n_atypical, device, log)
-    for note in ranking.notes:
-        log(f"note: {note}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking, features.shape)
-    validation = None
-    if opts.with_val:
-        validation = validate(detector, frozen, embed, read, features, ranking, opts, log)
-        settings.update(validation.settings)
-    return _write(out_dir, read, ranking, validation, settings, opts)
+        frozen = detector_uses_features(model_cfg)
+        embed = embedder(detector, frozen, model_cfg, device)
+        step = model_cfg["batch_size"] * -(-1024 // model_cfg["batch_size"])  # whole network batches, as in one call
+        features = embed_folder(embed, train, model_cfg["backbone"], size, device, log, step, opts.progress)
+        ranking = rank_images(train, features, opts, n_atypical, device, log)
+        for note in ranking.notes:
+            log(f"note: {note}")
+        settings = _settings(images_dir, opts, model_cfg, train, device, n_atypical, ranking, features.shape)
+        validation = None
+        if opts.with_val:
+            validation = validate(detector, frozen, embed, read, features, ranking, opts, log)
+            settings.update(validation.settings)
+        return _write(out_dir, staging, read, ranking, validation, settings, opts)
 
 
 def _check_counts(train: ImageFolder, images_dir: Path, opts: RankOptions, log: Log) -> int:
@@ -134,21 +136,23 @@ def _settings(
 
 def _write(
     out_dir: Path,
+    staging: Path,
     read: list[ImageFolder],
     ranking: Ranking,
     validation: Validation | None,
     settings: dict[str, Any],
     opts: RankOptions,
 ) -> RankResult:
+    """Every output into ``staging``, then all moved into ``out_dir`` at once, summary.json last."""
     train, names = read[0], read[0].names
     table = ranking.table.sort_values("rank", kind="stable").reset_index(drop=True)
-    outputs = write_tables(out_dir, table, names, ranking, validation, settings)
+    staged = write_tables(staging, table, names, ranking, validation, settings)
     subsets = validation.subsets if validation else {}
     val_auroc = validation.val_auroc if validation else {}
     if opts.contact_sheet:
-        outputs["contact_sheet"] = draw(train, ranking, subsets, val_auroc, out_dir / "contact_sheet.png", settings)
-    outputs["summary"] = out_dir / "summary.json"
-    remove_stale(out_dir, outputs)
+        staged["contact_sheet"] = draw(train, ranking, subsets, val_auroc, staging / "contact_sheet.png", settings)
+    outputs = publish(staging, out_dir, staged)
+    outputs["summary"] = out_dir / SUMMARY
     result = RankResult(
         table=table,
         coreset=[names[i] for i in ranking.core_ids],

@@ -7,8 +7,8 @@ Here only what rank adds: several folders read in one call share one scale and o
 layout (RGB if any image of any folder is colour, else grey), images are squashed to
 ``image_size`` x ``image_size``, files are named by their path relative to their folder, and
 unreadable files are skipped and reported (or fail the call with ``on_error='fail'``), as are
-dangling links and link loops. The checks on the folders, the output folder and the file names
-run before any compute.
+dangling links and link loops. The checks on the folders, the output folder
+(:mod:`protolib.rank.out_folder`) and the file names run before any compute.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from protolib.data.base import DatasetFilesError
 from protolib.data.images import FolderListing, read_images, scan_folder, some_names
 from protolib.rank.memory import check_memory, estimate_peak
 from protolib.rank.options import RankError, RankOptions
+from protolib.rank.out_folder import check_out_dir
 
 
 class UnreadableImageError(ValueError):
@@ -109,13 +110,9 @@ def read_folder(
     return read_folders([folder], image_size, on_error=on_error, progress=progress)[0]
 
 
-def read_inputs(
-    images_dir: Path, out_dir: Path, opts: RankOptions, size: int, log: Callable[[str], None], backbone: str = "pixels"
-) -> list[ImageFolder]:
-    """The folder to rank and the val folders (normal, anomalous) if given, checked and read at
-    ``size`` x ``size``; skipped and ignored files are reported through ``log``. A run whose
-    estimated peak memory (:mod:`protolib.rank.memory`) exceeds the available memory is refused
-    before any image is decoded."""
+def check_inputs(images_dir: Path, out_dir: Path, opts: RankOptions) -> list[Path]:
+    """The folder to rank and the val folders (normal, anomalous) if given: each an existing
+    folder, none inside another, ``--out`` outside them all (nothing read yet)."""
     folders = [images_dir] + ([Path(opts.val_normal), Path(opts.val_anomalous)] if opts.with_val else [])
     for folder in folders:
         if not folder.exists():
@@ -124,6 +121,15 @@ def read_inputs(
             raise RankError(f"{str(folder)!r} is not a folder")
     check_out_dir(out_dir, folders)
     check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
+    return folders
+
+
+def read_inputs(
+    folders: list[Path], opts: RankOptions, size: int, log: Callable[[str], None], backbone: str = "pixels"
+) -> list[ImageFolder]:
+    """The folders of :func:`check_inputs` read at ``size`` x ``size``; skipped and ignored files
+    are reported through ``log``. A run whose estimated peak memory (:mod:`protolib.rank.memory`)
+    exceeds the available memory is refused before any image is decoded."""
     listings = [scan_folder(folder) for folder in folders]
     channels, largest = _peek([p for listing in listings for p in listing.images])
     parts = estimate_peak(
@@ -189,22 +195,6 @@ def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None
             else "it has no PNG, JPEG, TIFF or BMP files"
         )
         raise RankError(f"no images to rank in folder {str(folder)!r}: {what}")
-
-
-def check_out_dir(out_dir: Path, folders: list[Path]) -> None:
-    """``--out`` must be a folder (or not exist), outside every input folder: input folders are
-    read with their subfolders, so outputs inside one (contact_sheet.png) would be ranked next time."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RankError(f"--out {str(out_dir)!r} is an existing file; name a folder (created if missing)")
-    out = out_dir.resolve()
-    for folder in folders:
-        folder = folder.resolve()
-        if out == folder or folder in out.parents:
-            raise RankError(
-                f"--out {str(out_dir)!r} is inside the input folder {str(folder)!r}: input folders "
-                "are read with their subfolders, so the outputs (contact_sheet.png) would be ranked "
-                "next time; choose an output folder outside it"
-            )
 
 
 def check_separate(folders: dict[str, Path]) -> None:

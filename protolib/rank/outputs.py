@@ -1,7 +1,9 @@
-"""The files ``protolib rank`` writes (each atomically, the JSON ones with the run's settings)."""
+"""The files ``protolib rank`` writes (each atomically, the JSON ones with the run's settings):
+into the run's staging folder, then moved into ``--out`` together (:func:`publish`), summary.json last."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from protolib import io
+from protolib.rank.out_folder import SUMMARY
 from protolib.rank.ranking import Ranking
 from protolib.rank.result import RankResult
 from protolib.rank.validation import Validation
@@ -91,6 +94,21 @@ def _write_validation(
     sizes = {**{m: len(v) for m, v in validation.subsets.items()}, "typical": len(ranking.core_ids), "all": len(names)}
     frame = pd.DataFrame([{"method": m, "images": sizes[m], "val_auroc": v} for m, v in validation.val_auroc.items()])
     io.write_text(outputs["val_auroc"], frame.to_csv(index=False))
+    return outputs
+
+
+def publish(staging: Path, out_dir: Path, staged: dict[str, Path]) -> dict[str, Path]:
+    """Move the staged outputs into ``out_dir`` (what -> where they now are) and remove the earlier
+    run's optional outputs that this run does not make. summary.json, the record of a complete
+    result, is removed first and written last (:func:`write_summary`), so ``out_dir`` never holds
+    one run's record beside another run's files, and a publish cut short shows: no summary.json."""
+    (out_dir / SUMMARY).unlink(missing_ok=True)
+    outputs = {}
+    for what, path in staged.items():
+        outputs[what] = out_dir / path.relative_to(staging)
+        outputs[what].parent.mkdir(exist_ok=True)
+        os.replace(path, outputs[what])
+    remove_stale(out_dir, outputs)
     return outputs
 
 
