@@ -330,3 +330,46 @@ def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, faces, tmp_pa
     for text in args[1]:
         assert text in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- refused before decoding
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Every image decode fails the test: what the options and the listing decide comes first."""
+
+    def decode(path, what):
+        raise AssertionError(f"{path} was decoded before the error")
+
+    monkeypatch.setattr("protolib.data.images._open", decode)
+
+
+EARLY_CASES = {  # RankOptions fields -> the start of the one-line error
+    "--set k=0 with val folders": ({"model_options": {"k": 0}, "val": True}, "--set k: 0 is less than the minimum"),
+    "--set k=-3 with val folders": ({"model_options": {"k": -3}, "val": True}, "--set k: -3 is less than the minimum"),
+    "--set k=foo": ({"model_options": {"k": "foo"}}, "--set k: 'foo' is not of type 'integer'"),
+    "--set an unknown key": ({"model_options": {"kk": 2}}, "--set kk: not a setting of detector 'knn'; allowed: "),
+    "--set image_size": ({"model_options": {"image_size": True}}, "--set image_size: use --image-size"),
+    "--set batch_size=-1": ({"model_options": {"batch_size": -1}}, "--set batch_size: use --batch-size"),
+    "--set batch_size=0": ({"model_options": {"batch_size": 0}}, "--set batch_size: use --batch-size"),
+    "--set weights": ({"model_options": {"weights": "/nonexistent"}}, "--set weights: use --weights"),
+    "--set detector": ({"model_options": {"detector": "panda"}}, "--set detector: use --model"),
+    "--backbone resnet19": ({"backbone": "resnet19"}, "--backbone: unknown backbone 'resnet19'; allowed: pixels, "),
+    "--backbone pixels --model panda": (
+        {"backbone": "pixels", "model": "panda"},
+        "--backbone: detector 'panda' works on a ResNet's layers and 'pixels' has none; allowed: resnet18",
+    ),
+    "--backbone pixels --model fae": ({"backbone": "pixels", "model": "fae"}, "--backbone: detector 'fae' works on"),
+    "--weights a folder": ({"weights": "."}, "--weights: '.' is a folder, not a state_dict file"),
+}
+
+
+@pytest.mark.parametrize("case", list(EARLY_CASES))
+def test_what_the_options_decide_is_refused_before_any_image_is_decoded(case, folders, faces, tmp_path, no_decoding):
+    settings, message = EARLY_CASES[case]
+    settings = dict(settings)
+    if settings.pop("val", False):
+        settings.update(val_normal=faces["val_normal"], val_anomalous=faces["val_anomalous"])
+    with pytest.raises(RankError) as err:
+        rank_folder(folders["train"], tmp_path / "out", progress=False, log=None, **settings)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()

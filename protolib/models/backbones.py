@@ -40,6 +40,11 @@ def backbone_names() -> list[str]:
     return BACKBONES.names()
 
 
+def network_backbones() -> list[str]:
+    """The backbones that are networks with layers (what panda, patchcore, fae and rd read)."""
+    return list(_TORCHVISION_RESNETS)
+
+
 #: the seed of a ``weights: none`` network's random initialisation
 RANDOM_INIT_SEED = 0
 
@@ -174,6 +179,19 @@ def _state_dict_mismatch(state: dict[str, Any], name: str) -> str | None:
     return "; ".join(parts) or None
 
 
+def weights_path_problem(weights: str) -> str | None:
+    """Why a ``weights`` value naming a file names none (missing, or a folder); None for
+    ``imagenet``, ``none`` and an existing file."""
+    if weights in ("none", "imagenet"):
+        return None
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        return f"{weights!r} is a folder, not a state_dict file; name the weights file in it"
+    if not path.is_file():
+        return f"file {weights!r} not found"
+    return None
+
+
 def weights_problem(model_cfg: dict[str, Any]) -> str | None:
     """Whether a model's ``weights`` file can be used for its backbone (checked with the config,
     before any job: a file that is not a state_dict otherwise fails the first GPU job)."""
@@ -182,8 +200,9 @@ def weights_problem(model_cfg: dict[str, Any]) -> str | None:
     if weights in ("none", "imagenet") or backbone == "pixels":
         return None
     path = Path(weights).expanduser()
-    if not path.is_file():
-        return f"file {weights!r} not found"
+    problem = weights_path_problem(weights)
+    if problem:
+        return problem
     try:
         read_state_dict(path, backbone if backbone in _TORCHVISION_RESNETS else None)
     except ValueError as err:
