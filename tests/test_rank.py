@@ -360,6 +360,9 @@ EARLY_CASES = {  # RankOptions fields -> the start of the one-line error
     ),
     "--backbone pixels --model fae": ({"backbone": "pixels", "model": "fae"}, "--backbone: detector 'fae' works on"),
     "--weights a folder": ({"weights": "."}, "--weights: '.' is a folder, not a state_dict file"),
+    "--device cuda:abc": ({"device": "cuda:abc"}, "--device must be auto, cpu, cuda or cuda:N, got 'cuda:abc'"),
+    "--device cudaXYZ": ({"device": "cudaXYZ"}, "--device must be auto, cpu, cuda or cuda:N, got 'cudaXYZ'"),
+    "--seed 2**32": ({"seed": 2**32}, "--seed must be a whole number from 0 to 4294967295"),
 }
 
 
