@@ -235,7 +235,7 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
 
 
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
-    with pytest.raises(RankError, match="M = 200 is larger than the 104 readable images"):
+    with pytest.raises(RankError, match="M = 200 is larger than the 104 image files listed in"):
         rank_folder(folders["train"], tmp_path, M=200, progress=False, log=None)
     with pytest.raises(RankError, match="both --val-normal and --val-anomalous"):
         rank_folder(folders["train"], tmp_path, val_normal=folders["train"], progress=False, log=None)
@@ -363,6 +363,8 @@ EARLY_CASES = {  # RankOptions fields -> the start of the one-line error
     "--device cuda:abc": ({"device": "cuda:abc"}, "--device must be auto, cpu, cuda or cuda:N, got 'cuda:abc'"),
     "--device cudaXYZ": ({"device": "cudaXYZ"}, "--device must be auto, cpu, cuda or cuda:N, got 'cudaXYZ'"),
     "--seed 2**32": ({"seed": 2**32}, "--seed must be a whole number from 0 to 4294967295"),
+    "-M above the files listed": ({"M": 500}, "M = 500 is larger than the 104 image files listed in"),
+    "an empty val folder": ({"val": "empty"}, "--val-anomalous "),
 }
 
 
@@ -371,8 +373,36 @@ def test_what_the_options_decide_is_refused_before_any_image_is_decoded(case, fo
     settings, message = EARLY_CASES[case]
     settings = dict(settings)
     if settings.pop("val", False):
-        settings.update(val_normal=faces["val_normal"], val_anomalous=faces["val_anomalous"])
+        anomalous = folders["empty"] if EARLY_CASES[case][0]["val"] == "empty" else faces["val_anomalous"]
+        settings.update(val_normal=faces["val_normal"], val_anomalous=anomalous)
     with pytest.raises(RankError) as err:
         rank_folder(folders["train"], tmp_path / "out", progress=False, log=None, **settings)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cuda_device_torch_cannot_use_is_refused_before_any_image_is_decoded(
+    folders, tmp_path, no_decoding, monkeypatch
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RankError, match=r"^--device cuda: device: cuda, but torch cannot use a CUDA GPU here"):
+        rank_folder(folders["train"], tmp_path / "out", device="cuda", progress=False, log=None)
+
+
+def test_imagenet_weights_it_cannot_get_are_refused_before_any_image_is_decoded(
+    folders, tmp_path, no_decoding, monkeypatch
+):
+    """Offline, with nothing in torch's hub cache: the error names --weights and where the file goes."""
+    import torch
+
+    def offline(url, dst, *args, **kwargs):
+        raise OSError("offline")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RankError) as err:
+        rank_folder(folders["train"], tmp_path / "out", backbone="resnet18", weights="imagenet", device="cpu", log=None)
+    assert str(err.value).startswith("--weights imagenet: could not get ImageNet weights for resnet18 (offline)")
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(err.value)

@@ -83,6 +83,10 @@ _TORCHVISION_RESNETS = {
 }
 
 
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights that are neither in torch's hub cache nor downloadable (offline)."""
+
+
 def load_resnet(name: str, weights: str) -> Any:
     """A torchvision ResNet with the weights config asks for; a clear error if they are missing.
 
@@ -103,11 +107,11 @@ def load_resnet(name: str, weights: str) -> Any:
         try:
             return builder(weights=enum)
         except Exception as err:  # network or cache failure
-            raise RuntimeError(
+            cache = Path(torch.hub.get_dir()) / "checkpoints"
+            raise WeightsUnavailableError(
                 f"could not get ImageNet weights for {name} ({err}). Either run once on a machine "
-                f"with the network (torchvision caches {enum.url.rsplit('/', 1)[-1]} under "
-                "~/.cache/torch/hub/checkpoints), or download that file yourself and set the "
-                "model's 'weights' to its path"
+                f"with the network (torchvision caches {enum.url} as {cache / enum.url.rsplit('/', 1)[-1]}), "
+                "or download that file yourself and put it there, or set the weights to its path"
             ) from err
     path = Path(weights).expanduser()
     if not path.is_file():

@@ -11,6 +11,7 @@ import numpy as np
 from protolib.config import model_block_problems
 from protolib.device import DeviceError
 from protolib.models import make_backbone, make_detector
+from protolib.models.backbones import WeightsUnavailableError
 from protolib.models.backbones import resolve_device as resolve
 from protolib.rank.memory import check_image_size
 from protolib.rank.options import RankError, RankOptions
@@ -106,6 +107,8 @@ def note_weights(model_cfg: dict[str, Any], weights: str | None, log: Callable[[
 
 
 def _user_error(what: str, err: Exception) -> RankError:
+    if isinstance(err, WeightsUnavailableError):
+        return RankError(f"--weights imagenet: {err}")
     if isinstance(err, KeyError):
         return RankError(str(err.args[0]) if err.args else str(err))
     return RankError(f"cannot build {what}: {err}")
