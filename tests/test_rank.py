@@ -406,3 +406,58 @@ def test_imagenet_weights_it_cannot_get_are_refused_before_any_image_is_decoded(
         rank_folder(folders["train"], tmp_path / "out", backbone="resnet18", weights="imagenet", device="cpu", log=None)
     assert str(err.value).startswith("--weights imagenet: could not get ImageNet weights for resnet18 (offline)")
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(err.value)
+
+
+# ----------------------------------------------------------------------------- files the reader cannot decode
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height grey pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def _few(folders: dict[str, Path], root: Path) -> Path:
+    root.mkdir()
+    for path in sorted(folders["train"].glob("zero_*.png"))[:8]:
+        (root / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize(
+    ("side", "reason"),
+    [(60000, "image too large to decode (Image size (3600000000 pixels) exceeds limit"), (12000, "truncated")],
+)
+def test_a_file_claiming_a_huge_size_is_skipped_and_named(folders, tmp_path, side, reason):
+    """60000 x 60000 is above twice Pillow's bomb limit (unreadable), 12000 x 12000 above it (a
+    note naming the file, then skipped here: the header has no pixels), never Pillow's own warning."""
+    few = _few(folders, tmp_path / "few")
+    _png_header(few / "huge.png", side, side)
+    notes = []
+    result = rank_folder(few, tmp_path / "out", M=2, image_size=SIZE, progress=False, log=notes.append)
+    assert [(Path(p).name, reason in r) for p, r in result.skipped] == [("huge.png", True)]
+    assert (side == 12000) == any(n.startswith(f"note: {few / 'huge.png'}: 12000x12000 pixels, above") for n in notes)
+    with pytest.raises(RankError, match=r"cannot read image .*huge\.png.* \(use --on-error skip"):
+        rank_folder(few, tmp_path / "out2", M=2, image_size=SIZE, on_error="fail", progress=False, log=None)
+
+
+def test_a_file_it_may_not_open_is_named_with_the_system_error(folders, tmp_path, monkeypatch):
+    """Root reads any file, so the permission error is the one Pillow's open raises."""
+    from PIL import Image
+
+    few = _few(folders, tmp_path / "few")
+    opened = Image.open
+
+    def open_(path, *args, **kwargs):
+        if Path(path).name == "zero_000.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_)
+    result = rank_folder(few, tmp_path / "out", M=2, image_size=SIZE, progress=False, log=None, contact_sheet=False)
+    assert result.skipped == [(str(few / "zero_000.png"), "cannot open image (Permission denied)")]

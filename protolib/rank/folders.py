@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from protolib.data.base import DatasetFilesError
-from protolib.data.images import FolderListing, read_images, scan_folder, some_names
+from protolib.data.images import FolderListing, LargeImageWarning, read_images, scan_folder, some_names
 from protolib.rank.memory import check_memory, estimate_peak
 from protolib.rank.options import RankError, RankOptions
 
@@ -153,11 +154,15 @@ def read_inputs(listed: Listed, opts: RankOptions, log: Callable[[str], None]) -
     """The listed folders, decoded at ``size`` x ``size``; skipped and ignored files are reported
     through ``log``."""
     try:
-        read = read_folders(
-            listed.folders, listed.size, on_error=opts.on_error, progress=opts.progress, listings=listed.listings
-        )
+        with warnings.catch_warnings(record=True) as large:
+            warnings.simplefilter("always", LargeImageWarning)
+            read = read_folders(
+                listed.folders, listed.size, on_error=opts.on_error, progress=opts.progress, listings=listed.listings
+            )
     except UnreadableImageError as err:
         raise RankError(f"{err} (use --on-error skip to leave it out)") from err
+    for warning in large:
+        log(f"note: {warning.message}")
     release_free_heap()
     for option, folder, data in zip(FOLDER_OPTIONS, listed.folders, read):
         _report(_named(option, folder), data, log)
@@ -193,10 +198,12 @@ def _peek(paths: list[Path], count: int = 64) -> tuple[int, int]:
     channels, largest = 1, 0
     for path in paths[:count]:
         try:
-            with Image.open(path) as img:
-                channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
-                largest = max(largest, img.width * img.height)
-        except (OSError, SyntaxError, ValueError):  # an unreadable file is reported when it is read
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the reader notes it, naming the file
+                with Image.open(path) as img:
+                    channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
+                    largest = max(largest, img.width * img.height)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # reported when it is read
             pass
     return channels, largest
 
