@@ -47,9 +47,13 @@ def _model_option(text: str) -> tuple[str, object]:
     import yaml
 
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        reason = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise argparse.ArgumentTypeError(f"{key.strip()}: {value!r} is not a YAML value ({reason})") from None
 
 
 def _positive(text: str) -> int:
@@ -69,6 +73,16 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    # here: the bound lives with the rank options, loaded only for rank
+    from protolib.rank.options import MAX_SEED
+
+    value = _non_negative(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED} (2**32 - 1), got {value}")
     return value
 
 
@@ -232,7 +246,7 @@ def _add_rank_run(rank: argparse.ArgumentParser) -> None:
     rank.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     rank.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default 64)")
     rank.add_argument(
-        "--seed", type=_non_negative, default=0, help="seed of the PCA, the candidates and the selections (default 0)"
+        "--seed", type=_seed, default=0, help="seed of the PCA, the candidates and the selections (default 0)"
     )
     rank.add_argument(
         "--on-error",

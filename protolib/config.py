@@ -219,7 +219,7 @@ def _unread_keys(name: str, ds: dict[str, Any]) -> list[str]:
 def _model_problems(config: dict[str, Any]) -> list[str]:
     # here: the registries (numpy, every model module) load on validation, not in every job
     from protolib.models import DETECTORS, backbone_names
-    from protolib.models.backbones import FEATURE_DEFAULTS
+    from protolib.models.backbones import FEATURE_DEFAULTS, weights_path_problem, weights_problem
     from protolib.models.base import model_problems
 
     problems = []
@@ -237,20 +237,32 @@ def _model_problems(config: dict[str, Any]) -> list[str]:
                 f"allowed: {', '.join(backbone_names())}"
             )
         weights = model.get("weights", FEATURE_DEFAULTS["weights"])
-        if weights not in ("none", "imagenet") and not Path(weights).expanduser().is_file():
+        missing = weights_path_problem(weights)
+        if missing:
             problems.append(
-                f"models.{name}.weights: file {weights!r} not found; use 'imagenet' (torchvision "
+                f"models.{name}.weights: {missing}; use 'imagenet' (torchvision "
                 "downloads and caches the weights where the machine has the network), a path to a "
                 "state_dict file, or 'none'"
             )
         elif weights not in ("none", "imagenet") and model.get("backbone") in backbone_names():
-            # here: protolib.models (numpy, every model module) loads on validation, not in every job
-            from protolib.models.backbones import weights_problem
-
             problem = weights_problem(model)
             if problem:
                 problems.append(f"models.{name}.weights: {problem}")
     return problems
+
+
+def model_block_problems(name: str, model: dict[str, Any]) -> list[str]:
+    """The problems of one ``models.<name>`` block on its own, as :func:`validate` finds them in a
+    config: the schema's types and ranges, then its detector's settings, backbone and weights
+    (``protolib rank`` checks the block its options make with this)."""
+    # here: jobs never validate, so they skip importing jsonschema
+    import jsonschema
+
+    block = {"$defs": schema()["$defs"], "$ref": "#/$defs/model"}
+    errors = sorted(jsonschema.Draft202012Validator(block).iter_errors(model), key=lambda e: list(map(str, e.path)))
+    if errors:
+        return [".".join(["models", name, *map(str, e.path)]) + f": {e.message}" for e in errors]
+    return _model_problems({"models": {name: model}})
 
 
 def _run_problems(config: dict[str, Any]) -> list[str]:

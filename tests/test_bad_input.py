@@ -628,6 +628,15 @@ RANK_CASES = {
         ],
         "--weights: w.pt: not a PyTorch state_dict file (torch cannot read it",
     ),
+    "seed 2**32": (
+        lambda t: ["imgs", "--out", "o", "--seed", "4294967296", "--pca", "5"],
+        "argument --seed: must be at most 4294967295 (2**32 - 1), got 4294967296",
+    ),
+    "--set a value that is not YAML": (
+        lambda t: ["imgs", "--out", "o", "--set", "k=["],
+        "argument --set: k: '[' is not a YAML value (expected the node content",
+    ),
+    "--set batch_size=0": (lambda t: ["imgs", "--out", "o", "--set", "batch_size=0"], "error: --set batch_size: use"),
     "non-UTF-8 file name": (
         lambda t: (
             t.joinpath("imgs", os.fsdecode(b"bad\xff.png")).write_bytes((t / "imgs" / "00.png").read_bytes()),

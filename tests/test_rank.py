@@ -237,7 +237,7 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
 
 
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
-    with pytest.raises(RankError, match="M = 200 is larger than the 104 readable images"):
+    with pytest.raises(RankError, match="M = 200 is larger than the 104 image files listed in"):
         rank_folder(folders["train"], tmp_path, M=200, progress=False, log=None)
     with pytest.raises(RankError, match="both --val-normal and --val-anomalous"):
         rank_folder(folders["train"], tmp_path, val_normal=folders["train"], progress=False, log=None)
@@ -454,3 +454,134 @@ def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, folders,
             run.stderr.splitlines()[-1] == f"interrupted; {str(out)!r} holds no complete result (summary.json absent)"
         )
         assert not out.exists()  # the folder the run made is removed again when it holds nothing
+
+
+# ----------------------------------------------------------------------------- refused before decoding
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Every image decode fails the test: what the options and the listing decide comes first."""
+
+    def decode(path, what):
+        raise AssertionError(f"{path} was decoded before the error")
+
+    monkeypatch.setattr("protolib.data.images._open", decode)
+
+
+EARLY_CASES = {  # RankOptions fields -> the start of the one-line error
+    "--set k=0 with val folders": ({"model_options": {"k": 0}, "val": True}, "--set k: 0 is less than the minimum"),
+    "--set k=-3 with val folders": ({"model_options": {"k": -3}, "val": True}, "--set k: -3 is less than the minimum"),
+    "--set k=foo": ({"model_options": {"k": "foo"}}, "--set k: 'foo' is not of type 'integer'"),
+    "--set an unknown key": ({"model_options": {"kk": 2}}, "--set kk: not a setting of detector 'knn'; allowed: "),
+    "--set image_size": ({"model_options": {"image_size": True}}, "--set image_size: use --image-size"),
+    "--set batch_size=-1": ({"model_options": {"batch_size": -1}}, "--set batch_size: use --batch-size"),
+    "--set batch_size=0": ({"model_options": {"batch_size": 0}}, "--set batch_size: use --batch-size"),
+    "--set weights": ({"model_options": {"weights": "/nonexistent"}}, "--set weights: use --weights"),
+    "--set detector": ({"model_options": {"detector": "panda"}}, "--set detector: use --model"),
+    "--backbone resnet19": ({"backbone": "resnet19"}, "--backbone: unknown backbone 'resnet19'; allowed: pixels, "),
+    "--backbone pixels --model panda": (
+        {"backbone": "pixels", "model": "panda"},
+        "--backbone: detector 'panda' works on a ResNet's layers and 'pixels' has none; allowed: resnet18",
+    ),
+    "--backbone pixels --model fae": ({"backbone": "pixels", "model": "fae"}, "--backbone: detector 'fae' works on"),
+    "--weights a folder": ({"weights": "."}, "--weights: '.' is a folder, not a state_dict file"),
+    "--device cuda:abc": ({"device": "cuda:abc"}, "--device must be auto, cpu, cuda or cuda:N, got 'cuda:abc'"),
+    "--device cudaXYZ": ({"device": "cudaXYZ"}, "--device must be auto, cpu, cuda or cuda:N, got 'cudaXYZ'"),
+    "--seed 2**32": ({"seed": 2**32}, "--seed must be a whole number from 0 to 4294967295"),
+    "-M above the files listed": ({"M": 500}, "M = 500 is larger than the 104 image files listed in"),
+    "an empty val folder": ({"val": "empty"}, "--val-anomalous "),
+}
+
+
+@pytest.mark.parametrize("case", list(EARLY_CASES))
+def test_what_the_options_decide_is_refused_before_any_image_is_decoded(case, folders, faces, tmp_path, no_decoding):
+    settings, message = EARLY_CASES[case]
+    settings = dict(settings)
+    if settings.pop("val", False):
+        anomalous = folders["empty"] if EARLY_CASES[case][0]["val"] == "empty" else faces["val_anomalous"]
+        settings.update(val_normal=faces["val_normal"], val_anomalous=anomalous)
+    with pytest.raises(RankError) as err:
+        rank_folder(folders["train"], tmp_path / "out", progress=False, log=None, **settings)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cuda_device_torch_cannot_use_is_refused_before_any_image_is_decoded(
+    folders, tmp_path, no_decoding, monkeypatch
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RankError, match=r"^--device cuda: device: cuda, but torch cannot use a CUDA GPU here"):
+        rank_folder(folders["train"], tmp_path / "out", device="cuda", progress=False, log=None)
+
+
+def test_imagenet_weights_it_cannot_get_are_refused_before_any_image_is_decoded(
+    folders, tmp_path, no_decoding, monkeypatch
+):
+    """Offline, with nothing in torch's hub cache: the error names --weights and where the file goes."""
+    import torch
+
+    def offline(url, dst, *args, **kwargs):
+        raise OSError("offline")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RankError) as err:
+        rank_folder(folders["train"], tmp_path / "out", backbone="resnet18", weights="imagenet", device="cpu", log=None)
+    assert str(err.value).startswith("--weights imagenet: could not get ImageNet weights for resnet18 (offline)")
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(err.value)
+
+
+# ----------------------------------------------------------------------------- files the reader cannot decode
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height grey pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def _few(folders: dict[str, Path], root: Path) -> Path:
+    root.mkdir()
+    for path in sorted(folders["train"].glob("zero_*.png"))[:8]:
+        (root / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize(
+    ("side", "reason"),
+    [(60000, "image too large to decode (Image size (3600000000 pixels) exceeds limit"), (12000, "truncated")],
+)
+def test_a_file_claiming_a_huge_size_is_skipped_and_named(folders, tmp_path, side, reason):
+    """60000 x 60000 is above twice Pillow's bomb limit (unreadable), 12000 x 12000 above it (a
+    note naming the file, then skipped here: the header has no pixels), never Pillow's own warning."""
+    few = _few(folders, tmp_path / "few")
+    _png_header(few / "huge.png", side, side)
+    notes = []
+    result = rank_folder(few, tmp_path / "out", M=2, image_size=SIZE, progress=False, log=notes.append)
+    assert [(Path(p).name, reason in r) for p, r in result.skipped] == [("huge.png", True)]
+    assert (side == 12000) == any(n.startswith(f"note: {few / 'huge.png'}: 12000x12000 pixels, above") for n in notes)
+    with pytest.raises(RankError, match=r"cannot read image .*huge\.png.* \(use --on-error skip"):
+        rank_folder(few, tmp_path / "out2", M=2, image_size=SIZE, on_error="fail", progress=False, log=None)
+
+
+def test_a_file_it_may_not_open_is_named_with_the_system_error(folders, tmp_path, monkeypatch):
+    """Root reads any file, so the permission error is the one Pillow's open raises."""
+    from PIL import Image
+
+    few = _few(folders, tmp_path / "few")
+    opened = Image.open
+
+    def open_(path, *args, **kwargs):
+        if Path(path).name == "zero_000.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_)
+    result = rank_folder(few, tmp_path / "out", M=2, image_size=SIZE, progress=False, log=None, contact_sheet=False)
+    assert result.skipped == [(str(few / "zero_000.png"), "cannot open image (Permission denied)")]

@@ -33,6 +33,7 @@ import errno
 import importlib
 import os
 import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,19 +202,40 @@ def _decode(img: Any) -> _Decoded:
     return _Decoded(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
+class LargeImageWarning(UserWarning):
+    """A file above Pillow's decompression-bomb limit that is decoded anyway (below twice the
+    limit; above it the file is unreadable), named with its size."""
+
+
 def _open(path: Path, what: str) -> _Decoded:
     # here: PIL only in jobs that decode image files
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # said below, naming the file
+            img = Image.open(path)
+        with img:
+            if Image.MAX_IMAGE_PIXELS and img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                warnings.warn(
+                    f"{path}: {img.width}x{img.height} pixels, above Pillow's decompression-bomb "
+                    f"limit of {Image.MAX_IMAGE_PIXELS}; decoded anyway",
+                    LargeImageWarning,
+                    stacklevel=2,
+                )
             img.load()  # decode now: a truncated file fails here, naming the file
             return _decode(img)
     except FileNotFoundError:
         raise DatasetFilesError(f"{path}: {what} file not found") from None
     except UnidentifiedImageError:
         raise DatasetFilesError(f"{path}: not a readable {what} (Pillow cannot identify the format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise DatasetFilesError(f"{path}: {what} too large to decode ({err})") from None
+    except OSError as err:
+        if err.errno is not None:  # the system's error (permission denied, I/O error), not the file's content
+            raise DatasetFilesError(f"{path}: cannot open {what} ({err.strerror})") from None
+        raise DatasetFilesError(f"{path}: unreadable {what} ({err}); a truncated or corrupt file?") from None
+    except (SyntaxError, ValueError) as err:
         raise DatasetFilesError(f"{path}: unreadable {what} ({err}); a truncated or corrupt file?") from None
 
 

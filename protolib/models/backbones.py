@@ -40,6 +40,11 @@ def backbone_names() -> list[str]:
     return BACKBONES.names()
 
 
+def network_backbones() -> list[str]:
+    """The backbones that are networks with layers (what panda, patchcore, fae and rd read)."""
+    return list(_TORCHVISION_RESNETS)
+
+
 #: the seed of a ``weights: none`` network's random initialisation
 RANDOM_INIT_SEED = 0
 
@@ -78,6 +83,10 @@ _TORCHVISION_RESNETS = {
 }
 
 
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights that are neither in torch's hub cache nor downloadable (offline)."""
+
+
 def load_resnet(name: str, weights: str) -> Any:
     """A torchvision ResNet with the weights config asks for; a clear error if they are missing.
 
@@ -98,11 +107,11 @@ def load_resnet(name: str, weights: str) -> Any:
         try:
             return builder(weights=enum)
         except Exception as err:  # network or cache failure
-            raise RuntimeError(
+            cache = Path(torch.hub.get_dir()) / "checkpoints"
+            raise WeightsUnavailableError(
                 f"could not get ImageNet weights for {name} ({err}). Either run once on a machine "
-                f"with the network (torchvision caches {enum.url.rsplit('/', 1)[-1]} under "
-                "~/.cache/torch/hub/checkpoints), or download that file yourself and set the "
-                "model's 'weights' to its path"
+                f"with the network (torchvision caches {enum.url} as {cache / enum.url.rsplit('/', 1)[-1]}), "
+                "or download that file yourself and put it there, or set the weights to its path"
             ) from err
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -174,6 +183,19 @@ def _state_dict_mismatch(state: dict[str, Any], name: str) -> str | None:
     return "; ".join(parts) or None
 
 
+def weights_path_problem(weights: str) -> str | None:
+    """Why a ``weights`` value naming a file names none (missing, or a folder); None for
+    ``imagenet``, ``none`` and an existing file."""
+    if weights in ("none", "imagenet"):
+        return None
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        return f"{weights!r} is a folder, not a state_dict file; name the weights file in it"
+    if not path.is_file():
+        return f"file {weights!r} not found"
+    return None
+
+
 def weights_problem(model_cfg: dict[str, Any]) -> str | None:
     """Whether a model's ``weights`` file can be used for its backbone (checked with the config,
     before any job: a file that is not a state_dict otherwise fails the first GPU job)."""
@@ -182,8 +204,9 @@ def weights_problem(model_cfg: dict[str, Any]) -> str | None:
     if weights in ("none", "imagenet") or backbone == "pixels":
         return None
     path = Path(weights).expanduser()
-    if not path.is_file():
-        return f"file {weights!r} not found"
+    problem = weights_path_problem(weights)
+    if problem:
+        return problem
     try:
         read_state_dict(path, backbone if backbone in _TORCHVISION_RESNETS else None)
     except ValueError as err:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from protolib.hyperparams import build, hyper_parameters, settings_problems
-from protolib.models.backbones import FEATURE_DEFAULTS
+from protolib.models.backbones import FEATURE_DEFAULTS, backbone_names, network_backbones
 from protolib.registry import Registry
 
 
@@ -28,6 +28,8 @@ class Detector(ABC):
     name: str = "detector"
     #: whether the pipeline gives it the cached frozen features (``*_features`` methods)
     frozen_features: bool = False
+    #: whether it reads a ResNet's layers, so that its ``backbone`` must be one (not pixels)
+    network_backbone: bool = False
 
     @abstractmethod
     def fit(self, images: np.ndarray) -> Detector:
@@ -155,6 +157,13 @@ def model_problems(name: str, model_cfg: dict[str, Any]) -> list[str]:
         problems.append(
             f"models.{name}.backbone: missing; detector {detector!r} would use {own!r} and the "
             f"feature cache (gmm, typical) {FEATURE_DEFAULTS['backbone']!r}: name it"
+        )
+    backbone = model_cfg.get("backbone")
+    layers = getattr(factory, "network_backbone", False)
+    if layers and backbone in backbone_names() and backbone not in network_backbones():
+        problems.append(
+            f"models.{name}.backbone: detector {detector!r} works on a ResNet's layers and {backbone!r} has none; "
+            f"allowed: {', '.join(network_backbones())}"
         )
     return problems
 

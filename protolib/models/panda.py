@@ -66,6 +66,7 @@ TRAINED_LAYERS = ("layer3", "layer4")
 @DETECTORS.register("panda")
 class PandaDetector(Detector):
     name = "panda"
+    network_backbone = True
 
     def __init__(
         self,

@@ -101,6 +101,7 @@ def greedy_coreset(
 @DETECTORS.register("patchcore")
 class PatchCoreDetector(Detector):
     name = "patchcore"
+    network_backbone = True
 
     def __init__(
         self,

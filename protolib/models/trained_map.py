@@ -45,6 +45,7 @@ class TrainedMapDetector(Detector):
     """
 
     default_parallel_models = 32  # models trained at once on CUDA (parallel_models: auto)
+    network_backbone = True
 
     def __init__(
         self,

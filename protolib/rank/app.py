@@ -11,7 +11,7 @@ from typing import Any
 from protolib.checks import InputMismatchError
 from protolib.models.base import detector_uses_features
 from protolib.rank.contact_sheet import draw
-from protolib.rank.folders import ImageFolder, check_inputs, read_inputs
+from protolib.rank.folders import ImageFolder, check_inputs, list_inputs, read_inputs
 from protolib.rank.model import (
     build_detector,
     checked_model_config,
@@ -61,17 +61,17 @@ def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankRe
     model_cfg = checked_model_config(opts)
     size = model_cfg["image_size"]
     folders = check_inputs(images_dir, out_dir, opts)
-    with claimed(out_dir) as staging:  # before any image is read: a bad or busy --out is refused at once
-        read = read_inputs(folders, opts, size, log, model_cfg["backbone"])
-        train = read[0]
-        n_atypical = _check_counts(train, images_dir, opts, log)
-        # torch is imported from here on, not for input errors
+    with claimed(out_dir) as staging:  # before any folder is listed: a bad or busy --out is refused at once
+        listed = list_inputs(folders, opts, size, model_cfg["backbone"])
+        # torch is imported from here on (a GPU, a network backbone), not for the errors above
         device = resolve_device(opts.device)
         note_weights(model_cfg, opts.weights, log)
-        detector = build_detector(model_cfg, device)
-
+        detector = build_detector(model_cfg, device)  # its weights (ImageNet's: downloaded) before any decoding
         frozen = detector_uses_features(model_cfg)
         embed = embedder(detector, frozen, model_cfg, device)
+        read = read_inputs(listed, opts, log)
+        train = read[0]
+        n_atypical = _check_counts(train, images_dir, opts, log)
         step = model_cfg["batch_size"] * -(-1024 // model_cfg["batch_size"])  # whole network batches, as in one call
         features = embed_folder(embed, train, model_cfg["backbone"], size, device, log, step, opts.progress)
         ranking = rank_images(train, features, opts, n_atypical, device, log)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from protolib.data.base import DatasetFilesError
-from protolib.data.images import FolderListing, read_images, scan_folder, some_names
+from protolib.data.images import FolderListing, LargeImageWarning, read_images, scan_folder, some_names
 from protolib.rank.memory import check_memory, estimate_peak
 from protolib.rank.options import RankError, RankOptions
 from protolib.rank.out_folder import check_out_dir
@@ -110,9 +111,22 @@ def read_folder(
     return read_folders([folder], image_size, on_error=on_error, progress=progress)[0]
 
 
+#: the option that names each input folder, in read order
+FOLDER_OPTIONS = ("IMAGES_DIR", "--val-normal", "--val-anomalous")
+
+
+@dataclass
+class Listed:
+    """The input folders (the folder to rank, then the val folders), checked and listed; nothing decoded."""
+
+    folders: list[Path]
+    listings: list[FolderListing]
+    size: int
+
+
 def check_inputs(images_dir: Path, out_dir: Path, opts: RankOptions) -> list[Path]:
     """The folder to rank and the val folders (normal, anomalous) if given: each an existing
-    folder, none inside another, ``--out`` outside them all (nothing read yet)."""
+    folder, none inside another, ``--out`` outside them all (nothing listed yet)."""
     folders = [images_dir] + ([Path(opts.val_normal), Path(opts.val_anomalous)] if opts.with_val else [])
     for folder in folders:
         if not folder.exists():
@@ -120,37 +134,57 @@ def check_inputs(images_dir: Path, out_dir: Path, opts: RankOptions) -> list[Pat
         if not folder.is_dir():
             raise RankError(f"{str(folder)!r} is not a folder")
     check_out_dir(out_dir, folders)
-    check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
+    check_separate(dict(zip(FOLDER_OPTIONS, folders)))
     return folders
 
 
-def read_inputs(
-    folders: list[Path], opts: RankOptions, size: int, log: Callable[[str], None], backbone: str = "pixels"
-) -> list[ImageFolder]:
-    """The folders of :func:`check_inputs` read at ``size`` x ``size``; skipped and ignored files
-    are reported through ``log``. A run whose estimated peak memory (:mod:`protolib.rank.memory`)
-    exceeds the available memory is refused before any image is decoded."""
+def list_inputs(folders: list[Path], opts: RankOptions, size: int, backbone: str = "pixels") -> Listed:
+    """The folders of :func:`check_inputs`, listed: what the options and the listing decide
+    (``-M`` against the files listed, empty folders, and the estimated peak memory,
+    :mod:`protolib.rank.memory`) is refused before any image is decoded."""
+    images_dir = folders[0]
     listings = [scan_folder(folder) for folder in folders]
+    check_names([p for listing in listings for p in listing.images])
+    for option, folder, listing in zip(FOLDER_OPTIONS, folders, listings):
+        if not listing.images:
+            raise RankError(f"{_named(option, folder)} has no PNG, JPEG, TIFF or BMP files{_broken(listing)}")
+    n = len(listings[0].images)
+    if n < opts.M:
+        raise RankError(f"M = {opts.M} is larger than the {n} image files listed in {str(images_dir)!r}")
     channels, largest = _peek([p for listing in listings for p in listing.images])
-    parts = estimate_peak(
-        sum(len(listing.images) for listing in listings),
-        len(listings[0].images),
-        size,
-        channels,
-        backbone,
-        opts.batch_size,
-        largest,
-    )
-    check_memory(parts, f"ranking {len(listings[0].images)} images at {size}x{size} ({backbone} features)")
+    total = sum(len(listing.images) for listing in listings)
+    parts = estimate_peak(total, n, size, channels, backbone, opts.batch_size, largest)
+    check_memory(parts, f"ranking {n} images at {size}x{size} ({backbone} features)")
+    return Listed(folders, listings, size)
+
+
+def read_inputs(listed: Listed, opts: RankOptions, log: Callable[[str], None]) -> list[ImageFolder]:
+    """The listed folders, decoded at ``size`` x ``size``; skipped and ignored files are reported
+    through ``log``."""
     try:
-        read = read_folders(folders, size, on_error=opts.on_error, progress=opts.progress, listings=listings)
+        with warnings.catch_warnings(record=True) as large:
+            warnings.simplefilter("always", LargeImageWarning)
+            read = read_folders(
+                listed.folders, listed.size, on_error=opts.on_error, progress=opts.progress, listings=listed.listings
+            )
     except UnreadableImageError as err:
         raise RankError(f"{err} (use --on-error skip to leave it out)") from err
+    for warning in large:
+        log(f"note: {warning.message}")
     release_free_heap()
-    check_names(read)
-    for folder, data in zip(folders, read):
-        _report(folder, data, log)
+    for option, folder, data in zip(FOLDER_OPTIONS, listed.folders, read):
+        _report(_named(option, folder), data, log)
     return read
+
+
+def _named(option: str, folder: Path) -> str:
+    return f"folder {str(folder)!r}" if option == FOLDER_OPTIONS[0] else f"{option} {str(folder)!r}"
+
+
+def _broken(listing: FolderListing) -> str:
+    if not listing.broken:
+        return ""
+    return f" that can be read (skipped: {some_names([p for p, _ in listing.broken])}: links or special files)"
 
 
 def release_free_heap() -> None:
@@ -172,29 +206,26 @@ def _peek(paths: list[Path], count: int = 64) -> tuple[int, int]:
     channels, largest = 1, 0
     for path in paths[:count]:
         try:
-            with Image.open(path) as img:
-                channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
-                largest = max(largest, img.width * img.height)
-        except (OSError, SyntaxError, ValueError):  # an unreadable file is reported when it is read
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the reader notes it, naming the file
+                with Image.open(path) as img:
+                    channels = max(channels, 1 if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else 3)
+                    largest = max(largest, img.width * img.height)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # reported when it is read
             pass
     return channels, largest
 
 
-def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None:
+def _report(named: str, data: ImageFolder, log: Callable[[str], None]) -> None:
     for path, reason in data.skipped:
         log(f"warning: skipped {str(path)!r}: {reason}")
     if data.ignored:
         log(
-            f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
+            f"note: ignored {len(data.ignored)} file(s) in {named} that are not PNG, JPEG, TIFF or BMP: "
             f"{some_names(data.ignored)}"
         )
     if len(data) == 0:
-        what = (
-            f"none of its {len(data.skipped)} image files could be read"
-            if data.skipped
-            else "it has no PNG, JPEG, TIFF or BMP files"
-        )
-        raise RankError(f"no images to rank in folder {str(folder)!r}: {what}")
+        raise RankError(f"no images to rank in {named}: none of its {len(data.skipped)} image files could be read")
 
 
 def check_separate(folders: dict[str, Path]) -> None:
@@ -214,14 +245,12 @@ def check_separate(folders: dict[str, Path]) -> None:
                 )
 
 
-def check_names(read: list[ImageFolder]) -> None:
-    """File names must be writable to the UTF-8 outputs (checked before any compute)."""
-    for data in read:
-        for path in data.paths:
-            try:
-                str(path).encode("utf-8")
-            except UnicodeEncodeError:
-                raise RankError(
-                    f"file name {path!r} is not valid UTF-8; rename it (the outputs name every "
-                    "file in UTF-8 CSV and JSON)"
-                ) from None
+def check_names(paths: list[Path]) -> None:
+    """File names must be writable to the UTF-8 outputs (checked on the listing)."""
+    for path in paths:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RankError(
+                f"file name {path!r} is not valid UTF-8; rename it (the outputs name every file in UTF-8 CSV and JSON)"
+            ) from None

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from protolib.config import model_block_problems
 from protolib.device import DeviceError
 from protolib.models import make_backbone, make_detector
+from protolib.models.backbones import WeightsUnavailableError
 from protolib.models.backbones import resolve_device as resolve
-from protolib.models.backbones import weights_problem
 from protolib.rank.memory import check_image_size
 from protolib.rank.options import RankError, RankOptions
 
@@ -21,6 +22,14 @@ PIXELS_IMAGE_SIZE = 64
 NETWORK_IMAGE_SIZE = 224
 #: the paper's input size where it is not the ResNet default 224
 PAPER_IMAGE_SIZES = {"fae": 128}
+#: the model-block keys that have an option of their own (``--set`` refuses them)
+OWN_OPTIONS = {
+    "detector": "--model",
+    "backbone": "--backbone",
+    "weights": "--weights",
+    "image_size": "--image-size",
+    "batch_size": "--batch-size",
+}
 
 
 def model_config(
@@ -48,17 +57,28 @@ def model_config(
 
 
 def checked_model_config(opts: RankOptions) -> dict[str, Any]:
-    """:func:`model_config` of the options, its image size checked."""
-    cfg = model_config(opts.model, opts.backbone, opts.weights, opts.image_size, opts.batch_size, opts.model_options)
-    size = cfg["image_size"]
-    if not isinstance(size, int) or size < 1:
+    """:func:`model_config` of the options, checked as the study checks a ``models.<name>`` block
+    (:func:`protolib.config.model_block_problems`: types, ranges, the detector's settings, the
+    backbone and the weights file), each problem naming the option that gave the key."""
+    own = [key for key in opts.model_options or {} if key in OWN_OPTIONS]
+    if own:
+        raise RankError(f"--set {own[0]}: use {OWN_OPTIONS[own[0]]} (--set gives the model's other settings)")
+    size = opts.image_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
         raise RankError(f"--image-size must be a positive integer, got {size!r}")
-    check_image_size(size)
-    if opts.weights is not None:  # read now: before any image is read or embedded
-        problem = weights_problem(cfg)
-        if problem:
-            raise RankError(f"--weights: {problem}")
+    cfg = model_config(opts.model, opts.backbone, opts.weights, size, opts.batch_size, opts.model_options)
+    check_image_size(cfg["image_size"])
+    problems = model_block_problems("rank", cfg)
+    if problems:
+        raise RankError("; ".join(_by_option(problem) for problem in problems))
     return cfg
+
+
+def _by_option(problem: str) -> str:
+    """``models.rank.k: ...`` -> ``--set k: ...``; a key with its own option is named by it."""
+    where, _, message = problem.removeprefix("models.rank.").partition(": ")
+    key, dot, rest = where.partition(".")
+    return f"{OWN_OPTIONS.get(key, f'--set {key}')}{dot}{rest}: {message}"
 
 
 def resolve_device(device: str) -> str:
@@ -87,6 +107,8 @@ def note_weights(model_cfg: dict[str, Any], weights: str | None, log: Callable[[
 
 
 def _user_error(what: str, err: Exception) -> RankError:
+    if isinstance(err, WeightsUnavailableError):
+        return RankError(f"--weights imagenet: {err}")
     if isinstance(err, KeyError):
         return RankError(str(err.args[0]) if err.args else str(err))
     return RankError(f"cannot build {what}: {err}")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from protolib.models import DETECTORS
+
+#: the largest ``--seed``: numpy's and scikit-learn's seeds are unsigned 32-bit integers
+MAX_SEED = 2**32 - 1
+#: the devices ``--device`` takes (no mps: rank is tested on CUDA and the CPU)
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class RankError(Exception):
@@ -68,12 +74,12 @@ def check_options(opts: RankOptions) -> None:
         raise RankError(f"--coreset-exclude must be 0 or more, got {opts.coreset_exclude}")
     if opts.batch_size < 1:
         raise RankError(f"--batch-size must be at least 1, got {opts.batch_size}")
-    if not isinstance(opts.seed, int) or opts.seed < 0:
-        raise RankError(f"--seed must be a whole number 0 or more, got {opts.seed!r}")
+    if not isinstance(opts.seed, int) or not 0 <= opts.seed <= MAX_SEED:
+        raise RankError(f"--seed must be a whole number from 0 to {MAX_SEED} (2**32 - 1), got {opts.seed!r}")
     if opts.knn_index not in ("flat", "ivf"):
         raise RankError(f"--knn-index must be flat or ivf, got {opts.knn_index!r}")
     check_model_name(opts.model)
-    if not (opts.device in ("auto", "cpu") or opts.device.startswith("cuda")):
+    if not DEVICE_PATTERN.fullmatch(opts.device):
         raise RankError(f"--device must be auto, cpu, cuda or cuda:N, got {opts.device!r}")
 
 
