@@ -22,6 +22,12 @@ from protolib.plugins import import_plugins
 if TYPE_CHECKING:
     import jsonschema
 
+#: far above any study's config (config/paper.yaml: ~7 kB, a few hundred values), far below harm
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 100_000
+#: a validation message's longest line
+MAX_MESSAGE = 500
+
 
 def schema() -> dict[str, Any]:
     text = resources.files("protolib").joinpath("schemas/config.schema.yaml").read_text()
@@ -78,9 +84,19 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
     else:
         line = f"{key}: {error.message}"
         top = {str(error.absolute_path[0])} if error.absolute_path else set()
+    if len(line) > MAX_MESSAGE:  # a value built up through YAML aliases can be megabytes long
+        line = line[:MAX_MESSAGE] + " ... (shortened)"
     if top and top <= overrides:
         line += " (set by --config)"
     return line
+
+
+def _values(node: Any, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds once its YAML aliases are expanded (each shared node counted once)."""
+    if id(node) not in sizes:
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        sizes[id(node)] = 1 + sum(_values(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 def check_mapping(config: Any, source: str) -> None:
@@ -498,11 +514,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: str | Path) -> Any:
-    """A YAML config file's content; a missing, unreadable or non-text file, bad YAML or a
-    duplicate key is one ConfigError naming the file."""
+    """A YAML config file's content; a missing, unreadable or non-text file, a pipe or device,
+    a file or an alias expansion far larger than any study's, bad YAML or a duplicate key is one
+    ConfigError naming the file."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; expected a YAML config file (e.g. config.yaml)")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a pipe, socket or device); expected a YAML config file")
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: {path.stat().st_size} bytes; a study config is a few kilobytes (at most {MAX_CONFIG_BYTES})"
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -516,11 +539,17 @@ def read_yaml(path: str | Path) -> Any:
     loader = _UniqueKeyLoader(text)
     loader.name = str(path)
     try:
-        return loader.get_single_data()
+        content = loader.get_single_data()
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     finally:
         loader.dispose()
+    if _values(content, {}) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"{path}: its aliases (*name) expand to more than {MAX_CONFIG_VALUES} values; a study config holds "
+            "a few hundred"
+        )
+    return content
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -202,6 +202,16 @@ BAD_FILES = {
     "a list": (lambda p: p.write_text("- results\n- seed\n"), "expected a mapping of settings (key: value lines"),
     "a scalar": (lambda p: p.write_text("42\n"), "got a int ('42')"),
     "empty": (lambda p: p.write_text(""), "got nothing (an empty file)"),
+    "a pipe": (lambda p: os.mkfifo(p), "not a regular file (a pipe, socket or device)"),  # read: blocked forever
+    "a huge file": (lambda p: p.write_text("# x\n" * 300_000), "bytes; a study config is a few kilobytes"),
+    "an alias bomb": (  # 1.5 kB that expand to 10^6 values: a 644 MB message after 23 s
+        lambda p: p.write_text(
+            "a: &l0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+            + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 6))
+            + "selection: {M: *l5}\n"
+        ),
+        "its aliases (*name) expand to more than 100000 values",
+    ),
     "a plugin raising on import": (
         lambda p: (
             p.with_name("bad_plugin_mod.py").write_text("x = 1 / 0\n"),
