@@ -234,6 +234,22 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
     assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif", "sub/read_too.png"]
 
 
+@pytest.mark.parametrize("size", [64, 32])
+def test_nan_pixels_become_0_whether_or_not_the_image_is_resized(tmp_path, size):
+    """Float TIFFs in [-1, 1]: NaN ends black (0) as documented, also when resized (it was 128:
+    filled with 0 before the common min-max scaling)."""
+    ramp = np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "a.tif")
+    holed = ramp.copy()
+    holed[:32] = np.nan
+    Image.fromarray(holed, mode="F").save(tmp_path / "b.tif")
+    data = read_folder(tmp_path, size, progress=False)
+    half = size // 2
+    assert (data.images[1, : half - 1] == 0).all()  # the NaN half (the row at its edge is half NaN)
+    assert np.array_equal(data.images[1, half + 1 :], data.images[0, half + 1 :])  # the rest as without NaN
+    assert data.images[0, half + 1 :].min() > 100  # the lower half of the ramp is bright
+
+
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
     with pytest.raises(RankError, match="M = 200 is larger than the 104 readable images"):
         rank_folder(folders["train"], tmp_path, M=200, progress=False, log=None)

@@ -13,7 +13,8 @@ Rules (documented in the README, "Use it on your own images"):
   folder), never per image: integers by their bit depth -- the smallest of 8, 10, 12, 14, 16,
   24, 32 bits that holds the largest value of the set, so 12-bit data in 16-bit files keeps
   its 4096 levels -- floats ×255 when every value lies in [0, 1], else (and integers with
-  negative values) the set's minimum..maximum. NaN and infinite values become 0. (The chest
+  negative values) the set's minimum..maximum. NaN and infinite values become 0, also when the
+  image is resized (a resized pixel more than half NaN is NaN). (The chest
   X-ray loaders read one scan at a time and window its deep data to its own range, as they do a
   DICOM's: :func:`read_windowed`.)
 * Transparency (RGBA, LA, palette with transparency): when the colour channels carry no content
@@ -245,13 +246,27 @@ def _equal_channels(image: np.ndarray) -> bool:
 
 
 def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
+    """Deep grey data resized before the set's common scaling, its NaN kept NaN (they become 0
+    with the scaling, as at the native size): a pixel more than half NaN is NaN, the others are
+    the mean of their finite neighbours (a NaN filled before resizing would be scaled with the
+    data, mid-grey for values in [-1, 1])."""
     # here: PIL only in jobs that decode image files
     from PIL import Image
 
     if array.shape == (size, size):
         return array
-    out = Image.fromarray(np.nan_to_num(array).astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
-    return np.asarray(out, dtype=np.float64)
+
+    def squash(values: np.ndarray) -> np.ndarray:
+        out = Image.fromarray(values.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
+        return np.asarray(out, dtype=np.float64)
+
+    finite = np.isfinite(array)
+    if finite.all():
+        return squash(array)
+    weight = squash(finite.astype(np.float64))
+    values = squash(np.where(finite, array, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(weight > 0.5, values / weight, np.nan)
 
 
 @dataclass
