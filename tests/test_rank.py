@@ -11,6 +11,7 @@ Exit codes are checked through the real command line (``python -m protolib rank`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
 CORRUPTED = "zero_corrupted.png"
 N_ZEROS = 100
 SIZE = 32
+LOCKED_REASON = "folder not read (Permission denied): its files are left out"
 
 
 def _save(image: np.ndarray, path: Path) -> None:
@@ -248,6 +250,51 @@ def test_nan_pixels_become_0_whether_or_not_the_image_is_resized(tmp_path, size)
     assert (data.images[1, : half - 1] == 0).all()  # the NaN half (the row at its edge is half NaN)
     assert np.array_equal(data.images[1, half + 1 :], data.images[0, half + 1 :])  # the rest as without NaN
     assert data.images[0, half + 1 :].min() > 100  # the lower half of the ramp is bright
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Listing ``folder`` fails as it does without read permission (the tests run as root, whom
+    the kernel lets read any folder)."""
+    scandir = os.scandir
+
+    def denied(path: str | os.PathLike[str] = ".") -> os.ScandirIterator:
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+
+
+def test_hidden_files_and_unreadable_folders_are_listed_not_dropped(tmp_path, monkeypatch):
+    """Hidden files and folders are skipped, but listed; a subfolder that cannot be listed is a
+    skipped entry with the system's reason; multi-frame files are ranked by their first frame
+    and listed."""
+    images = tmp_path / "images"
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png", ".x.png", ".hdir/a.png", "locked/d.png"):
+        (images / name).parent.mkdir(parents=True, exist_ok=True)
+        _save(rng.integers(0, 256, (16, 16), dtype=np.uint8), images / name)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(images / "pages.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(images / "animated.png", save_all=True, append_images=frames[1:])
+    _deny(monkeypatch, images / "locked")
+    messages: list[str] = []
+    out = tmp_path / "out"
+    result = rank_folder(images, out, M=1, n_atypical=1, progress=False, contact_sheet=False, log=messages.append)
+    assert sorted(result.table.file) == ["a.png", "animated.png", "b.png", "pages.tif"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hidden"] == [str(images / ".hdir"), str(images / ".x.png")]
+    assert summary["skipped"] == [{"file": str(images / "locked"), "reason": LOCKED_REASON}]
+    assert summary["first_frame_only"] == [str(images / "animated.png"), str(images / "pages.tif")]
+    said = "\n".join(messages)
+    assert "2 hidden file(s) and folder(s)" in said and "locked" in said and "Permission denied" in said
+    assert "only the first frame of each is ranked" in said and "pages.tif" in said
+
+
+def test_a_folder_to_rank_that_cannot_be_listed_is_named_with_the_reason(folders, tmp_path, monkeypatch):
+    _deny(monkeypatch, folders["with_broken"])
+    with pytest.raises(RankError, match=f"cannot read folder {str(folders['with_broken'])!r}: Permission denied"):
+        rank_folder(folders["with_broken"], tmp_path, progress=False, log=None)
 
 
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):

@@ -45,8 +45,10 @@ class ImageFolder:
     paths: list[Path]  # one per image, in array order
     images: np.ndarray  # uint8, (N, S, S) if mode == "L", (N, S, S, 3) if mode == "RGB"
     mode: str
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason): unreadable files, bad links
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): unreadable files, folders, links
     ignored: list[Path] = field(default_factory=list)  # files without an image suffix
+    hidden: list[Path] = field(default_factory=list)  # files and folders named ".*": not read
+    first_frame_only: list[Path] = field(default_factory=list)  # multi-page TIFFs, animated PNGs: frame 1 ranked
 
     @property
     def names(self) -> list[str]:
@@ -71,7 +73,7 @@ def read_folders(
     if image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
     if listings is None:
-        listings = [scan_folder(Path(folder)) for folder in folders]
+        listings = [listed(Path(folder)) for folder in folders]
     paths = [p for listing in listings for p in listing.images]
     try:
         read = read_images(paths, "auto", size=image_size, on_error=on_error, progress=progress)
@@ -98,6 +100,8 @@ def read_folders(
                 mode="RGB" if colour else "L",
                 skipped=skipped,
                 ignored=listing.others,
+                hidden=listing.hidden,
+                first_frame_only=[p for p in read.first_frame_only if p in mine],
             )
         )
     return out
@@ -124,7 +128,7 @@ def read_inputs(
             raise RankError(f"{str(folder)!r} is not a folder")
     check_out_dir(out_dir, folders)
     check_separate(dict(zip(["IMAGES_DIR", "--val-normal", "--val-anomalous"], folders)))
-    listings = [scan_folder(folder) for folder in folders]
+    listings = [listed(folder) for folder in folders]
     channels, largest = _peek([p for listing in listings for p in listing.images])
     parts = estimate_peak(
         sum(len(listing.images) for listing in listings),
@@ -145,6 +149,14 @@ def read_inputs(
     for folder, data in zip(folders, read):
         _report(folder, data, log)
     return read
+
+
+def listed(folder: Path) -> FolderListing:
+    """:func:`scan_folder`, a folder that cannot be listed (no permission) a :class:`RankError`."""
+    try:
+        return scan_folder(folder)
+    except DatasetFilesError as err:
+        raise RankError(str(err)) from None
 
 
 def release_free_heap() -> None:
@@ -181,6 +193,17 @@ def _report(folder: Path, data: ImageFolder, log: Callable[[str], None]) -> None
         log(
             f"note: ignored {len(data.ignored)} file(s) in {str(folder)!r} that are not PNG, JPEG, TIFF or BMP: "
             f"{some_names(data.ignored)}"
+        )
+    if data.first_frame_only:
+        log(
+            f"note: {len(data.first_frame_only)} file(s) in {str(folder)!r} hold several frames (multi-page TIFF, "
+            f"animated PNG); only the first frame of each is ranked (listed in summary.json): "
+            f"{some_names(data.first_frame_only)}"
+        )
+    if data.hidden:
+        log(
+            f"note: skipped {len(data.hidden)} hidden file(s) and folder(s) in {str(folder)!r} (name starting "
+            f"with '.'; listed in summary.json): {some_names(data.hidden)}"
         )
     if len(data) == 0:
         what = (
