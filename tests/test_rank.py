@@ -347,6 +347,29 @@ def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces
     assert len(result.subsets["greedy"]) == 2 and 0 <= result.val_auroc["evolutionary"] <= 1
 
 
+def test_options_the_folder_lowers_are_noted(folders, tmp_path):
+    """--coreset-exclude and --neighbours beyond the folder's 30 images: the values used are
+    recorded, and the run says so (a note, and summary.json's notes)."""
+    messages: list[str] = []
+    result = rank_folder(
+        folders["with_broken"],
+        tmp_path,
+        M=10,
+        coreset_exclude=100,
+        neighbours=1000,
+        progress=False,
+        contact_sheet=False,
+        log=messages.append,
+    )
+    assert result.settings["coreset_exclude"] == 20 and result.settings["neighbours"] == 29
+    expected = [
+        "--coreset-exclude 100 leaves fewer than M = 10 of the 30 images to cover; leaving out 20",
+        "--neighbours 1000 is more than the 29 other images; using k = 29",
+    ]
+    assert json.loads((tmp_path / "summary.json").read_text())["notes"] == expected
+    assert [f"note: {note}" for note in expected] == [m for m in messages if m.startswith("note: --")]
+
+
 # ----------------------------------------------------------------------------- command line
 def test_cli_skips_a_truncated_png_and_names_it(folders, tmp_path):
     run = _cli(folders["with_broken"], "--out", tmp_path, "-M", "3", "--image-size", SIZE, "--quiet")
@@ -393,3 +416,33 @@ def test_cli_bad_inputs_exit_2_with_a_clear_message(case, folders, faces, tmp_pa
     for text in args[1]:
         assert text in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_quiet_hides_the_network_and_evolutionary_bars(faces, tmp_path):
+    """-q: no progress bar at all, also the ResNet's own batch bar and the generations' bar
+    (stderr is a pipe here, as a file would be)."""
+    run = _cli(
+        faces["train"],
+        "--out",
+        tmp_path,
+        "-q",
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--image-size",
+        SIZE,
+        "-M",
+        "2",
+        "--val-normal",
+        faces["val_normal"],
+        "--val-anomalous",
+        faces["val_anomalous"],
+        "--population",
+        "6",
+        "--generations",
+        "3",
+        "--no-contact-sheet",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "%|" not in run.stderr and "it/s" not in run.stderr, run.stderr
