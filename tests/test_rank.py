@@ -29,6 +29,7 @@ NOISE = ["noise_0.png", "noise_1.png", "noise_2.png"]
 CORRUPTED = "zero_corrupted.png"
 N_ZEROS = 100
 SIZE = 32
+LOCKED_REASON = "folder not read (Permission denied): its files are left out"
 
 
 def _save(image: np.ndarray, path: Path) -> None:
@@ -236,6 +237,67 @@ def test_mixed_formats_modes_and_sizes(tmp_path):
     assert sorted(result.table.file) == ["a_grey.png", "c_16bit.tif", "sub/read_too.png"]
 
 
+@pytest.mark.parametrize("size", [64, 32])
+def test_nan_pixels_become_0_whether_or_not_the_image_is_resized(tmp_path, size):
+    """Float TIFFs in [-1, 1]: NaN ends black (0) as documented, also when resized (it was 128:
+    filled with 0 before the common min-max scaling)."""
+    ramp = np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "a.tif")
+    holed = ramp.copy()
+    holed[:32] = np.nan
+    Image.fromarray(holed, mode="F").save(tmp_path / "b.tif")
+    data = read_folder(tmp_path, size, progress=False)
+    half = size // 2
+    assert (data.images[1, : half - 1] == 0).all()  # the NaN half (the row at its edge is half NaN)
+    assert np.array_equal(data.images[1, half + 1 :], data.images[0, half + 1 :])  # the rest as without NaN
+    assert data.images[0, half + 1 :].min() > 100  # the lower half of the ramp is bright
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Listing ``folder`` fails as it does without read permission (the tests run as root, whom
+    the kernel lets read any folder)."""
+    scandir = os.scandir
+
+    def denied(path: str | os.PathLike[str] = ".") -> os.ScandirIterator:
+        if not isinstance(path, int) and Path(path) == folder:  # shutil.rmtree lists by file descriptor
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+
+
+def test_hidden_files_and_unreadable_folders_are_listed_not_dropped(tmp_path, monkeypatch):
+    """Hidden files and folders are skipped, but listed; a subfolder that cannot be listed is a
+    skipped entry with the system's reason; multi-frame files are ranked by their first frame
+    and listed."""
+    images = tmp_path / "images"
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png", ".x.png", ".hdir/a.png", "locked/d.png"):
+        (images / name).parent.mkdir(parents=True, exist_ok=True)
+        _save(rng.integers(0, 256, (16, 16), dtype=np.uint8), images / name)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(images / "pages.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(images / "animated.png", save_all=True, append_images=frames[1:])
+    _deny(monkeypatch, images / "locked")
+    messages: list[str] = []
+    out = tmp_path / "out"
+    result = rank_folder(images, out, M=1, n_atypical=1, progress=False, contact_sheet=False, log=messages.append)
+    assert sorted(result.table.file) == ["a.png", "animated.png", "b.png", "pages.tif"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hidden"] == [str(images / ".hdir"), str(images / ".x.png")]
+    assert summary["skipped"] == [{"file": str(images / "locked"), "reason": LOCKED_REASON}]
+    assert summary["first_frame_only"] == [str(images / "animated.png"), str(images / "pages.tif")]
+    said = "\n".join(messages)
+    assert "2 hidden file(s) and folder(s)" in said and "locked" in said and "Permission denied" in said
+    assert "only the first frame of each is ranked" in said and "pages.tif" in said
+
+
+def test_a_folder_to_rank_that_cannot_be_listed_is_named_with_the_reason(folders, tmp_path, monkeypatch):
+    _deny(monkeypatch, folders["with_broken"])
+    with pytest.raises(RankError, match=f"cannot read folder {str(folders['with_broken'])!r}: Permission denied"):
+        rank_folder(folders["with_broken"], tmp_path, progress=False, log=None)
+
+
 def test_python_api_raises_rank_error_for_bad_inputs(folders, tmp_path):
     with pytest.raises(RankError, match="M = 200 is larger than the 104 image files listed in"):
         rank_folder(folders["train"], tmp_path, M=200, progress=False, log=None)
@@ -284,6 +346,29 @@ def test_a_detector_without_frozen_features_uses_the_generic_path(folders, faces
     )
     assert result.atypical[0] == NOISE[0]
     assert len(result.subsets["greedy"]) == 2 and 0 <= result.val_auroc["evolutionary"] <= 1
+
+
+def test_options_the_folder_lowers_are_noted(folders, tmp_path):
+    """--coreset-exclude and --neighbours beyond the folder's 30 images: the values used are
+    recorded, and the run says so (a note, and summary.json's notes)."""
+    messages: list[str] = []
+    result = rank_folder(
+        folders["with_broken"],
+        tmp_path,
+        M=10,
+        coreset_exclude=100,
+        neighbours=1000,
+        progress=False,
+        contact_sheet=False,
+        log=messages.append,
+    )
+    assert result.settings["coreset_exclude"] == 20 and result.settings["neighbours"] == 29
+    expected = [
+        "--coreset-exclude 100 leaves fewer than M = 10 of the 30 images to cover; leaving out 20",
+        "--neighbours 1000 is more than the 29 other images; using k = 29",
+    ]
+    assert json.loads((tmp_path / "summary.json").read_text())["notes"] == expected
+    assert [f"note: {note}" for note in expected] == [m for m in messages if m.startswith("note: --")]
 
 
 # ----------------------------------------------------------------------------- command line
@@ -585,3 +670,33 @@ def test_a_file_it_may_not_open_is_named_with_the_system_error(folders, tmp_path
     monkeypatch.setattr(Image, "open", open_)
     result = rank_folder(few, tmp_path / "out", M=2, image_size=SIZE, progress=False, log=None, contact_sheet=False)
     assert result.skipped == [(str(few / "zero_000.png"), "cannot open image (Permission denied)")]
+
+
+def test_quiet_hides_the_network_and_evolutionary_bars(faces, tmp_path):
+    """-q: no progress bar at all, also the ResNet's own batch bar and the generations' bar
+    (stderr is a pipe here, as a file would be)."""
+    run = _cli(
+        faces["train"],
+        "--out",
+        tmp_path,
+        "-q",
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--image-size",
+        SIZE,
+        "-M",
+        "2",
+        "--val-normal",
+        faces["val_normal"],
+        "--val-anomalous",
+        faces["val_anomalous"],
+        "--population",
+        "6",
+        "--generations",
+        "3",
+        "--no-contact-sheet",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "%|" not in run.stderr and "it/s" not in run.stderr, run.stderr

@@ -61,7 +61,14 @@ POOL_PARTS = [("normal", "pool", False), ("anomalous", "pool", True)]
 
 # ----------------------------------------------------------------------------- loader
 def _read_all(files: list[Path], size: int | None, color: str) -> np.ndarray:
-    decoded = read_images(files, color, size=size).images
+    read = read_images(files, color, size=size)
+    if read.first_frame_only:
+        logging.getLogger(__name__).warning(
+            "folder: %d file(s) hold several frames (multi-page TIFF, animated PNG); only the first is read: %s",
+            len(read.first_frame_only),
+            some_names(read.first_frame_only),
+        )
+    decoded = read.images
     shape = decoded[0].shape[:2]
     for path, im in zip(files, decoded, strict=True):
         if im.shape[:2] != shape:
@@ -95,6 +102,13 @@ def load_folder(cfg: dict[str, Any]) -> ImageDataset:
                 f"({len(listing.broken)} such file(s) or link(s) under {folder})"
             )
         found = listing.images
+        if listing.hidden:  # e.g. .DS_Store, macOS's ._* copies: skipped, as everywhere
+            logging.getLogger(__name__).warning(
+                "folder: %d hidden file(s) or folder(s) under %s (name starting with '.') are not read: %s",
+                len(listing.hidden),
+                folder,
+                some_names(listing.hidden),
+            )
         if listing.others:  # e.g. .webp or .pgm exports: the set would be smaller than the folder
             logging.getLogger(__name__).warning(
                 "folder: %d file(s) under %s are not PNG, JPEG, TIFF or BMP and are not read: %s",

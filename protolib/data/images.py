@@ -3,17 +3,21 @@ own folder) and ``protolib rank`` read images here, so one file is read the same
 
 Rules (documented in the README, "Use it on your own images"):
 
-* Files: PNG, JPEG, TIFF, BMP (suffix, any case); hidden files and folders are skipped; folders
-  are read recursively in sorted order; a symbolic link to a folder is not followed, and a
+* Files: PNG, JPEG, TIFF, BMP (suffix, any case); hidden files and folders (name starting with
+  ".") are skipped and listed; folders are read recursively in sorted order; a subfolder that
+  cannot be listed is reported; a symbolic link to a folder is not followed, and a
   dangling link or a link loop is reported (:func:`scan_folder`), never silently dropped; only
   regular files are opened (a FIFO, socket or device is reported, not read: it could block).
 * Orientation: a JPEG's EXIF orientation tag is applied.
+* Frames: of a multi-page TIFF or an animated PNG or GIF only the first frame is read; the
+  readers report such files (:attr:`ImageSet.first_frame_only`).
 * Depth: 8-bit images are kept as they are. Deeper grey images (16-bit PNG/TIFF, 32-bit integer
   or float TIFF) are scaled to 8 bit by one linear map shared by all images read together (a
   folder), never per image: integers by their bit depth -- the smallest of 8, 10, 12, 14, 16,
   24, 32 bits that holds the largest value of the set, so 12-bit data in 16-bit files keeps
   its 4096 levels -- floats ×255 when every value lies in [0, 1], else (and integers with
-  negative values) the set's minimum..maximum. NaN and infinite values become 0. (The chest
+  negative values) the set's minimum..maximum. NaN and infinite values become 0, also when the
+  image is resized (a resized pixel more than half NaN is NaN). (The chest
   X-ray loaders read one scan at a time and window its deep data to its own range, as they do a
   DICOM's: :func:`read_windowed`.)
 * Transparency (RGBA, LA, palette with transparency): when the colour channels carry no content
@@ -81,7 +85,8 @@ class FolderListing:
 
     images: list[Path] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)
-    broken: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): bad links, FIFOs, devices
+    broken: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): bad links, FIFOs, unreadable folders
+    hidden: list[Path] = field(default_factory=list)  # files and folders whose name starts with "." (not read)
 
 
 def _link_problem(path: Path) -> str | None:
@@ -119,17 +124,28 @@ def _not_regular(path: Path) -> str | None:
 
 
 def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
-    """Files under ``folder`` in sorted order (hidden ones skipped), and the links not read."""
+    """Files under ``folder`` in sorted order; hidden files and folders (name starting with ".",
+    the usual convention: ``.DS_Store``, macOS's ``._*`` copies, ``.git``) are not read but
+    listed, as are the links not read and the subfolders that cannot be listed. A ``folder``
+    that cannot be listed itself is an error naming it and the system's reason."""
     folder = Path(folder)
     out = FolderListing()
-    for current, dirs, files in os.walk(folder, followlinks=False):
+
+    def unreadable(err: OSError) -> None:
+        if Path(err.filename) == folder:
+            raise DatasetFilesError(f"cannot read folder {str(folder)!r}: {err.strerror}") from None
+        out.broken.append((Path(err.filename), f"folder not read ({err.strerror}): its files are left out"))
+
+    for current, dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
         here = Path(current)
+        out.hidden += [here / d for d in dirs if d.startswith(".")]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         links = [d for d in dirs if (here / d).is_symlink()]
         is_file = set(files)  # a set: a list's `in` made listing 100 000 files take minutes
         for name in sorted(files + links):
             path = here / name
             if name.startswith("."):
+                out.hidden.append(path)
                 continue
             problem = _link_problem(path) if path.is_symlink() else None
             if problem is None and name in is_file:
@@ -143,6 +159,7 @@ def scan_folder(folder: Path, recursive: bool = True) -> FolderListing:
             break
     out.images.sort()
     out.others.sort()
+    out.hidden.sort()
     return out
 
 
@@ -166,6 +183,7 @@ class _Decoded:
     integer: bool = True
     lo: float = 0.0
     hi: float = 255.0
+    frames: int = 1  # a multi-page TIFF's pages, an animated PNG's or GIF's frames: only the first is read
 
 
 def _alpha_rule(img: Any) -> np.ndarray:
@@ -224,7 +242,9 @@ def _open(path: Path, what: str) -> _Decoded:
                     stacklevel=2,
                 )
             img.load()  # decode now: a truncated file fails here, naming the file
-            return _decode(img)
+            decoded = _decode(img)
+            decoded.frames = int(getattr(img, "n_frames", 1))
+            return decoded
     except FileNotFoundError:
         raise DatasetFilesError(f"{path}: {what} file not found") from None
     except UnidentifiedImageError:
@@ -267,22 +287,38 @@ def _equal_channels(image: np.ndarray) -> bool:
 
 
 def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
+    """Deep grey data resized before the set's common scaling, its NaN kept NaN (they become 0
+    with the scaling, as at the native size): a pixel more than half NaN is NaN, the others are
+    the mean of their finite neighbours (a NaN filled before resizing would be scaled with the
+    data, mid-grey for values in [-1, 1])."""
     # here: PIL only in jobs that decode image files
     from PIL import Image
 
     if array.shape == (size, size):
         return array
-    out = Image.fromarray(np.nan_to_num(array).astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
-    return np.asarray(out, dtype=np.float64)
+
+    def squash(values: np.ndarray) -> np.ndarray:
+        out = Image.fromarray(values.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
+        return np.asarray(out, dtype=np.float64)
+
+    finite = np.isfinite(array)
+    if finite.all():
+        return squash(array)
+    weight = squash(finite.astype(np.float64))
+    values = squash(np.where(finite, array, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(weight > 0.5, values / weight, np.nan)
 
 
 @dataclass
 class ImageSet:
-    """Images read together: uint8, one common channel layout; ``skipped`` the unreadable files."""
+    """Images read together: uint8, one common channel layout; ``skipped`` the unreadable files,
+    ``first_frame_only`` the multi-frame files of which only the first frame was read."""
 
     paths: list[Path]
     images: list[np.ndarray]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    first_frame_only: list[Path] = field(default_factory=list)
 
 
 def read_images(
@@ -323,7 +359,7 @@ def read_images(
     images = [_to_mode(d.array, mode) for d in decoded]
     if mode == "auto" and any(im.ndim == 3 for im in images):  # one colour file: the set is RGB
         images = [_to_mode(im, "rgb") for im in images]
-    return ImageSet(kept, images, skipped)
+    return ImageSet(kept, images, skipped, [p for p, d in zip(kept, decoded) if d.frames > 1])
 
 
 def read_image(path: Path, mode: str = "auto", what: str = "image") -> np.ndarray:

@@ -250,6 +250,8 @@ class ResNetPooled:
         self.model = model.eval().to(self.device)
         self.image_size = image_size
         self.batch_size = batch_size
+        #: the batch bar: True always, False never, None only on a terminal (``protolib rank -q``: False)
+        self.progress: bool | None = True
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         # here: torch (~2 s) only for network backbones; pixels jobs skip it
@@ -259,7 +261,8 @@ class ResNetPooled:
         with torch.inference_mode():
             from tqdm.auto import tqdm  # here: a job that embeds nothing does not import it (0.1 s)
 
-            for start in tqdm(range(0, len(images), self.batch_size), desc="embedding", leave=False):
+            disable = None if self.progress is None else not self.progress
+            for start in tqdm(range(0, len(images), self.batch_size), desc="embedding", leave=False, disable=disable):
                 batch = to_tensor_batch(images[start : start + self.batch_size], self.image_size)
                 batch = batch.to(self.device).to(memory_format=torch.channels_last)
                 with compute_context(self.device, self.precision):

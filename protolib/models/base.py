@@ -30,6 +30,8 @@ class Detector(ABC):
     frozen_features: bool = False
     #: whether it reads a ResNet's layers, so that its ``backbone`` must be one (not pixels)
     network_backbone: bool = False
+    #: the single-sample fits' bar: True always, False never, None only on a terminal (``rank -q``: False)
+    progress: bool | None = True
 
     @abstractmethod
     def fit(self, images: np.ndarray) -> Detector:
@@ -44,7 +46,8 @@ class Detector(ABC):
         from tqdm.auto import tqdm  # here, not at import: every job imports this module (0.07 s)
 
         rows = []
-        for i in tqdm(range(len(train_images)), desc=f"{self.name}: single-sample fits", leave=False):
+        disable = None if self.progress is None else not self.progress
+        for i in tqdm(range(len(train_images)), desc=f"{self.name}: single-sample fits", leave=False, disable=disable):
             single = copy.deepcopy(self).fit(train_images[i : i + 1])
             rows.append(single.score(val_images))
         return np.stack(rows).astype(np.float64)

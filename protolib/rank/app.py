@@ -164,5 +164,10 @@ def _write(
         val_auroc=val_auroc,
         notes=ranking.notes,
     )
-    write_summary(result, [p for data in read for p in data.ignored])
+    write_summary(
+        result,
+        [p for data in read for p in data.ignored],
+        [p for data in read for p in data.hidden],
+        [p for data in read for p in data.first_frame_only],
+    )
     return result

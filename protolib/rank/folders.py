@@ -47,8 +47,10 @@ class ImageFolder:
     paths: list[Path]  # one per image, in array order
     images: np.ndarray  # uint8, (N, S, S) if mode == "L", (N, S, S, 3) if mode == "RGB"
     mode: str
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason): unreadable files, bad links
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): unreadable files, folders, links
     ignored: list[Path] = field(default_factory=list)  # files without an image suffix
+    hidden: list[Path] = field(default_factory=list)  # files and folders named ".*": not read
+    first_frame_only: list[Path] = field(default_factory=list)  # multi-page TIFFs, animated PNGs: frame 1 ranked
 
     @property
     def names(self) -> list[str]:
@@ -73,7 +75,7 @@ def read_folders(
     if image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
     if listings is None:
-        listings = [scan_folder(Path(folder)) for folder in folders]
+        listings = [listed(Path(folder)) for folder in folders]
     paths = [p for listing in listings for p in listing.images]
     try:
         read = read_images(paths, "auto", size=image_size, on_error=on_error, progress=progress)
@@ -100,6 +102,8 @@ def read_folders(
                 mode="RGB" if colour else "L",
                 skipped=skipped,
                 ignored=listing.others,
+                hidden=listing.hidden,
+                first_frame_only=[p for p in read.first_frame_only if p in mine],
             )
         )
     return out
@@ -143,7 +147,7 @@ def list_inputs(folders: list[Path], opts: RankOptions, size: int, backbone: str
     (``-M`` against the files listed, empty folders, and the estimated peak memory,
     :mod:`protolib.rank.memory`) is refused before any image is decoded."""
     images_dir = folders[0]
-    listings = [scan_folder(folder) for folder in folders]
+    listings = [listed(folder) for folder in folders]
     check_names([p for listing in listings for p in listing.images])
     for option, folder, listing in zip(FOLDER_OPTIONS, folders, listings):
         if not listing.images:
@@ -187,6 +191,14 @@ def _broken(listing: FolderListing) -> str:
     return f" that can be read (skipped: {some_names([p for p, _ in listing.broken])}: links or special files)"
 
 
+def listed(folder: Path) -> FolderListing:
+    """:func:`scan_folder`, a folder that cannot be listed (no permission) a :class:`RankError`."""
+    try:
+        return scan_folder(folder)
+    except DatasetFilesError as err:
+        raise RankError(str(err)) from None
+
+
 def release_free_heap() -> None:
     """Give the heap's free pages back to the system (glibc's ``malloc_trim``): decoding many
     small images one at a time leaves hundreds of MB free but held, which would add to the
@@ -223,6 +235,17 @@ def _report(named: str, data: ImageFolder, log: Callable[[str], None]) -> None:
         log(
             f"note: ignored {len(data.ignored)} file(s) in {named} that are not PNG, JPEG, TIFF or BMP: "
             f"{some_names(data.ignored)}"
+        )
+    if data.first_frame_only:
+        log(
+            f"note: {len(data.first_frame_only)} file(s) in {named} hold several frames (multi-page TIFF, "
+            f"animated PNG); only the first frame of each is ranked (listed in summary.json): "
+            f"{some_names(data.first_frame_only)}"
+        )
+    if data.hidden:
+        log(
+            f"note: skipped {len(data.hidden)} hidden file(s) and folder(s) in {named} (name starting "
+            f"with '.'; listed in summary.json): {some_names(data.hidden)}"
         )
     if len(data) == 0:
         raise RankError(f"no images to rank in {named}: none of its {len(data.skipped)} image files could be read")

@@ -4,6 +4,7 @@ into the run's staging folder, then moved into ``--out`` together (:func:`publis
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,11 @@ def remove_stale(out_dir: Path, outputs: dict[str, Path]) -> None:
             path.unlink()
 
 
-def write_summary(result: RankResult, ignored: list[Path]) -> None:
-    """summary.json: settings, every output, skipped and ignored files, the chosen files, val AUROCs."""
+def write_summary(
+    result: RankResult, ignored: list[Path], hidden: Sequence[Path] = (), first_frame_only: Sequence[Path] = ()
+) -> None:
+    """summary.json: settings, every output, skipped, ignored and hidden files (every file of the
+    folders not ranked is listed), the chosen files, val AUROCs."""
     notes = {"notes": result.notes} if result.notes else {}  # ties the distances do not separate
     io.write_json(
         result.outputs["summary"],
@@ -131,6 +135,8 @@ def write_summary(result: RankResult, ignored: list[Path]) -> None:
             "outputs": {k: str(v) for k, v in result.outputs.items()},
             "skipped": [{"file": f, "reason": r} for f, r in result.skipped],
             "ignored_non_image_files": [str(p) for p in ignored],
+            "hidden": [str(p) for p in hidden],  # names starting with ".": not read
+            "first_frame_only": [str(p) for p in first_frame_only],  # multi-frame files: only frame 1 ranked
             "coreset": result.coreset,
             "atypical": result.atypical,
             "subsets": result.subsets,

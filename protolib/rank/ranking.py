@@ -30,7 +30,7 @@ class Ranking:
     rank: np.ndarray  # 1 = most prototypical
     exclude: int  # images of largest kNN distance left out of the core-set's cover
     coreset_fitness: float  # summed squared distance of the covered images to their nearest prototype
-    notes: list[str] = field(default_factory=list)  # what summary.json says about ties
+    notes: list[str] = field(default_factory=list)  # what summary.json says: capped options, ties, recall
 
 
 def embed_folder(
@@ -47,6 +47,7 @@ def embed_folder(
     time into one float32 array (the embedding's float copy of the images is one batch's)."""
 
     log(f"embedding {len(data)} images ({data.mode}, {size}x{size}) with {backbone} on {device}")
+    quiet_network(embed, progress)
     features: np.ndarray | None = None
     with tqdm(
         total=len(data), desc="embedding", unit="img", leave=False, disable=None if progress is None else not progress
@@ -62,6 +63,15 @@ def embed_folder(
     return features
 
 
+def quiet_network(embed: Callable[[np.ndarray], np.ndarray], progress: bool | None) -> None:
+    """The network's own batch bar (:class:`~protolib.models.backbones.ResNetPooled`) follows
+    ``progress`` too, for the folder and later the val images: ``embed`` is the backbone, or a
+    frozen-feature detector's ``embed`` method, whose backbone is its ``embedder``."""
+    backbone = getattr(getattr(embed, "__self__", None), "embedder", embed)
+    if hasattr(backbone, "progress"):
+        backbone.progress = progress
+
+
 def rank_images(
     data: ImageFolder, features: np.ndarray, opts: RankOptions, n_atypical: int, device: str, log: Callable[[str], None]
 ) -> Ranking:
@@ -69,11 +79,6 @@ def rank_images(
     n, M = len(data), opts.M
     exclude = min(n_atypical, n // 10) if opts.coreset_exclude is None else opts.coreset_exclude
     exclude = min(exclude, n - M)
-    if opts.pca and pca_components(opts.pca, features.shape) < opts.pca:
-        log(
-            f"note: --pca {opts.pca} is more than min(images, feature dimensions) = {min(features.shape)}; "
-            f"using {min(features.shape)} components"
-        )
     space = features if not opts.pca else pca(features, opts.pca, opts.seed)
 
     found_pass = make_pass(space, opts.neighbours, device, opts.progress, opts.knn_index)
@@ -85,7 +90,7 @@ def rank_images(
     score = (found.knn_rank() + found.core_rank()) / 2.0
     listed = separated_tail(order, [score, found.knn], n_atypical)
     atypical_ids = [int(i) for i in order[:listed]]
-    notes = _notes(found, found_pass, opts, n_atypical, listed)
+    notes = _capped(opts, n, features.shape) + _notes(found, found_pass, opts, n_atypical, listed)
     names = data.names
     table = pd.DataFrame(
         {
@@ -112,6 +117,25 @@ def rank_images(
         coreset_fitness=float(found.core_dist[found.typical].sum()),
         notes=notes,
     )
+
+
+def _capped(opts: RankOptions, n: int, shape: tuple[int, ...]) -> list[str]:
+    """The options the folder's size lowered (the settings record the values used): said, not
+    applied silently."""
+    notes = []
+    if opts.pca and pca_components(opts.pca, shape) < opts.pca:
+        notes.append(
+            f"--pca {opts.pca} is more than min(images, feature dimensions) = {min(shape)}; "
+            f"using {min(shape)} components"
+        )
+    if opts.coreset_exclude is not None and opts.coreset_exclude > n - opts.M:
+        notes.append(
+            f"--coreset-exclude {opts.coreset_exclude} leaves fewer than M = {opts.M} of the {n} images to "
+            f"cover; leaving out {n - opts.M}"
+        )
+    if opts.neighbours > n - 1:
+        notes.append(f"--neighbours {opts.neighbours} is more than the {n - 1} other images; using k = {n - 1}")
+    return notes
 
 
 def _notes(found: Any, found_pass: Any, opts: RankOptions, n_atypical: int, listed: int) -> list[str]:

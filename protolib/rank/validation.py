@@ -57,6 +57,7 @@ def validate(
     if opts.candidates is not None and opts.candidates < n:
         cand = np.sort(np.random.default_rng([opts.seed, 1]).choice(n, size=opts.candidates, replace=False))
     log(f"single-sample scores: {len(cand)} images x {len(val_labels)} val images")
+    detector.progress = opts.progress  # the single-sample fits' bar of a detector without frozen features
     matrix = np.asarray(single_sample_scores(detector, train_in, cand, val_in, val_ids), dtype=np.float64)
     check_finite(matrix, "single-sample scores")
     subsets, info = _select(matrix, cand, val_labels, features, ranking, opts, log)
@@ -107,8 +108,11 @@ def _select(
     subsets, info = {}, {}
     for i, method in enumerate(METHODS):
         log(f"{method} selection, M = {opts.M}")
+        selector = make_selector(method, sel_cfg)
+        if hasattr(selector, "progress"):  # evolutionary's generations bar
+            selector.progress = opts.progress
         try:
-            result = make_selector(method, sel_cfg).select(context, opts.M, np.random.default_rng([opts.seed, 2 + i]))
+            result = selector.select(context, opts.M, np.random.default_rng([opts.seed, 2 + i]))
         except ValueError as err:
             raise RankError(f"{method} selection: {err}") from err
         subsets[method] = [int(j) for j in result.ids]

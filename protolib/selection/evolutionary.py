@@ -259,7 +259,7 @@ def evolve(
     generations: int,
     rng: np.random.Generator,
     crossover_probability: float = 0.5,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> tuple[np.ndarray, float, list[float]]:
     """Run Alg. 1; return the best subset (row indices), its fitness and the best per generation.
 
@@ -278,7 +278,8 @@ def evolve(
     history = [tracker.value(int(np.argmax(tracker.keys)))]
     n_keep = population - population // 2
     n_children = population // 2
-    for _ in tqdm(range(generations), desc=f"evolutionary M={M}", disable=not progress, leave=False):
+    disable = None if progress is None else not progress  # None: a bar only on a terminal
+    for _ in tqdm(range(generations), desc=f"evolutionary M={M}", disable=disable, leave=False):
         order = np.argsort(-tracker.keys, kind="stable")
         parents, free = order[:n_children], order[n_keep:]
         partner = (np.arange(n_children) + rng.integers(1, max(n_keep, 2), size=n_children)) % n_keep
@@ -309,6 +310,8 @@ class EvolutionarySelector(Selector):
         self.fitness_name = fitness
         self.crossover_probability = crossover_probability
         self._cached: tuple[Any, ...] | None = None  # (matrix ids, fitness, the arrays kept alive)
+        #: the generations' bar: True always, False never, None only on a terminal (``rank -q``: False)
+        self.progress: bool | None = True
 
     def select(self, context: SelectionContext, M: int, rng: np.random.Generator) -> Selection:
         self._check_size(context, M)
@@ -323,7 +326,7 @@ class EvolutionarySelector(Selector):
             generations=self.generations,
             rng=rng,
             crossover_probability=self.crossover_probability,
-            progress=True,
+            progress=self.progress,
         )
         return Selection(
             ids=[int(i) for i in context.candidates[rows]],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,34 @@ def test_folder_names_the_files_it_does_not_read(tmp_path: Path, caplog: pytest.
     assert (
         "2 file(s) under" in caplog.text and "n3.webp, n4.pgm" in caplog.text and str(tmp_path / "train") in caplog.text
     )
+
+
+def test_folder_names_hidden_and_multi_frame_files_and_unreadable_folders(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same listing as ``protolib rank``: hidden entries skipped and named, a multi-page TIFF
+    read by its first page and named, a subfolder that cannot be listed an error naming it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for name in ("n0.png", "n1.png", ".n2.png", ".cache/n3.png", "sub/n4.png"):
+        _png(tmp_path / "train" / name, rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    pages = [Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)) for _ in range(2)]
+    pages[0].save(tmp_path / "train" / "stack.tif", save_all=True, append_images=pages[1:])
+    cfg = {"loader": "folder", "root": str(tmp_path), "candidates": 2}
+    with caplog.at_level("WARNING", logger="protolib"):
+        data = load_dataset(cfg)
+    assert sorted(data.meta["path"].tolist()) == ["train/n0.png", "train/n1.png", "train/stack.tif", "train/sub/n4.png"]
+    assert "2 hidden file(s) or folder(s)" in caplog.text and ".cache, .n2.png" in caplog.text
+    assert "only the first is read: stack.tif" in caplog.text
+    scandir, locked = os.scandir, tmp_path / "train" / "sub"
+
+    def denied(path: str | os.PathLike[str] = ".") -> os.ScandirIterator:  # as without read permission
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(DatasetFilesError) as e:
+        load_dataset(cfg)
+    assert_clear(e, str(locked), "Permission denied")
