@@ -58,6 +58,10 @@ if workflow.exec_mode.name == "DEFAULT" and run_lock.locking_run(sys.argv[1:]):
     _lock = run_lock.lock_holding(R)
     if _lock is not None:
         sys.exit(f"error: {run_lock.held_message(R, _lock)}")
+    # a run from another working directory on the same results folder
+    _held = run_lock.hold(R)
+    if _held is not None:
+        sys.exit(f"error: {_held}")
 M_VALUES = config["selection"]["M"]
 METHODS = config["selection"]["methods"]
 RUNS = [(r["dataset"], r["model"]) for r in config["runs"]]

@@ -868,6 +868,38 @@ def test_rank_records_the_pca_components_it_used(tmp_path):
 
 
 # ----------------------------------------------------------------------------- a run on a held folder
+def test_a_run_from_another_working_directory_on_a_held_results_folder_says_so(tmp_path):
+    """Snakemake's locks are per working directory: a second run from elsewhere wrote into the
+    first's files (one evaluation of k = 2 among 25 of k = 5, a table of neither)."""
+    config = base(tmp_path)
+    path = write_config(tmp_path / "study.yaml", config)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, time; from protolib import run_lock; "
+            f"print(run_lock.hold({config['results']!r}), flush=True); time.sleep(120)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "None"  # it holds the folder
+        run = snakemake("--cores", "1", "--configfile", str(path), workdir=tmp_path / "elsewhere")
+        assert run.returncode != 0
+        assert (
+            f"error: another snakemake run holds the results folder {config['results']!r} (pid {holder.pid} on "
+        ) in run.stderr
+        assert "Traceback" not in run.stderr and sorted(os.listdir(config["results"])) == [".snakemake-run.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    from protolib import run_lock  # here: the lock is this process's from now on
+
+    assert run_lock.hold(config["results"]) is None and run_lock.hold(config["results"]) is None  # held once
+
+
 def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
     """Snakemake's IncompleteFilesException advised --rerun-incomplete (which would rerun the
     other run's jobs under it); the lock that other run keeps names the folder it holds."""
