@@ -81,12 +81,14 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        # every table and figure: the rules that run the report job script (report.smk, transfer)
+        # every table and figure: the rules that run the report job script (report.smk, transfer;
+        # transfer only with entries: without, its table would be a header and nothing reads it)
         # (plain paths: the report flags stay with the rules that make the files)
         [
             str(f)
             for r in workflow.rules
             if str(r.script or "").endswith("report_job.py")
+            and (r.name != "transfer" or TRANSFER)
             for f in r.output
         ],
 

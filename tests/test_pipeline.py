@@ -44,6 +44,7 @@ def test_default_study_plans(repo, tmp_path):
         "fig2",
     ):
         assert rule in text
+    assert not re.search(r"^transfer\s", text, re.M)  # no transfer entries: no job writing an empty table
     assert not (tmp_path / "results").exists()
 
 
