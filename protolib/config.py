@@ -48,11 +48,19 @@ def _extend_with_defaults(validator_class: type) -> type:
     # here: jobs never validate, so they skip importing jsonschema
     import jsonschema
 
-    # a whole number is an int in the config: 5.0 would name a subset M5.0 or slice with a float
+    return jsonschema.validators.extend(_whole_numbers_are_ints(validator_class), {"properties": set_defaults})
+
+
+def _whole_numbers_are_ints(validator_class: type) -> type:
+    """JSON Schema's ``integer`` takes 5.0; a config's whole number must be an int: 5.0 would
+    name a subset M5.0 or slice an array with a float."""
+    # here: jobs never validate, so they skip importing jsonschema
+    import jsonschema
+
     types = validator_class.TYPE_CHECKER.redefine(
         "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
     )
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults}, type_checker=types)
+    return jsonschema.validators.extend(validator_class, type_checker=types)
 
 
 @functools.cache
@@ -138,6 +146,7 @@ def check_semantics(config: dict[str, Any], source: str = "config") -> None:
         _results_problems(config)
         + _dataset_problems(config)
         + _model_problems(config)
+        + _pixels_problems(config)
         + _run_problems(config)
         + _selection_problems(config)
         + _manual_problems(config)
@@ -275,10 +284,28 @@ def model_block_problems(name: str, model: dict[str, Any]) -> list[str]:
     import jsonschema
 
     block = {"$defs": schema()["$defs"], "$ref": "#/$defs/model"}
-    errors = sorted(jsonschema.Draft202012Validator(block).iter_errors(model), key=lambda e: list(map(str, e.path)))
+    validator = _whole_numbers_are_ints(jsonschema.Draft202012Validator)
+    errors = sorted(validator(block).iter_errors(model), key=lambda e: list(map(str, e.path)))
     if errors:
         return [".".join(["models", name, *map(str, e.path)]) + f": {e.message}" for e in errors]
     return _model_problems({"models": {name: model}})
+
+
+def _pixels_problems(config: dict[str, Any]) -> list[str]:
+    """Settings a study's pixels backbone does not read (its features are the prepared images as
+    they are): accepted, they would be recorded in every output as if they had been used."""
+    problems = []
+    for name, model in config["models"].items():
+        if model.get("backbone") != "pixels":
+            continue
+        for key, use in (
+            ("image_size", "datasets.<name>.image_size sizes the prepared images"),
+            ("weights", "pixels have no weights"),
+            ("precision", "pixels are not computed by a network"),
+        ):
+            if key in model:
+                problems.append(f"models.{name}.{key}: not read with backbone pixels ({use}); remove it")
+    return problems
 
 
 def _run_problems(config: dict[str, Any]) -> list[str]:

@@ -66,6 +66,10 @@ BAD_CONFIGS = {
         lambda c, t: c["scores"].update(chunk_size=16.0),
         "scores.chunk_size: 16.0 is not of type 'integer'",
     ),
+    "an image size the pixels backbone does not read": (
+        lambda c, t: c["models"]["knn"].update(image_size=16),
+        "models.knn.image_size: not read with backbone pixels (datasets.<name>.image_size sizes the prepared",
+    ),
     "duplicate runs": (
         lambda c, t: c["runs"].append({"dataset": "digits", "model": "knn"}),
         "runs[1]: dataset 'digits' with model 'knn' is already runs[0]; list each pair once",
