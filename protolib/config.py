@@ -501,6 +501,7 @@ def report_problems(config: dict[str, Any]) -> list[str]:
     """``report``: every key names a registered figure or table, and every figure resolves to a
     dataset, model and classes the study runs (and passes its own check)."""
     from protolib.figures.choices import figure_choice  # as above: the check's, not the jobs'
+    from protolib.figures.registry import FIGURES  # as above
 
     problems = []
     for figure in figures():
@@ -512,6 +513,10 @@ def report_problems(config: dict[str, Any]) -> list[str]:
             problems.append(str(err))
     methods = config["selection"]["methods"]
     for figure, settings in (config.get("report") or {}).items():
+        reads = FIGURES.get(figure).reads
+        for key in sorted(set(settings or {}) - (reads if reads is not None else set(settings or {}))):
+            shown = ", ".join(sorted(reads)) or "no report keys"
+            problems.append(f"report.{figure}.{key}: {figure} does not read it (it reads {shown}); remove it")
         unknown = [m for m in settings.get("methods") or [] if m not in methods]
         if unknown:
             problems.append(

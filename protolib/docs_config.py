@@ -237,13 +237,15 @@ def _report(schema: dict[str, Any]) -> list[str]:
         "",
         f"{_cell(spec['description'])}.",
         "",
-        "| figure or table | what it is | chooses a run and class | paper's choice |",
-        "|---|---|---|---|",
+        "| figure or table | what it is | chooses a run and class | paper's choice | keys it reads (others refused) |",
+        "|---|---|---|---|---|",
     ]
     for figure in figures():
         paper = ", ".join(f"{k} {'/'.join(v) if isinstance(v, tuple) else v}" for k, v in figure.paper.items())
+        reads = "any" if figure.reads is None else ", ".join(f"`{k}`" for k in sorted(figure.reads)) or "none"
         lines.append(
-            f"| `{figure.name}` | {_cell(figure.title)} | {'yes' if figure.chooses_run else 'no'} | {_cell(paper)} |"
+            f"| `{figure.name}` | {_cell(figure.title)} | {'yes' if figure.chooses_run else 'no'} | {_cell(paper)} "
+            f"| {reads} |"
         )
     lines.append("")
     return lines + _table(_rows(schema, schema["$defs"]["figure"]["properties"], "report.<figure>."))

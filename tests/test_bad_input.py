@@ -70,6 +70,10 @@ BAD_CONFIGS = {
         lambda c, t: c["models"]["knn"].update(image_size=16),
         "models.knn.image_size: not read with backbone pixels (datasets.<name>.image_size sizes the prepared",
     ),
+    "a report key the figure does not read": (  # fig1 showed class 3 only, its sidecar said [3, 8]
+        lambda c, t: c.update(report={"fig1": {"classes": [3, 8]}}),
+        "report.fig1.classes: fig1 does not read it (it reads class, dataset, methods, model); remove it",
+    ),
     "duplicate runs": (
         lambda c, t: c["runs"].append({"dataset": "digits", "model": "knn"}),
         "runs[1]: dataset 'digits' with model 'knn' is already runs[0]; list each pair once",

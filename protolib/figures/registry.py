@@ -93,6 +93,8 @@ class Figure:
     caption: str | Path | None = None  # the caption (.rst); default workflow/report/<name>.rst
     #: config problems beyond the choice (each names its key), e.g. an unknown transfer entry
     check: Callable[[dict[str, Any]], list[str]] | None = None
+    #: the ``report.<name>`` keys it reads (others are refused: they would be recorded, not shown); None: any
+    reads: frozenset[str] | None = None
 
     def output_sets(self, ctx: Context) -> list[Output]:
         if self.outputs is not None:

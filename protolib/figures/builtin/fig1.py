@@ -21,6 +21,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig1",
+        reads=frozenset({"dataset", "model", "class", "methods"}),
         title="Fig. 1: one class",
         inputs=_inputs,
         params=lambda ctx: {"choice": ctx.choice.as_dict()},

@@ -39,6 +39,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig2",
+        reads=frozenset({"dataset", "model", "methods"}),
         title="Fig. 2: every class",
         inputs=_inputs,
         params=_params,

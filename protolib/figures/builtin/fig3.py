@@ -43,6 +43,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig3",
+        reads=frozenset({"dataset", "model", "class", "methods", "n_images"}),
         title="Fig. 3: selected images",
         inputs=_inputs,
         params=lambda ctx: {"choice": ctx.choice.as_dict(), "methods": methods(ctx)},

@@ -22,6 +22,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig4",
+        reads=frozenset({"dataset", "model", "class", "classes", "n_images"}),
         title="Fig. 4: best and worst single samples",
         inputs=_inputs,
         params=lambda ctx: {"choice": ctx.choice.as_dict()},

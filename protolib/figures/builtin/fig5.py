@@ -30,6 +30,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig5",
+        reads=frozenset({"dataset", "model", "class", "n_images"}),
         title="Fig. 5: evolutionary ranking",
         inputs=_inputs,
         params=lambda ctx: {"choice": ctx.choice.as_dict()},

@@ -44,6 +44,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig6",
+        reads=frozenset({"source"}),
         title="Fig. 6: transfer",
         inputs=_inputs,
         params=lambda ctx: {"entries": entries(ctx)},

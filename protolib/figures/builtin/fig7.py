@@ -27,6 +27,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="fig7",
+        reads=frozenset({"dataset", "model", "class", "n_images"}),
         title="Fig. 7: long tail",
         inputs=_inputs,
         params=lambda ctx: {"choice": ctx.choice.as_dict()},

@@ -22,5 +22,13 @@ def _write(job: Any) -> None:
 
 
 FIGURE = register_figure(
-    Figure(write=_write, name="table1", title="Table 1: summary", kind="table", inputs=_inputs, outputs=_outputs)
+    Figure(
+        write=_write,
+        name="table1",
+        title="Table 1: summary",
+        kind="table",
+        inputs=_inputs,
+        outputs=_outputs,
+        reads=frozenset(),
+    )
 )

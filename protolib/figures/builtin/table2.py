@@ -47,6 +47,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="table2",
+        reads=frozenset({"dataset", "model"}),
         title="Table 2: one run with transfer",
         kind="table",
         inputs=_inputs,

@@ -25,6 +25,7 @@ FIGURE = register_figure(
     Figure(
         write=_write,
         name="tables",
+        reads=frozenset(),
         title="Tables 3-7: per class",
         label="per class",
         kind="table",
