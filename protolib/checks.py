@@ -43,6 +43,7 @@ def read_scores(path: str | Path, split: Any = None, split_path: str | Path | No
         data, as_written = integrity.read_npz(path, rule), True
     except integrity.EditedFileError:
         data, as_written = io.read_npz(path), False
+    check_named(path, data.get("meta") or {}, rule)
     scores = np.asarray(data["scores"])
     check_finite(scores, f"{path} (scores)")
     n, v = scores.shape if scores.ndim == 2 else (-1, -1)
@@ -116,6 +117,8 @@ def _named(path: str | Path) -> dict[str, str]:
         return {"name": up[2], "method": up[0], "M": sized[1], "seed": sized[2]}
     if p.stem == "full" and len(up) >= 4 and up[3] == "eval":
         return {"dataset": up[2], "model": up[1], "class": up[0], "method": "full"}
+    if p.suffix == ".npz" and len(up) >= 4 and up[3] == "scores":  # scores/<dataset>/<model>/<class>/*.npz
+        return {"dataset": up[2], "model": up[1], "class": up[0]}
     return {}
 
 

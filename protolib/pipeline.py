@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from protolib import integrity, io
-from protolib.checks import check_finite, check_subset_ids, check_subset_size, read_scores, read_subset
+from protolib.checks import (
+    check_finite,
+    check_named,
+    check_subset_ids,
+    check_subset_size,
+    read_scores,
+    read_subset,
+)
 from protolib.config import manual_lists, transfer_class_pairs, transfer_name
 from protolib.data import ImageDataset, load_dataset
 from protolib.data.base import SPLIT_PROTOCOLS, class_list
@@ -285,8 +292,17 @@ def score_chunk(
         integrity.made_from(split=split_path, data=data_path, features=features_path),
         scores=matrix,
         candidates=rows,
-        meta={"chunk": chunk, "config": settings or provenance(config, dataset, model)},
+        meta={
+            **_score_names(dataset, model, split),
+            "chunk": chunk,
+            "config": settings or provenance(config, dataset, model),
+        },
     )
+
+
+def _score_names(dataset: str, model: str, split: Split) -> dict[str, Any]:
+    """What a score file's path names, recorded in it (checked by its readers: checks.check_named)."""
+    return {"dataset": dataset, "model": model, "class": split.normal_class}
 
 
 def merge_scores(
@@ -303,6 +319,7 @@ def merge_scores(
     split = load_split(split_path)
     parts = [integrity.read_npz(p, "score_chunk") for p in chunk_paths]
     for path, part in zip(chunk_paths, parts):
+        check_named(path, part.get("meta") or {}, "score_chunk")
         integrity.check_made_from(path, part, "split", split_path, "score_chunk")
         if part["scores"].ndim != 2 or part["scores"].shape[1] != len(split.val_ids):
             raise ValueError(
@@ -323,7 +340,7 @@ def merge_scores(
         val_ids=split.val_ids,
         val_labels=split.val_labels,
         sample_auroc=sample_auroc,
-        meta={"config": settings or provenance(config, dataset, model)},
+        meta={**_score_names(dataset, model, split), "config": settings or provenance(config, dataset, model)},
     )
 
 

@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from protolib import integrity, io, pipeline
-from protolib.checks import InputMismatchError, read_result, read_subset_record
+from protolib.checks import InputMismatchError, read_result, read_scores, read_subset_record
 from protolib.config import ConfigError, load, validate
 from protolib.data.splits import load_split
 from protolib.layout import Layout
@@ -455,6 +455,16 @@ def test_a_subset_or_evaluation_under_another_name_is_refused(selected, tmp_path
     as_class_8.write_bytes(Path(next(e for e in evals if e.endswith("M5_seed0.json"))).read_bytes())
     with pytest.raises(InputMismatchError, match=r"holds class 3, but its path says 8 .*forcerun evaluate_greedy"):
         read_result(as_class_8)
+
+
+def test_a_score_matrix_under_another_class_is_refused(scored, tmp_path):
+    """Class 8's matrix copied over class 3's: Fig. 4 showed the same "best" images in both panels."""
+    config, split, features, matrix = scored
+    as_class_8 = tmp_path / "results" / "scores" / "digits" / "knn" / "8" / "matrix.npz"
+    as_class_8.parent.mkdir(parents=True)
+    as_class_8.write_bytes(Path(matrix).read_bytes())
+    with pytest.raises(InputMismatchError, match=r"matrix\.npz: holds class 3, but its path says 8 .*merge_scores"):
+        read_scores(as_class_8)
 
 
 def test_an_edited_test_auroc_is_refused_by_the_tables(selected, tmp_path):
