@@ -116,10 +116,19 @@ def check_prepared(config: dict[str, Any], dataset: str, data: ImageDataset) -> 
     """What the config asks of the data that only its class sizes and labels decide, checked by
     the first job that knows them (prepare) rather than by ten split or select jobs later: each
     class's split can be drawn (``split.train``, ``anomalies_per_other_class``, ``candidates``
-    against the class's size) and manual ids are images of their class."""
+    against the class's size), manual ids are images of their class, and a model's ``k``
+    neighbours fit in the whole training set (the 100 % row would use fewer without a word)."""
+    models = [run["model"] for run in config.get("runs", []) if run["dataset"] == dataset]
     for cls in classes(config, dataset):
         split = _class_split(config, dataset, data, cls)
         _check_manual_ids(config, dataset, split, data)
+        for model in models:
+            k = config["models"][model].get("k")
+            if isinstance(k, int) and k > len(split.train):
+                raise ValueError(
+                    f"models.{model}.k: {k} is more than the {len(split.train)} training images class "
+                    f"{split.class_name!r} of {dataset} gets; at most {len(split.train)}"
+                )
 
 
 # ----------------------------------------------------------------------------- split

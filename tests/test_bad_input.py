@@ -778,6 +778,10 @@ PREPARE_CASES = {  # what only the class sizes and labels decide: refused by the
         lambda c: c["datasets"]["digits"]["split"].update(anomalies_per_other_class=100),
         r"datasets\.digits\.split\.anomalies_per_other_class: 100 asks for \d+ anomalies .* but class 0 has 178 ",
     ),
+    "k above the training images": (
+        lambda c: c["models"]["knn"].update(k=200),
+        r"models\.knn\.k: 200 is more than the 122 training images class '3' of digits gets; at most 122",
+    ),
     "manual ids of another class": (
         lambda c: _manual(c, {3: [0, 1, 2, 3, 4], 8: [1, 2, 3, 4, 5]}),
         r"selection\.manual\.digits\.3: ids 0 \(class '0'\), 1 \(class '1'\).* are not training images of class '3'",
