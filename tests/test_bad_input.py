@@ -74,6 +74,10 @@ BAD_CONFIGS = {
         lambda c, t: c.update(report={"fig1": {"classes": [3, 8]}}),
         "report.fig1.classes: fig1 does not read it (it reads class, dataset, methods, model); remove it",
     ),
+    "a seed numpy and scikit-learn cannot take": (
+        lambda c, t: c.update(seed=2**32),
+        "seed: 4294967296 is greater than the maximum of 4294967295",
+    ),
     "duplicate runs": (
         lambda c, t: c["runs"].append({"dataset": "digits", "model": "knn"}),
         "runs[1]: dataset 'digits' with model 'knn' is already runs[0]; list each pair once",
