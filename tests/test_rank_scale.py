@@ -283,3 +283,14 @@ def test_ivf_only_on_request_with_its_recall(tmp_path):
     )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert result.settings["knn_index"] == "ivf" and any("recall" in note for note in summary["notes"])
+
+
+def test_options_read_only_with_val_folders_are_said_to_be_ignored(tmp_path):
+    folder = _save_folder(tmp_path / "imgs", _some_images(12))
+    notes: list[str] = []
+    rank_folder(
+        folder, tmp_path / "out", image_size=16, M=2, population=50, candidates=3, progress=False, log=notes.append
+    )
+    assert any(
+        "--population, --candidates only matter with --val-normal/--val-anomalous; ignored" in n for n in notes
+    ), notes

@@ -20,7 +20,7 @@ from protolib.rank.model import (
     pca_components,
     resolve_device,
 )
-from protolib.rank.options import RankError, RankOptions, check_options
+from protolib.rank.options import RankError, RankOptions, check_options, ignored_options
 from protolib.rank.out_folder import SUMMARY, claimed, out_path
 from protolib.rank.outputs import publish, write_summary, write_tables
 from protolib.rank.ranking import Ranking, embed_folder, rank_images
@@ -58,6 +58,9 @@ def rank_folder(
 
 def _run(images_dir: Path, out_dir: Path, opts: RankOptions, log: Log) -> RankResult:
     check_options(opts)
+    ignored = ignored_options(opts)
+    if ignored:
+        log(f"note: {', '.join(ignored)} only matter with --val-normal/--val-anomalous; ignored in this run")
     model_cfg = checked_model_config(opts)
     size = model_cfg["image_size"]
     folders = check_inputs(images_dir, out_dir, opts)

@@ -83,6 +83,18 @@ def check_options(opts: RankOptions) -> None:
         raise RankError(f"--device must be auto, cpu, cuda or cuda:N, got {opts.device!r}")
 
 
+#: options read only with val folders (the greedy and evolutionary subsets)
+VAL_ONLY = {"population": "--population", "generations": "--generations", "candidates": "--candidates"}
+
+
+def ignored_options(opts: RankOptions) -> list[str]:
+    """The options set away from their defaults that this run does not read (said in a note)."""
+    if opts.with_val:
+        return []
+    defaults = RankOptions()
+    return [flag for field, flag in VAL_ONLY.items() if getattr(opts, field) != getattr(defaults, field)]
+
+
 def check_model_name(model: str) -> None:
 
     if model not in DETECTORS:
