@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from protolib import __version__
@@ -87,12 +88,18 @@ def _seed(text: str) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    """Ctrl-C prints one line saying what --out holds (exit 130), not a traceback."""
+    """Ctrl-C, or SIGTERM (``kill``, a scheduler's time limit), prints one line saying what --out
+    holds (exit 130), not a traceback; the run's staging folder is removed on the way out."""
+    signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         return _rank_run(args)
     except KeyboardInterrupt:
         print(_interrupted(args.out), file=sys.stderr, flush=True)
         return 130
+
+
+def _as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _interrupted(out: str) -> str:

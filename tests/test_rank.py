@@ -434,9 +434,9 @@ with claimed(Path(sys.argv[1])):
 
 #: the command line, with a Ctrl-C (a real SIGINT) arriving while the contact sheet is drawn
 INTERRUPTED_CLI = """
-import signal, sys
+import os, signal, sys
 import protolib.rank.app as app
-app.draw = lambda *args, **kwargs: signal.raise_signal(signal.SIGINT)
+app.draw = lambda *args, **kwargs: signal.raise_signal(getattr(signal, os.environ["RAISED"]))
 from protolib.cli import main
 sys.exit(main(["rank", *sys.argv[1:]]))
 """
@@ -515,8 +515,9 @@ def test_a_rerun_cut_short_while_moving_its_outputs_in_has_no_summary(folders, t
     assert sorted(os.listdir(out)) == ["atypical.csv", "coreset.csv", "coreset.json", "ranking.csv"]
 
 
+@pytest.mark.parametrize("raised", ["SIGINT", "SIGTERM"])  # Ctrl-C; kill or a scheduler's time limit
 @pytest.mark.parametrize("earlier", [False, True])
-def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, folders, tmp_path):
+def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, raised, folders, tmp_path):
     out = tmp_path / "out"
     if earlier:
         rank_folder(folders["with_broken"], out, M=3, image_size=SIZE, progress=False, log=None)
@@ -525,7 +526,7 @@ def test_ctrl_c_is_one_line_saying_what_out_holds_and_exit_130(earlier, folders,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "RAISED": raised},
     )
     assert run.returncode == 130 and "Traceback" not in run.stderr
     if earlier:
