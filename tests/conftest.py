@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from protolib import integrity
 from tests.helpers import REPO, Study, run_study, study_config
+
+
+@pytest.fixture(autouse=True)
+def no_study_in_use():
+    """A test that runs a job's stage in this process (protolib.job.run) leaves its study's
+    settings for the readers (integrity.use_study); a job process ends with its job, a test does not."""
+    yield
+    integrity.use_study(None)
 
 
 @pytest.fixture

@@ -953,9 +953,8 @@ def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
 # ----------------------------------------------------------------------------- the shared study
 @pytest.fixture
 def study_in_use():
-    """integrity.use_study as a job sets it, reset afterwards."""
-    yield integrity.use_study
-    integrity.use_study(None)
+    """integrity.use_study as a job sets it (conftest resets it after each test)."""
+    return integrity.use_study
 
 
 def test_every_intermediate_of_a_study_carries_a_digest_that_its_reader_checks(small_study, study_in_use):
