@@ -180,6 +180,8 @@ def _differences(recorded: Any, current: Any, key: str) -> list[str]:
         ]
     if _canonical([recorded]) == _canonical([current]):
         return []
+    if current is None or recorded is None:  # a whole block on one side only: named, not printed
+        return [f"{key}: {'in the file, not in the config' if current is None else 'in the config, not in the file'}"]
     return [f"{key}: {json.dumps(recorded, default=str)} in the file, {json.dumps(current, default=str)} in the config"]
 
 
