@@ -96,6 +96,8 @@ def _describe(error: jsonschema.ValidationError, overrides: set[str]) -> str:
         line = line[:MAX_MESSAGE] + " ... (shortened)"
     if top and top <= overrides:
         line += " (set by --config)"
+        if error.validator in ("type", "oneOf") and isinstance(error.instance, str) and error.absolute_path:
+            line += "; Snakemake reads a value nested in --config as text: set it in a second --configfile"
     return line
 
 

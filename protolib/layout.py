@@ -121,3 +121,29 @@ class Layout:
 
 def _job_stem(rule: str, wildcards: tuple[str, ...]) -> str:
     return os.path.join(rule, *(f"{{{w}}}" for w in wildcards))
+
+
+def top_level_names() -> frozenset[str]:
+    """The names a study's files and folders have directly under its results folder (a
+    folder of another name there, such as a second study's ``results/fashion_mnist``, is not
+    this study's)."""
+    layout = Layout("R")
+    paths = [
+        layout.evaluation,
+        layout.evaluation.removesuffix(".csv") + ".json",  # its description (protolib.integrity)
+        layout.transfer_evaluation,
+        layout.device_check,
+        layout.figures,
+        layout.tables,
+        layout.logs,
+        layout.benchmark("rule"),
+        layout.data(),
+        layout.split(),
+        *layout.feature_files(),
+        layout.scores(),
+        layout.subset("m", 1, 0),
+        layout.evaluation_file("m", 1, 0),
+        layout.transfer_full("n"),
+        layout.ablation("d", "m", "c"),
+    ]
+    return frozenset(p.split("/")[1] for p in paths)

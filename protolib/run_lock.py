@@ -21,6 +21,8 @@ import os
 import socket
 from pathlib import Path
 
+from protolib.layout import top_level_names
+
 #: the file a run locks in its results folder (removed when the run ends)
 LOCK_NAME = ".snakemake-run.lock"
 _HELD: dict[Path, int] = {}  # results folders this process holds: the Snakefile may be read twice
@@ -33,19 +35,37 @@ def lock_holding(results: str | os.PathLike[str], workdir: str | os.PathLike[str
     if not locks.is_dir():
         return None
     root = Path(workdir, results).resolve()
+    ours = top_level_names()  # a second study's folder inside this one's (results/fashion_mnist) is not ours
     for lock in sorted(locks.glob("*.lock")):
         try:
             lines = lock.read_text().splitlines()
         except OSError:
             continue
         for line in lines:
-            if line.strip() and root in Path(workdir, line.strip()).resolve().parents:
+            path = Path(workdir, line.strip()).resolve()
+            if line.strip() and root in path.parents and path.relative_to(root).parts[0] in ours:
                 return lock
     return None
 
 
-#: options of a snakemake command line that take or release no lock
+#: options of a snakemake command line that take or release no lock (they plan, list or draw)
 NO_LOCK_OPTIONS = {
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--d3dag",
+    "--list-target-rules",
+    "--lt",
+    "--list-changes",
+    "--lc",
+    "--list-input-changes",
+    "--li",
+    "--list-params-changes",
+    "--lp",
+    "--list-code-changes",
+    "--lv",
+    "--list-untracked",
+    "--lu",
     "--unlock",
     "--nolock",
     "--dry-run",
@@ -66,8 +86,8 @@ def locking_run(argv: list[str]) -> bool:
     for arg in argv:
         if arg in NO_LOCK_OPTIONS or arg.split("=", 1)[0] in NO_LOCK_OPTIONS:
             return False
-        if arg.startswith("-") and not arg.startswith("--") and "n" in arg[1:] and arg[1:].isalpha():
-            return False  # -n, -np: a dry run
+        if arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) & set("nSDl") and arg[1:].isalpha():
+            return False  # -n, -np: a dry run; -S, -D: summaries; -l: the rules
     return True
 
 

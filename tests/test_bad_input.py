@@ -179,6 +179,18 @@ def test_bad_config_is_one_message_naming_the_key(case, tmp_path):
     assert fragment in str(err.value)
 
 
+def test_a_number_nested_in_config_overrides_points_to_a_second_configfile(tmp_path):
+    """--config 'datasets={digits: {candidates: 20}}': Snakemake hands the 20 over as the text '20'."""
+    config = base(tmp_path)
+    config["datasets"]["digits"]["candidates"] = "20"
+    with pytest.raises(ConfigError) as err:
+        validate(config, "--config", overrides={"datasets"})
+    assert (
+        "datasets.digits.candidates: '20' is not of type 'integer' (set by --config); Snakemake reads a value "
+        "nested in --config as text: set it in a second --configfile"
+    ) in str(err.value)
+
+
 def test_a_results_folder_under_home_is_expanded(tmp_path, monkeypatch):
     """Snakemake writes paths as given: `~/r` would be a folder named `~` in the working directory."""
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -929,7 +941,7 @@ def test_a_run_from_another_working_directory_on_a_held_results_folder_says_so(t
 def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
     """Snakemake's IncompleteFilesException advised --rerun-incomplete (which would rerun the
     other run's jobs under it); the lock that other run keeps names the folder it holds."""
-    from protolib.run_lock import lock_holding
+    from protolib.run_lock import lock_holding, locking_run
 
     config = base(tmp_path)
     path = write_config(tmp_path / "study.yaml", config)
@@ -938,6 +950,8 @@ def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
     assert lock_holding(config["results"], workdir) is None
     lock = workdir / ".snakemake" / "locks" / "0.output.lock"
     lock.write_text(f"{tmp_path / 'elsewhere' / 'x.json'}\n")  # another study's run: not this folder
+    assert lock_holding(config["results"], workdir) is None
+    lock.write_text(f"{config['results']}/fashion_mnist/splits/fashion_mnist/3.json\n")  # a study inside this one's
     assert lock_holding(config["results"], workdir) is None
     lock.write_text(f"{config['results']}/splits/digits/3.json\n")
     assert lock_holding(config["results"], workdir) == lock
@@ -948,6 +962,9 @@ def test_a_second_run_on_a_held_results_folder_says_so(tmp_path):
     assert (
         snakemake("-n", "--cores", "1", "--configfile", str(path), workdir=workdir).returncode == 0
     )  # a dry run looks
+    for looking in (["-n"], ["-np"], ["-S"], ["-l"], ["--dag"], ["--rulegraph"], ["--list-changes", "params"]):
+        assert not locking_run(["--cores", "1", *looking]), looking  # Snakemake takes no lock for these
+    assert locking_run(["--cores", "1", "-p"]) and locking_run(["--cores", "2", "table1"])
 
 
 # ----------------------------------------------------------------------------- the shared study
