@@ -81,6 +81,14 @@ def provenance(config: dict[str, Any], dataset: str | None = None, model: str | 
     return out
 
 
+def feature_provenance(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """What a feature cache depends on: the seed, the dataset and the model's frozen-backbone
+    settings, not its detector's (a changed ``k``, or a second model sharing the cache, does not
+    recompute it)."""
+    model_cfg = config["models"][model]
+    return {**provenance(config, dataset), "features": {k: model_cfg.get(k, v) for k, v in FEATURE_DEFAULTS.items()}}
+
+
 def selection_provenance(config: dict[str, Any], dataset: str, model: str, method: str) -> dict[str, Any]:
     """What one method's subsets depend on: the run's settings and the method's own."""
     return {**provenance(config, dataset, model), "selection": {method: config["selection"].get(method, {})}}
@@ -249,7 +257,7 @@ def make_features(
             "dataset": dataset,
             "feature_key": feature_key(model_cfg),
             **integrity.features_description(features),
-            "config": settings or provenance(config, dataset, model),
+            "config": settings or feature_provenance(config, dataset, model),
         },
         integrity.made_from(data=data_path),
     )

@@ -243,3 +243,15 @@ def test_a_changed_transfer_target_setting_reruns_the_transfer_jobs(tmp_path):
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", text[text.index("Job stats") :], re.M))
     assert jobs.get("transfer_k2_to_k5") == "1", jobs
     assert "select_greedy" not in jobs and "features" not in jobs, jobs
+
+
+def test_a_changed_k_rescores_without_recomputing_the_feature_cache(small_study, tmp_path):
+    """The cache depends on the frozen backbone's settings, not the detector's k (on a ResNet,
+    recomputing it would cost GPU hours, and every model sharing it would rerun too)."""
+    changed = write_config(tmp_path / "k3.yaml", {"models": {"knn": {**small_study.config["models"]["knn"], "k": 3}}})
+    out = snakemake(
+        "-n", "--cores", "1", "--configfile", str(small_study.path), str(changed), workdir=small_study.workdir
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = {line.split()[0] for line in out.stdout.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)}
+    assert "score_chunk" in jobs and "features" not in jobs, jobs

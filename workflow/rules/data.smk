@@ -62,6 +62,6 @@ rule features:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         model=lambda w: FEATURE_MODELS[w.fkey],
-        settings=lambda w: pl.provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),
+        settings=lambda w: pl.feature_provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),
     script:
         "../../scripts/features.py"
