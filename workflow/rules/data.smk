@@ -62,6 +62,8 @@ rule features:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
     params:
         model=lambda w: FEATURE_MODELS[w.fkey],
-        settings=lambda w: pl.feature_provenance(config, w.dataset, FEATURE_MODELS[w.fkey]),
+        settings=lambda w: pl.feature_provenance(
+            config, w.dataset, FEATURE_MODELS[w.fkey]
+        ),
     script:
         "../../scripts/features.py"
